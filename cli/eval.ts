@@ -1,0 +1,3 @@
+import type { Command } from 'commander';
+// placeholder until the eval command lands
+export function registerEval(_program: Command): void {}

@@ -1,0 +1,54 @@
+/**
+ * The `biokiosk` command line. Every command has --help; scripts use --json.
+ * Exit codes: 0 success, 2 bad usage or bad input (one line naming what was wrong), 1 internal failure.
+ */
+import { Command, CommanderError } from 'commander';
+import { isBiokioskError } from '../protocol/errors.ts';
+import { registerExtract } from './extract.ts';
+import { registerMatch } from './match.ts';
+import { registerEval } from './eval.ts';
+
+export const EXIT_OK = 0;
+export const EXIT_INTERNAL = 1;
+export const EXIT_INPUT = 2;
+
+export function buildProgram(): Command {
+  const program = new Command('biokiosk')
+    .description('Biometric kiosk runtime: extract and match templates, attest, relay, verify, provision.')
+    .version(process.env['npm_package_version'] ?? '0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerExtract(program);
+  registerMatch(program);
+  registerEval(program);
+  for (const c of program.commands) c.exitOverride();
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT_OK;
+  } catch (e) {
+    return reportError(e, argv.includes('--json'));
+  }
+}
+
+function reportError(e: unknown, json: boolean): number {
+  if (e instanceof CommanderError) {
+    // --help and --version end through here with exit code 0.
+    if (e.exitCode === 0) return EXIT_OK;
+    return EXIT_INPUT;
+  }
+  if (isBiokioskError(e)) {
+    if (json) process.stdout.write(JSON.stringify({ ok: false, error: e.toJSON() }) + '\n');
+    process.stderr.write(`biokiosk: ${e.code}: ${e.message}\n`);
+    return e.kind === 'input' ? EXIT_INPUT : EXIT_INTERNAL;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'Internal', message: err.message } }) + '\n');
+  process.stderr.write(`biokiosk: internal error: ${err.stack ?? err.message}\n`);
+  return EXIT_INTERNAL;
+}

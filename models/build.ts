@@ -1,0 +1,88 @@
+/**
+ * `npm run models`: rebuilds every ONNX file from its source and rewrites models/manifest.json.
+ * Reproducible: the same sources give the same bytes (checked by test/models-build.test.ts).
+ * With --check it writes nothing and fails if any file on disk differs from what it would build.
+ */
+import { createHash } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { convertFaceNet, FACE_NETS, faceApiDir, faceApiVersion, SOURCE_PACKAGE } from './face/convert.ts';
+
+export const MODELS_DIR = dirname(fileURLToPath(import.meta.url));
+export const MANIFEST_PATH = join(MODELS_DIR, 'manifest.json');
+
+export interface ManifestEntry {
+  file: string;
+  sha256: string;
+  bytes: number;
+  modality: 'face' | 'fingerprint' | 'iris';
+  source: { package: string; version: string; files: Array<{ path: string; sha256: string }> };
+  inputs: Record<string, Array<number | string>>;
+  outputs: Record<string, Array<number | string>>;
+  description: string;
+}
+
+export interface Manifest {
+  format: 'biokiosk-models/1';
+  models: Record<string, ManifestEntry>;
+}
+
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+export async function buildAll(): Promise<{ manifest: Manifest; files: Map<string, Uint8Array> }> {
+  const models: Record<string, ManifestEntry> = {};
+  const files = new Map<string, Uint8Array>();
+  for (const spec of FACE_NETS) {
+    const bytes = await convertFaceNet(spec);
+    const file = `face/${spec.name}.onnx`;
+    const manifestJson = await readFile(join(faceApiDir(), 'model', spec.sourceManifest));
+    const shards = (JSON.parse(manifestJson.toString()) as Array<{ paths: string[] }>).flatMap((g) => g.paths);
+    const sourceFiles = [{ path: `model/${spec.sourceManifest}`, sha256: sha256(manifestJson) }];
+    for (const s of shards) sourceFiles.push({ path: `model/${s}`, sha256: sha256(await readFile(join(faceApiDir(), 'model', s))) });
+    files.set(file, bytes);
+    models[spec.name] = {
+      file,
+      sha256: sha256(bytes),
+      bytes: bytes.length,
+      modality: 'face',
+      source: { package: SOURCE_PACKAGE, version: faceApiVersion(), files: sourceFiles },
+      inputs: spec.inputs,
+      outputs: spec.outputs,
+      description: spec.description,
+    };
+  }
+  return { manifest: { format: 'biokiosk-models/1', models }, files };
+}
+
+async function main(): Promise<void> {
+  const check = process.argv.includes('--check');
+  const { manifest, files } = await buildAll();
+  let differences = 0;
+  for (const [file, bytes] of files) {
+    const path = join(MODELS_DIR, file);
+    if (check) {
+      const onDisk = await readFile(path).catch(() => null);
+      const same = onDisk !== null && sha256(onDisk) === sha256(bytes);
+      if (!same) differences++;
+      console.log(`${same ? 'same' : 'DIFFERS'}  ${relative(process.cwd(), path)}  ${sha256(bytes)}`);
+    } else {
+      await writeFile(path, bytes);
+      console.log(`wrote ${relative(process.cwd(), path)}  ${bytes.length} bytes  sha256 ${sha256(bytes)}`);
+    }
+  }
+  const manifestText = JSON.stringify(manifest, null, 2) + '\n';
+  if (check) {
+    const onDisk = await readFile(MANIFEST_PATH, 'utf8').catch(() => '');
+    if (onDisk !== manifestText) differences++;
+    console.log(`${onDisk === manifestText ? 'same' : 'DIFFERS'}  ${relative(process.cwd(), MANIFEST_PATH)}`);
+    if (differences > 0) process.exit(1);
+  } else {
+    await writeFile(MANIFEST_PATH, manifestText);
+    console.log(`wrote ${relative(process.cwd(), MANIFEST_PATH)}`);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await main();
+}

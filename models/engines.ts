@@ -1,0 +1,21 @@
+/** One place to get the engine of a modality by name (CLI, evaluation, verifier). */
+import { UsageError } from '../protocol/errors.ts';
+import type { ModalityEngine, ModalityName } from './modality.ts';
+
+export const MODALITIES: readonly ModalityName[] = ['face', 'fingerprint', 'iris'];
+
+export function parseModality(value: string): ModalityName {
+  if ((MODALITIES as readonly string[]).includes(value)) return value as ModalityName;
+  throw new UsageError(`unknown modality "${value}" (expected one of: ${MODALITIES.join(', ')})`);
+}
+
+export async function createEngine(name: ModalityName, options: Record<string, unknown> = {}): Promise<ModalityEngine> {
+  switch (name) {
+    case 'face': {
+      const { FaceEngine } = await import('./face/engine.ts');
+      return FaceEngine.create(options);
+    }
+    default:
+      throw new UsageError(`modality "${name}" is not available yet in this build (available: face)`);
+  }
+}

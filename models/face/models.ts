@@ -1,0 +1,63 @@
+/**
+ * Loads the face nets listed in models/manifest.json, refusing any file whose sha256 differs from the manifest
+ * (a template names the model that made it, so the file must be exactly that model).
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { BiokioskError } from '../../protocol/errors.ts';
+
+export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface LoadedNet {
+  name: string;
+  sha256: string;
+  session: ort.InferenceSession;
+}
+
+interface ManifestFile {
+  models: Record<string, { file: string; sha256: string }>;
+}
+
+export async function readManifest(modelsDir = MODELS_DIR): Promise<ManifestFile> {
+  const path = join(modelsDir, 'manifest.json');
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as ManifestFile;
+  } catch (e) {
+    throw new BiokioskError('ModelMissing', `cannot read the model manifest ${path}; run \`npm run models\``, { kind: 'internal', cause: e });
+  }
+}
+
+export async function loadNet(name: string, options: { modelsDir?: string; threads?: number } = {}): Promise<LoadedNet> {
+  const modelsDir = options.modelsDir ?? MODELS_DIR;
+  const entry = (await readManifest(modelsDir)).models[name];
+  if (!entry) throw new BiokioskError('ModelMissing', `model ${name} is not in ${join(modelsDir, 'manifest.json')}`, { kind: 'internal' });
+  const path = join(modelsDir, entry.file);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new BiokioskError('ModelMissing', `cannot read model file ${path}; run \`npm run models\``, { kind: 'internal', cause: e });
+  }
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  if (sha256 !== entry.sha256) {
+    throw new BiokioskError('ModelTampered', `model file ${path} has sha256 ${sha256}, the manifest says ${entry.sha256}`, { kind: 'internal' });
+  }
+  const session = await ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: options.threads ?? 0,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  return { name, sha256, session };
+}
+
+/** Runs a single-input, single-output net on NHWC float pixels. */
+export async function runNet(net: LoadedNet, pixels: Float32Array, height: number, width: number): Promise<{ data: Float32Array; dims: readonly number[] }> {
+  const input = new ort.Tensor('float32', pixels, [1, height, width, 3]);
+  const out = await net.session.run({ [net.session.inputNames[0]!]: input });
+  const t = out[net.session.outputNames[0]!]!;
+  return { data: t.data as Float32Array, dims: t.dims };
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Makes sure the system tools the test suite drives for real are installed (Debian packages), installing the
+// missing ones with apt-get when running as root. Fails loudly otherwise: tests never skip for a missing tool.
+import { execFileSync, spawnSync } from 'node:child_process';
+
+/** command on PATH -> Debian package that provides it */
+const REQUIRED = {
+  ffmpeg: 'ffmpeg',
+};
+
+function has(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+const missing = Object.entries(REQUIRED).filter(([cmd]) => !has(cmd));
+if (missing.length > 0) {
+  const pkgs = [...new Set(missing.map(([, pkg]) => pkg))];
+  if (process.getuid?.() !== 0) {
+    console.error(`test-env: missing ${missing.map(([c]) => c).join(', ')}; install the Debian packages: apt-get install ${pkgs.join(' ')}`);
+    process.exit(1);
+  }
+  console.error(`test-env: installing ${pkgs.join(' ')} with apt-get ...`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], { stdio: 'inherit', env });
+  const still = missing.filter(([cmd]) => !has(cmd));
+  if (still.length > 0) {
+    console.error(`test-env: still missing after install: ${still.map(([c]) => c).join(', ')}`);
+    process.exit(1);
+  }
+}
+console.error('test-env: system tools present: ' + Object.keys(REQUIRED).join(', '));
