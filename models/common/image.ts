@@ -43,7 +43,8 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
     input = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true });
     let meta: sharp.Metadata;
     try {
-      meta = await input.metadata();
+      // Header only: the pixel limit is checked below, with the image's size in the message.
+      meta = await sharp(bytes, { limitInputPixels: false }).metadata();
     } catch (e) {
       throw describeSharpError(e);
     }

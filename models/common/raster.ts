@@ -49,6 +49,69 @@ function pixel(data: Uint8Array, w: number, h: number, ch: number, x: number, y:
   return data[(y * w + x) * ch + k]!;
 }
 
+/**
+ * Crop-and-resize without rotation: the special case of warpAffineToFloat for a scaleTranslate matrix, separable,
+ * with per-column and per-row tables (several times faster; same samples up to float rounding).
+ */
+export function resizeToFloat(src: Raster, width: number, height: number, m: Affine): Float32Array {
+  const [a, b, c, d, e, f] = m;
+  if (b !== 0 || d !== 0) return warpAffineToFloat(src, width, height, m);
+  const ch = src.channels;
+  const { data, width: sw, height: sh } = src;
+  const cols = axisTable(width, a, c, sw);
+  const rows = axisTable(height, e, f, sh);
+  const out = new Float32Array(width * height * ch);
+  for (let y = 0; y < height; y++) {
+    const r0 = rows.i0[y]!;
+    const r1 = rows.i1[y]!;
+    if (r0 < 0 && r1 < 0) continue; // wholly outside: stays black
+    const wy1 = rows.w1[y]!;
+    const wy0 = rows.w0[y]!;
+    // A row outside the source contributes black: point it at row 0 with weight 0.
+    const row0 = (r0 < 0 ? 0 : r0) * sw;
+    const row1 = (r1 < 0 ? 0 : r1) * sw;
+    const v0 = r0 < 0 ? 0 : wy0;
+    const v1 = r1 < 0 ? 0 : wy1;
+    let o = y * width * ch;
+    for (let x = 0; x < width; x++, o += ch) {
+      const c0 = cols.i0[x]!;
+      const c1 = cols.i1[x]!;
+      if (c0 < 0 && c1 < 0) continue;
+      const u0 = c0 < 0 ? 0 : cols.w0[x]!;
+      const u1 = c1 < 0 ? 0 : cols.w1[x]!;
+      const a00 = (row0 + (c0 < 0 ? 0 : c0)) * ch;
+      const a10 = (row0 + (c1 < 0 ? 0 : c1)) * ch;
+      const a01 = (row1 + (c0 < 0 ? 0 : c0)) * ch;
+      const a11 = (row1 + (c1 < 0 ? 0 : c1)) * ch;
+      const w00 = u0 * v0;
+      const w10 = u1 * v0;
+      const w01 = u0 * v1;
+      const w11 = u1 * v1;
+      for (let k = 0; k < ch; k++) {
+        out[o + k] = data[a00 + k]! * w00 + data[a10 + k]! * w10 + data[a01 + k]! * w01 + data[a11 + k]! * w11;
+      }
+    }
+  }
+  return out;
+}
+
+function axisTable(n: number, scale: number, offset: number, limit: number): { i0: Int32Array; i1: Int32Array; w0: Float32Array; w1: Float32Array } {
+  const i0 = new Int32Array(n);
+  const i1 = new Int32Array(n);
+  const w0 = new Float32Array(n);
+  const w1 = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const s = scale * i + offset;
+    const f = Math.floor(s);
+    const t = s - f;
+    i0[i] = f >= 0 && f < limit ? f : -1;
+    i1[i] = f + 1 >= 0 && f + 1 < limit ? f + 1 : -1;
+    w0[i] = 1 - t;
+    w1[i] = t;
+  }
+  return { i0, i1, w0, w1 };
+}
+
 /** The affine that maps destination (x, y) to source (x / scale + ox, y / scale + oy): crop-and-resize. */
 export function scaleTranslate(scale: number, ox: number, oy: number): Affine {
   // Pixel centres: destination centre (x + 0.5) corresponds to source centre (sx + 0.5).

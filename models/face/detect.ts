@@ -2,7 +2,7 @@
  * Face detection stage: prepares the tiny detector's letterboxed input and decodes its grid output into boxes
  * (pure functions; the ONNX session is run by the pipeline).
  */
-import { scaleTranslate, warpAffineToFloat, type Raster } from '../common/raster.ts';
+import { resizeToFloat, scaleTranslate, type Raster } from '../common/raster.ts';
 
 /** The tiny detector's anchors, in grid cells (from face-api's TinyFaceDetector). */
 const ANCHORS: Array<[number, number]> = [
@@ -35,7 +35,7 @@ export interface DetectorInput {
  */
 export function detectorInput(img: Raster, size: number): DetectorInput {
   const scale = size / Math.max(img.width, img.height);
-  return { pixels: warpAffineToFloat(img, size, size, scaleTranslate(scale, 0, 0)), size, scale };
+  return { pixels: resizeToFloat(img, size, size, scaleTranslate(scale, 0, 0)), size, scale };
 }
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));

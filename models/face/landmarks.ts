@@ -2,7 +2,7 @@
  * Landmark stage: a square crop around the detected face, resized to the landmark net's 112x112 input, and the
  * mapping of its 68 outputs back to image pixels.
  */
-import { scaleTranslate, warpAffineToFloat, type Raster } from '../common/raster.ts';
+import { resizeToFloat, scaleTranslate, type Raster } from '../common/raster.ts';
 import type { FaceBox } from './detect.ts';
 
 export const LANDMARK_INPUT = 112;
@@ -26,7 +26,7 @@ export function landmarkCrop(img: Raster, box: FaceBox): LandmarkCrop {
   const left = box.x + box.width / 2 - side / 2;
   const top = box.y + box.height / 2 - side / 2;
   const scale = LANDMARK_INPUT / side;
-  return { pixels: warpAffineToFloat(img, LANDMARK_INPUT, LANDMARK_INPUT, scaleTranslate(scale, left, top)), left, top, side };
+  return { pixels: resizeToFloat(img, LANDMARK_INPUT, LANDMARK_INPUT, scaleTranslate(scale, left, top)), left, top, side };
 }
 
 export function landmarksToImage(out: Float32Array, crop: LandmarkCrop): Point[] {

@@ -1,0 +1,72 @@
+/**
+ * `npm run bench`: runs the benchmarks and prints a Markdown report; `npm run bench -- --record` also appends it
+ * to BENCHMARKS.md with the date, the machine and the command.
+ *
+ * Face extraction: a 640x480 frame with one face, median of >= 50 runs after warm-up, model load, peak RSS, and,
+ * side by side in the same run, face-api on TF.js WASM with the same nets on the same frame (ratio of medians).
+ */
+import { execFile } from 'node:child_process';
+import { appendFile, mkdtemp, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import sharp from 'sharp';
+import { FACE_API_DIR } from '../test/helpers/fixtures.ts';
+
+const run = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..');
+const runs = Number(process.env['BENCH_RUNS'] ?? 60);
+
+function stats(times: number[]): { median: number; p90: number; min: number } {
+  const s = [...times].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)]!, p90: s[Math.floor(s.length * 0.9)]!, min: s[0]! };
+}
+
+async function worker(side: string, frame: string): Promise<Record<string, any>> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'face-worker.ts'), side, frame, String(runs)], { cwd: ROOT, maxBuffer: 1 << 24 });
+  return JSON.parse(stdout.trim().split('\n').pop()!);
+}
+
+/** The benchmark frame: 640x480 around the one face of face-api's sample2.jpg, saved as a JPEG. */
+async function makeFrame(dir: string): Promise<string> {
+  const path = join(dir, 'frame-640x480.jpg');
+  const upright = sharp(join(FACE_API_DIR, 'demo', 'sample2.jpg')).rotate();
+  const buf = await upright.toBuffer();
+  await sharp(buf).extract({ left: 1020, top: 0, width: 900, height: 675 }).resize(640, 480).jpeg({ quality: 90 }).toFile(path);
+  return path;
+}
+
+const dir = await mkdtemp(join(os.tmpdir(), 'bk-bench-'));
+const frame = await makeFrame(dir);
+const ours = await worker('ours', frame);
+const peer = await worker('face-api', frame);
+const o = stats(ours['times']);
+const p = stats(peer['times']);
+const cpu = os.cpus()[0]?.model ?? 'unknown cpu';
+const date = new Date().toISOString().slice(0, 10);
+const f = (v: number) => v.toFixed(1);
+const report = `
+## ${date}: face extraction (issue 2)
+
+- Machine: ${cpu}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}
+- Command: \`npm run bench\` (BENCH_RUNS=${runs}); frame: 640x480 JPEG, one face (cut from face-api's demo/sample2.jpg)
+
+| measure | ours (onnxruntime-node) | face-api on tfjs-wasm | goal |
+| --- | --- | --- | --- |
+| extraction, median of ${runs} after 5 warm-up (decode + detect + landmarks + align + embed) | ${f(o.median)} ms | ${f(p.median)} ms | <= 35 ms |
+| extraction p90 / min | ${f(o.p90)} / ${f(o.min)} ms | ${f(p.p90)} / ${f(p.min)} ms | |
+| speed-up, ratio of medians | **${(p.median / o.median).toFixed(2)}x** | 1x | >= 3x |
+| model load | ${f(ours['load'])} ms | ${f(peer['load'])} ms (backend init included) | <= 500 ms |
+| peak RSS of the process | ${f(ours['peakRssMb'])} MB | ${f(peer['peakRssMb'])} MB | <= 300 MB |
+
+Our stage medians: ${Object.entries(ours['stageMedians'] as Record<string, number>).map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(', ')}.
+face-api backend: ${peer['backend']} (SIMD ${peer['wasmFeatures']?.simd}, threads ${peer['wasmFeatures']?.threads}).
+`;
+process.stdout.write(report);
+if (process.argv.includes('--record')) {
+  const path = join(ROOT, 'BENCHMARKS.md');
+  const existing = await readFile(path, 'utf8').catch(() => '# Benchmarks\n\nEach section: date, machine, command, figures. Rerun with `npm run bench`; `npm run bench -- --record` appends a section.\n');
+  if (!existing.includes('# Benchmarks')) throw new Error('BENCHMARKS.md has no title');
+  await appendFile(path, existing.length && !(await readFile(path).catch(() => null)) ? existing + report : report);
+  process.stdout.write(`\nappended to ${path}\n`);
+}
