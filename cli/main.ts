@@ -7,6 +7,7 @@ import { isBiokioskError } from '../protocol/errors.ts';
 import { registerExtract } from './extract.ts';
 import { registerMatch } from './match.ts';
 import { registerEval } from './eval.ts';
+import { registerSynth } from './synth.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerExtract(program);
   registerMatch(program);
   registerEval(program);
+  registerSynth(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
