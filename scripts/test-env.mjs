@@ -6,10 +6,12 @@ import { execFileSync, spawnSync } from 'node:child_process';
 /** command on PATH -> Debian package that provides it */
 const REQUIRED = {
   ffmpeg: 'ffmpeg',
+  mosquitto: 'mosquitto',
 };
 
+// Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.
 function has(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  return spawnSync('sh', ['-c', `PATH="$PATH:/usr/sbin:/sbin" command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
 const missing = Object.entries(REQUIRED).filter(([cmd]) => !has(cmd));

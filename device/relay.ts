@@ -1,0 +1,158 @@
+/**
+ * The kiosk's MQTT relay: drains the durable outbox to the broker (QoS 1) and removes an attestation only when
+ * its verdict arrives and verifies. Survives broker restarts (mqtt.js reconnects; everything unacknowledged is
+ * resent from the outbox) and process death (the outbox is on disk). MQTT 5 where the broker has it (response
+ * topic and correlation data on each attestation); on 3.1.1 the correlation id travels in the payload only.
+ */
+import { EventEmitter } from 'node:events';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Outbox } from './outbox.ts';
+
+export interface VerdictInfo {
+  attId: string;
+  attHash: string;
+  decision: string;
+  [key: string]: unknown;
+}
+
+export interface RelayTopics {
+  attestations: string;
+  verdicts: string;
+  status: string;
+}
+
+export interface RelayOptions {
+  brokerUrl: string;
+  clientId: string;
+  topics: RelayTopics;
+  outbox: Outbox;
+  /** Verifies a verdict message and says which attestation it answers; throws when it is not to be trusted. */
+  verifyVerdict: (payload: Buffer) => Promise<VerdictInfo>;
+  /** The hash the verdict must name for this outbox entry (the attestation's SHA-256, base64url). */
+  expectedHash: (payload: Buffer) => string;
+  protocolVersion?: 4 | 5;
+  /** Attestations published but not yet answered, at most. */
+  maxInFlight?: number;
+  pumpIntervalMs?: number;
+  mqtt?: Partial<IClientOptions>;
+}
+
+export interface RelayEvents {
+  verdict: [VerdictInfo];
+  rejectedVerdict: [{ reason: string }];
+  connected: [];
+  offline: [];
+}
+
+export class Relay extends EventEmitter<RelayEvents> {
+  private client: MqttClient | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly inFlight = new Set<string>();
+  private pumping = false;
+  private stopped = false;
+  readonly stats = { published: 0, republished: 0, verdicts: 0, badVerdicts: 0, unknownVerdicts: 0 };
+
+  constructor(private readonly o: RelayOptions) {
+    super();
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  start(): void {
+    const v = this.o.protocolVersion ?? 5;
+    const client = mqtt.connect(this.o.brokerUrl, {
+      clientId: this.o.clientId,
+      protocolVersion: v,
+      clean: true,
+      reconnectPeriod: 500,
+      connectTimeout: 5000,
+      keepalive: 15,
+      will: { topic: this.o.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', ueid: this.o.clientId })), qos: 1, retain: true },
+      ...this.o.mqtt,
+    });
+    this.client = client;
+    client.on('connect', () => {
+      client.subscribe(this.o.topics.verdicts, { qos: 1 });
+      client.publish(this.o.topics.status, JSON.stringify({ state: 'online', ueid: this.o.clientId, at: Date.now() }), { qos: 1, retain: true });
+      // Whatever was in flight before the connection dropped may be lost: everything unanswered is due again.
+      this.inFlight.clear();
+      this.o.outbox.retryAllNow();
+      this.emit('connected');
+      void this.pump();
+    });
+    client.on('offline', () => this.emit('offline'));
+    client.on('error', () => {
+      /* reconnects by itself; the outbox keeps everything */
+    });
+    client.on('message', (_topic, payload) => void this.onVerdict(payload));
+    this.timer = setInterval(() => void this.pump(), this.o.pumpIntervalMs ?? 50);
+  }
+
+  /** Call after enqueueing, to send without waiting for the next tick. */
+  nudge(): void {
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    const client = this.client;
+    if (this.pumping || this.stopped || !client?.connected) return;
+    this.pumping = true;
+    try {
+      const room = (this.o.maxInFlight ?? 256) - this.inFlight.size;
+      if (room <= 0) return;
+      const now = Date.now();
+      for (const e of this.o.outbox.due(now, room)) {
+        if (!client.connected) break;
+        if (this.inFlight.has(e.attId)) this.stats.republished++;
+        this.inFlight.add(e.attId);
+        this.o.outbox.attempted(e.attId, now, e.attempts > 0 ? 'no verdict yet' : null);
+        const props = (this.o.protocolVersion ?? 5) === 5 ? { properties: { responseTopic: this.o.topics.verdicts, correlationData: Buffer.from(e.attId) } } : {};
+        client.publish(this.o.topics.attestations, e.payload, { qos: 1, ...props });
+        this.stats.published++;
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async onVerdict(payload: Buffer): Promise<void> {
+    let v: VerdictInfo;
+    try {
+      v = await this.o.verifyVerdict(payload);
+    } catch (e) {
+      this.stats.badVerdicts++;
+      this.emit('rejectedVerdict', { reason: e instanceof Error ? e.message : String(e) });
+      return;
+    }
+    const entry = this.o.outbox.get(v.attId);
+    if (!entry) {
+      // A second copy of a verdict already taken: nothing to do.
+      this.stats.unknownVerdicts++;
+      return;
+    }
+    if (this.o.expectedHash(entry.payload) !== v.attHash) {
+      this.stats.badVerdicts++;
+      this.emit('rejectedVerdict', { reason: `verdict for ${v.attId} names another attestation hash` });
+      return;
+    }
+    this.o.outbox.acknowledge(v.attId);
+    this.inFlight.delete(v.attId);
+    this.stats.verdicts++;
+    this.emit('verdict', v);
+    void this.pump();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    const client = this.client;
+    if (client) {
+      if (client.connected) {
+        await new Promise<void>((resolve) => client.publish(this.o.topics.status, JSON.stringify({ state: 'offline', ueid: this.o.clientId, at: Date.now() }), { qos: 1, retain: true }, () => resolve()));
+      }
+      await client.endAsync();
+    }
+  }
+}

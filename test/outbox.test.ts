@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../models/common/prng.ts';
+import { backoffDelay, Outbox, OutboxFullError } from '../device/outbox.ts';
+
+const tmp = () => mkdtemp(join(tmpdir(), 'bk-outbox-'));
+
+describe('durable outbox', () => {
+  it('keeps entries until acknowledged, is idempotent per attestation id, and survives reopening', async () => {
+    const path = join(await tmp(), 'outbox.db');
+    const a = new Outbox(path);
+    expect(a.enqueue('att-1', 1, Buffer.from('one'), 1000)).toBe(true);
+    expect(a.enqueue('att-2', 2, Buffer.from('two'), 1000)).toBe(true);
+    expect(a.enqueue('att-1', 1, Buffer.from('one'), 1000)).toBe(false);
+    expect(a.size).toEqual({ entries: 2, bytes: 6 });
+    expect(a.due(1000).map((e) => e.attId)).toEqual(['att-1', 'att-2']);
+    a.close();
+    const b = new Outbox(path);
+    expect(b.size).toEqual({ entries: 2, bytes: 6 });
+    expect(b.acknowledge('att-1')).toBe(true);
+    expect(b.acknowledge('att-1')).toBe(false);
+    expect(b.all().map((e) => e.payload.toString())).toEqual(['two']);
+    b.close();
+  });
+
+  it('backs off with jitter after each attempt, and can make everything due again', async () => {
+    const box = new Outbox(join(await tmp(), 'o.db'), { backoff: { baseMs: 100, maxMs: 1000 }, random: mulberry32(7) });
+    box.enqueue('a', 1, Buffer.from('x'), 0);
+    const delays: number[] = [];
+    let now = 0;
+    for (let i = 0; i < 8; i++) {
+      const next = box.attempted('a', now, 'no verdict yet');
+      delays.push(next - now);
+      now = next;
+    }
+    for (const [i, d] of delays.entries()) {
+      const cap = Math.min(1000, 100 * 2 ** i);
+      expect(d).toBeGreaterThanOrEqual(0.1 * cap);
+      expect(d).toBeLessThanOrEqual(cap);
+    }
+    expect(box.get('a')!.attempts).toBe(8);
+    expect(box.get('a')!.lastError).toBe('no verdict yet');
+    expect(box.due(now - 1)).toHaveLength(0);
+    box.retryAllNow(now - 1);
+    expect(box.due(now - 1)).toHaveLength(1);
+    box.close();
+  });
+
+  it('refuses new entries when full, raising the alarm, and accepts again once drained', async () => {
+    const alarms: string[] = [];
+    const box = new Outbox(join(await tmp(), 'o.db'), { maxEntries: 10, onAlarm: (a) => alarms.push(a.level) });
+    for (let i = 0; i < 10; i++) box.enqueue(`a${i}`, i, Buffer.from('x'));
+    expect(alarms).toEqual(['warning']);
+    expect(() => box.enqueue('a10', 10, Buffer.from('x'))).toThrow(OutboxFullError);
+    expect(alarms).toEqual(['warning', 'full']);
+    box.acknowledge('a0');
+    expect(box.enqueue('a10', 10, Buffer.from('x'))).toBe(true);
+    box.close();
+  });
+
+  it('loses nothing that enqueue returned for when the process is killed with SIGKILL', async () => {
+    const path = join(await tmp(), 'killed.db');
+    // A child enqueues as fast as it can and prints each id once enqueue has returned; we SIGKILL it mid-stream.
+    const script = `
+      import { Outbox } from ${JSON.stringify(join(import.meta.dirname, '..', 'device', 'outbox.ts'))};
+      const box = new Outbox(${JSON.stringify(path)});
+      for (let i = 0; ; i++) { box.enqueue('att-' + i, i, Buffer.alloc(200, i % 256)); process.stdout.write(i + '\\n'); }
+    `;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let acknowledged = -1;
+    let buf = '';
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const lines = buf.split('\n');
+        buf = lines.pop()!;
+        for (const l of lines) acknowledged = Number(l);
+        if (acknowledged >= 300 && !child.killed) child.kill('SIGKILL');
+      });
+      child.on('exit', () => resolve());
+    });
+    const box = new Outbox(path);
+    const ids = new Set(box.all().map((e) => e.attId));
+    for (let i = 0; i <= acknowledged; i++) expect(ids.has(`att-${i}`), `att-${i}`).toBe(true);
+    box.close();
+  });
+
+  it('backoffDelay stays within [10%, 100%] of the exponential cap', () => {
+    const r = mulberry32(1);
+    for (let n = 1; n < 20; n++) {
+      const d = backoffDelay(n, { baseMs: 500, maxMs: 60_000 }, r);
+      const cap = Math.min(60_000, 500 * 2 ** (n - 1));
+      expect(d).toBeGreaterThanOrEqual(Math.floor(0.1 * cap));
+      expect(d).toBeLessThanOrEqual(cap);
+    }
+  });
+});

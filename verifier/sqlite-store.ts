@@ -1,0 +1,134 @@
+/** The verifier's default store: one SQLite file, WAL, synchronous=FULL. */
+import Database from 'better-sqlite3';
+import type { JWK } from 'jose';
+import type { DeviceRecord, GalleryEntry, NonceCheck, SeqCheck, StoredVerdict, VerifierStore } from './store.ts';
+
+export class SqliteVerifierStore implements VerifierStore {
+  readonly db: Database.Database;
+  private readonly s: Record<string, Database.Statement>;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS devices (
+        ueid TEXT PRIMARY KEY, kid TEXT NOT NULL UNIQUE, jwk TEXT NOT NULL, site TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('active', 'revoked')), registered_at INTEGER NOT NULL, revoked_at INTEGER);
+      CREATE TABLE IF NOT EXISTS counters (ueid TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS seen_seqs (ueid TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ueid, seq)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS nonces (ueid TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER,
+        PRIMARY KEY (ueid, nonce));
+      CREATE TABLE IF NOT EXISTS gallery (subject TEXT NOT NULL, modality TEXT NOT NULL, template BLOB NOT NULL,
+        template_format TEXT NOT NULL, model_sha256 TEXT NOT NULL, enrolled_at INTEGER NOT NULL, PRIMARY KEY (subject, modality));
+      CREATE TABLE IF NOT EXISTS verdicts (att_hash TEXT PRIMARY KEY, att_id TEXT NOT NULL, verdict TEXT NOT NULL, created_at INTEGER NOT NULL);
+    `);
+    const p = (sql: string) => this.db.prepare(sql);
+    this.s = {
+      register: p(`INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES (?, ?, ?, ?, 'active', ?)
+        ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL`),
+      revoke: p(`UPDATE devices SET status = 'revoked', revoked_at = ? WHERE ueid = ? AND status = 'active'`),
+      byKid: p('SELECT * FROM devices WHERE kid = ?'),
+      byId: p('SELECT * FROM devices WHERE ueid = ?'),
+      all: p('SELECT * FROM devices ORDER BY ueid'),
+      advance: p(`INSERT INTO counters (ueid, last_seq) VALUES (?, ?)
+        ON CONFLICT (ueid) DO UPDATE SET last_seq = excluded.last_seq WHERE excluded.last_seq > counters.last_seq`),
+      markSeen: p('INSERT OR IGNORE INTO seen_seqs (ueid, seq) VALUES (?, ?)'),
+      pruneSeen: p('DELETE FROM seen_seqs WHERE ueid = ? AND seq <= ?'),
+      lastSeq: p('SELECT last_seq FROM counters WHERE ueid = ?'),
+      issueNonce: p('INSERT OR REPLACE INTO nonces (ueid, nonce, expires_at, used_at) VALUES (?, ?, ?, NULL)'),
+      getNonce: p('SELECT expires_at, used_at FROM nonces WHERE ueid = ? AND nonce = ?'),
+      useNonce: p('UPDATE nonces SET used_at = ? WHERE ueid = ? AND nonce = ? AND used_at IS NULL'),
+      enroll: p(`INSERT OR REPLACE INTO gallery (subject, modality, template, template_format, model_sha256, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)`),
+      gallery: p('SELECT * FROM gallery WHERE subject = ? AND modality = ?'),
+      verdict: p('SELECT * FROM verdicts WHERE att_hash = ?'),
+      saveVerdict: p('INSERT OR IGNORE INTO verdicts (att_hash, att_id, verdict, created_at) VALUES (?, ?, ?, ?)'),
+    };
+  }
+
+  registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now = Date.now()): void {
+    this.s['register']!.run(d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now);
+  }
+
+  revokeDevice(ueid: string, now = Date.now()): boolean {
+    return this.s['revoke']!.run(now, ueid).changes > 0;
+  }
+
+  deviceByKid(kid: string): DeviceRecord | undefined {
+    return toDevice(this.s['byKid']!.get(kid));
+  }
+
+  device(ueid: string): DeviceRecord | undefined {
+    return toDevice(this.s['byId']!.get(ueid));
+  }
+
+  devices(): DeviceRecord[] {
+    return this.s['all']!.all().map((r) => toDevice(r)!);
+  }
+
+  acceptSeq(ueid: string, seq: number, window: number): SeqCheck {
+    return this.transaction(() => {
+      const highest = this.lastSeq(ueid);
+      if (seq <= highest - window) return 'too_old';
+      if (this.s['markSeen']!.run(ueid, seq).changes === 0) return 'replayed';
+      if (seq > highest) {
+        this.s['advance']!.run(ueid, seq);
+        // Seqs at or below the window's floor are refused by the comparison above: their rows can go.
+        if (seq - window > 0 && seq % 64 === 0) this.s['pruneSeen']!.run(ueid, seq - window);
+      }
+      return 'ok';
+    });
+  }
+
+  lastSeq(ueid: string): number {
+    return (this.s['lastSeq']!.get(ueid) as { last_seq: number } | undefined)?.last_seq ?? 0;
+  }
+
+  issueNonce(ueid: string, nonce: string, expiresAt: number): void {
+    this.s['issueNonce']!.run(ueid, nonce, expiresAt);
+  }
+
+  consumeNonce(ueid: string, nonce: string, now: number): NonceCheck {
+    const row = this.s['getNonce']!.get(ueid, nonce) as { expires_at: number; used_at: number | null } | undefined;
+    if (!row) return 'unknown';
+    if (row.used_at !== null) return 'reused';
+    if (row.expires_at < now) return 'expired';
+    return this.s['useNonce']!.run(now, ueid, nonce).changes > 0 ? 'ok' : 'reused';
+  }
+
+  enroll(e: Omit<GalleryEntry, 'enrolledAt'>, now = Date.now()): void {
+    this.s['enroll']!.run(e.subject, e.modality, Buffer.from(e.template), e.templateFormat, e.modelSha256, now);
+  }
+
+  galleryEntry(subject: string, modality: string): GalleryEntry | undefined {
+    const r = this.s['gallery']!.get(subject, modality) as
+      | { subject: string; modality: string; template: Buffer; template_format: string; model_sha256: string; enrolled_at: number }
+      | undefined;
+    if (!r) return undefined;
+    return { subject: r.subject, modality: r.modality, template: new Uint8Array(r.template), templateFormat: r.template_format, modelSha256: r.model_sha256, enrolledAt: r.enrolled_at };
+  }
+
+  verdictFor(attHash: string): StoredVerdict | undefined {
+    const r = this.s['verdict']!.get(attHash) as { att_hash: string; att_id: string; verdict: string; created_at: number } | undefined;
+    return r ? { attHash: r.att_hash, attId: r.att_id, verdict: r.verdict, createdAt: r.created_at } : undefined;
+  }
+
+  saveVerdict(v: StoredVerdict): void {
+    this.s['saveVerdict']!.run(v.attHash, v.attId, v.verdict, v.createdAt);
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+function toDevice(row: unknown): DeviceRecord | undefined {
+  if (!row) return undefined;
+  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; registered_at: number; revoked_at: number | null };
+  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, registeredAt: r.registered_at, revokedAt: r.revoked_at };
+}
