@@ -1,0 +1,176 @@
+/**
+ * Schemas for every message body in the protocol (zod), and their TypeScript types. Every object is strict
+ * (unknown keys are an error: a field we do not understand must not be silently ignored by a verifier) and every
+ * string and array is bounded, so the largest valid message has a known size.
+ *
+ * Attestation claim names follow EAT (RFC 9711, JSON form) where one fits: `ueid`, `eat_nonce`, `iat`. Times
+ * are NumericDate seconds, like JWT/EAT.
+ */
+import { z } from 'zod';
+import { MAX_REASON_MESSAGE, REJECTION_CODES } from './rejections.ts';
+
+// ---- building blocks -------------------------------------------------------------------------------------
+
+/** Device / verifier ids. Also safe as one MQTT topic level (no '/', '+', '#', no leading '$'). */
+export const DEVICE_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+export const DeviceId = z.string().regex(DEVICE_ID_PATTERN, 'must be 1-64 characters of A-Z a-z 0-9 . _ -');
+
+/** Message ids (att_id, req_id): a UUID (36) or ULID (26) fits; base64url characters and '-' only. */
+export const MessageId = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'must be 16-64 characters of A-Z a-z 0-9 _ - (a UUID or ULID)');
+
+const base64url = (min: number, max: number) =>
+  z.string().min(min).max(max).regex(/^[A-Za-z0-9_-]*$/, 'must be base64url without padding');
+
+/** A base64url SHA-256 (32 bytes → 43 characters). */
+export const B64Sha256 = base64url(43, 43);
+
+/**
+ * Text without control characters or lone surrogates (names, serials, sites, messages). Lone surrogates are out
+ * because JSON.stringify escapes each as six bytes; without them a character costs at most 3 UTF-8 bytes per
+ * UTF-16 unit, which is what the message size bounds are computed from.
+ */
+const text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^(?:[^\u0000-\u001f\u007f\ud800-\udfff]|[\ud800-\udbff][\udc00-\udfff])*$/, 'must not contain control characters or lone surrogates');
+
+/** NumericDate: seconds since the epoch; fractions allowed as in JWT, bounded to sane years. */
+export const NumericDate = z.number().min(0).max(1e11);
+
+export const MODALITIES = ['face', 'fingerprint', 'iris'] as const;
+export const Modality = z.enum(MODALITIES);
+export type Modality = z.infer<typeof Modality>;
+
+/** Longest template JWE we accept inside an attestation (characters = bytes, it is ASCII). */
+export const MAX_TEMPLATE_JWE = 64 * 1024;
+
+/** A compact JWE: five base64url parts (the encrypted key is never empty for ECDH-ES+A256KW). */
+export const CompactJwe = z
+  .string()
+  .max(MAX_TEMPLATE_JWE)
+  .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'must be a compact JWE (five base64url parts)');
+
+// ---- attestation -----------------------------------------------------------------------------------------
+
+export const AttestationClaims = z.strictObject({
+  /** The device id (EAT ueid). */
+  ueid: DeviceId,
+  /** A verifier challenge, present for online checks (EAT eat_nonce; 8-55 bytes as base64url). */
+  eat_nonce: base64url(11, 74).optional(),
+  iat: NumericDate,
+  /** Per-device counter that only grows: the verifier's replay check. */
+  seq: z.int().positive(),
+  /** Unique attestation id: the kiosk outbox's key, and what a verdict echoes for correlation. */
+  att_id: MessageId,
+  /** The claimed subject id. */
+  sub: text(128),
+  modality: Modality,
+  /** The template, encrypted to the verifier fleet's key (compact JWE, ECDH-ES+A256KW / A256GCM). */
+  template: CompactJwe,
+  /** e.g. 'biokiosk-face/1'. */
+  template_format: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}\/[0-9]{1,4}$/, "must look like 'name/version', e.g. 'biokiosk-face/1'"),
+  quality: z.number().min(0).max(100),
+  model: z.strictObject({
+    name: text(128),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+  }),
+  sensor: z.strictObject({
+    make: text(128),
+    model: text(128),
+    serial: text(128),
+    firmware: text(128),
+  }),
+  site: text(128),
+});
+export type AttestationClaims = z.infer<typeof AttestationClaims>;
+
+// ---- verdict ---------------------------------------------------------------------------------------------
+
+export const DECISIONS = ['match', 'no_match', 'rejected'] as const;
+export const Decision = z.enum(DECISIONS);
+export type Decision = z.infer<typeof Decision>;
+
+export const Reason = z.strictObject({
+  code: z.enum(REJECTION_CODES),
+  message: text(MAX_REASON_MESSAGE),
+});
+export type Reason = z.infer<typeof Reason>;
+
+/** Deepest inclusion proof accepted: a Merkle tree of 2^64 leaves needs 64 hashes. */
+export const MAX_INCLUSION_PROOF = 64;
+
+/**
+ * Audit-log receipt (RFC 9162 style): where the entry sits, the tree it sits in, the proof, and the log's
+ * signature over the tree head. Kept generic: hashes are base64url SHA-256, the signature is opaque base64url.
+ */
+export const Receipt = z
+  .strictObject({
+    leafIndex: z.int().nonnegative(),
+    treeSize: z.int().positive(),
+    rootHash: B64Sha256,
+    inclusionProof: z.array(B64Sha256).max(MAX_INCLUSION_PROOF),
+    treeHeadSignature: base64url(1, 1024),
+  })
+  .refine((r) => r.leafIndex < r.treeSize, { message: 'leafIndex must be below treeSize', path: ['leafIndex'] });
+export type Receipt = z.infer<typeof Receipt>;
+
+export const VerdictClaims = z
+  .strictObject({
+    /** The verifier that decided. */
+    iss: DeviceId,
+    iat: NumericDate,
+    /** The attestation answered (from its claims, or from the correlation data when its claims were unreadable). */
+    att_id: MessageId,
+    /** base64url SHA-256 of the compact attestation JWS, exactly as received. */
+    att_hash: B64Sha256,
+    ueid: DeviceId,
+    /** The attestation's seq, or null when the attestation could not be read. */
+    seq: z.int().positive().nullable(),
+    decision: Decision,
+    reasons: z.array(Reason).max(16),
+    score: z.number().finite().nullable(),
+    receipt: Receipt,
+  })
+  .refine((v) => v.decision !== 'rejected' || v.reasons.length > 0, { message: 'a rejected verdict must give at least one reason', path: ['reasons'] });
+export type VerdictClaims = z.infer<typeof VerdictClaims>;
+
+// ---- challenges and status -------------------------------------------------------------------------------
+
+export const ChallengeRequest = z.strictObject({
+  req_id: MessageId,
+  ueid: DeviceId,
+});
+export type ChallengeRequest = z.infer<typeof ChallengeRequest>;
+
+export const ChallengeResponse = z.strictObject({
+  req_id: MessageId,
+  /** Goes into the attestation's eat_nonce. */
+  nonce: base64url(11, 74),
+  /** NumericDate after which the verifier no longer accepts the nonce. */
+  expires_at: NumericDate,
+});
+export type ChallengeResponse = z.infer<typeof ChallengeResponse>;
+
+export const DeviceState = z.enum(['online', 'offline']);
+
+/** Retained on `biokiosk/v1/{deviceId}/status`; the 'offline' form is also the MQTT last will. */
+export const DeviceStatus = z.strictObject({
+  state: DeviceState,
+  ueid: DeviceId,
+  /** NumericDate when this status was composed (for a last will: when the will was registered). */
+  at: NumericDate,
+  /** Kiosk software version. */
+  version: text(64),
+});
+export type DeviceStatus = z.infer<typeof DeviceStatus>;
+
+// ---- schema errors ---------------------------------------------------------------------------------------
+
+/** One line naming every problem with its path, e.g. `sensor.serial: Too big: ...; seq: Invalid input: ...`. */
+export function describeIssues(error: z.ZodError, max = 5): string {
+  const parts = error.issues.slice(0, max).map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`);
+  if (error.issues.length > max) parts.push(`and ${error.issues.length - max} more`);
+  return parts.join('; ');
+}

@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { attestationHash, createAttestation, MAX_ATTESTATION_BYTES, newAttestationId, parseAttestation } from '../protocol/attestation.ts';
+import { encodeBase64url } from '../protocol/base64url.ts';
+import { AttestationClaims, ChallengeResponse, DeviceStatus, MAX_TEMPLATE_JWE, VerdictClaims, type Receipt } from '../protocol/claims.ts';
+import { encryptTemplate, generateFleetKeyPair } from '../protocol/jwe.ts';
+import { ATTESTATION_TYP, signCompactJws } from '../protocol/jws.ts';
+import { Rejection, type RejectionCode } from '../protocol/rejections.ts';
+import type { TrustedKeyResolver } from '../protocol/trust.ts';
+import { createVerdict, MAX_VERDICT_BYTES, parseVerdict } from '../protocol/verdict.ts';
+import { SoftwareKeyStore } from '../device/keystore/software.ts';
+
+const kiosk = SoftwareKeyStore.ephemeral();
+const kiosk2 = SoftwareKeyStore.ephemeral();
+const verifier = SoftwareKeyStore.ephemeral();
+const fleet = generateFleetKeyPair();
+const NOW = 1_760_000_000;
+
+const devices: TrustedKeyResolver = (kid) =>
+  kid === kiosk.kid ? { owner: 'kiosk-0001', key: kiosk.publicJwk } : kid === kiosk2.kid ? { owner: 'kiosk-0002', key: kiosk2.publicJwk, revoked: true } : undefined;
+const verifiers: TrustedKeyResolver = (kid) => (kid === verifier.kid ? { owner: 'verifier-a', key: verifier.publicJwk } : undefined);
+
+async function claims(over: Partial<AttestationClaims> = {}): Promise<AttestationClaims> {
+  return {
+    ueid: 'kiosk-0001',
+    iat: NOW,
+    seq: 1,
+    att_id: newAttestationId(),
+    sub: 'subject-42',
+    modality: 'face',
+    template: await encryptTemplate(new Uint8Array(512).fill(7), fleet.publicJwk),
+    template_format: 'biokiosk-face/1',
+    quality: 87.5,
+    model: { name: 'facenet-128', sha256: 'a'.repeat(64) },
+    sensor: { make: 'Logitech', model: 'C920', serial: 'SN-0001', firmware: '1.0.3' },
+    site: 'Lobby A',
+    ...over,
+  };
+}
+
+const receipt: Receipt = { leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], treeHeadSignature: 's'.repeat(86) };
+
+async function rejectionOf(p: Promise<unknown>): Promise<Rejection> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof Rejection) return e;
+    throw e;
+  }
+  throw new Error('expected a rejection');
+}
+async function expectRejected(p: Promise<unknown>, code: RejectionCode, detail?: RegExp): Promise<Rejection> {
+  const r = await rejectionOf(p);
+  expect(r.code).toBe(code);
+  if (detail) expect(r.message).toMatch(detail);
+  return r;
+}
+
+/** Signs arbitrary claims, bypassing createAttestation's schema check: what a buggy or hostile device might send. */
+function signRaw(payload: object, signer = kiosk): Promise<string> {
+  return signCompactJws({ kid: signer.kid, typ: ATTESTATION_TYP }, payload, signer);
+}
+
+describe('attestations', () => {
+  it('round-trip: create, parse, hash', async () => {
+    const c = await claims({ eat_nonce: encodeBase64url(new Uint8Array(32).fill(1)) });
+    const jws = await createAttestation(c, kiosk);
+    const parsed = await parseAttestation(jws, devices, { now: NOW + 10, expectedUeid: 'kiosk-0001' });
+    expect(parsed.claims).toEqual(c);
+    expect(parsed.kid).toBe(kiosk.kid);
+    expect(parsed.hash).toBe(createHash('sha256').update(jws).digest('base64url'));
+    expect(attestationHash(Buffer.from(jws))).toBe(parsed.hash);
+  });
+
+  it('createAttestation refuses claims that break the schema, saying where', async () => {
+    await expect(createAttestation(await claims({ seq: 0 }), kiosk)).rejects.toThrow(/seq/);
+    await expect(createAttestation({ ...(await claims()), extra: 1 } as AttestationClaims, kiosk)).rejects.toThrow(/Unrecognized key: "extra"/);
+  });
+
+  it('schema violations are malformed, naming the field path', async () => {
+    const base = await claims();
+    const cases: Array<[object, RegExp]> = [
+      [{ ...base, seq: -1 }, /seq:/],
+      [{ ...base, seq: 1.5 }, /seq:/],
+      [{ ...base, seq: 2 ** 60 }, /seq:/],
+      [{ ...base, modality: 'voice' }, /modality:/],
+      [{ ...base, ueid: 'kiosk/0001' }, /ueid:/],
+      [{ ...base, quality: 101 }, /quality:/],
+      [{ ...base, model: { name: 'm', sha256: 'XYZ' } }, /model\.sha256:/],
+      [{ ...base, sensor: { ...base.sensor, serial: 'x'.repeat(200) } }, /sensor\.serial: Too big/],
+      [{ ...base, sensor: { ...base.sensor, color: 'red' } }, /sensor: Unrecognized key: "color"/],
+      [{ ...base, template: 'not-a-jwe' }, /template:/],
+      [{ ...base, eat_nonce: 'short' }, /eat_nonce:/],
+      [{ ...base, site: 'a\nb' }, /site: must not contain control characters/],
+      [{ ...base, admin: true }, /\(root\): Unrecognized key: "admin"/],
+      [(({ sub: _s, ...rest }) => rest)(base), /sub:/],
+    ];
+    for (const [payload, why] of cases) {
+      const r = await expectRejected(parseAttestation(await signRaw(payload), devices, { now: NOW }), 'malformed', why);
+      expect(r.message).toMatch(/^The message does not follow the protocol schema\. Attestation claims: /);
+    }
+  });
+
+  it('binds the key to the device it names: unknown_device', async () => {
+    // kiosk-0001's genuine key signing claims that say they come from kiosk-0003.
+    const jws = await signRaw(await claims({ ueid: 'kiosk-0003' }));
+    await expectRejected(parseAttestation(jws, devices, { now: NOW }), 'unknown_device', /not registered to device kiosk-0003/);
+    // A key the registry does not know at all.
+    const stranger = SoftwareKeyStore.ephemeral();
+    await expectRejected(parseAttestation(await createAttestation(await claims(), stranger), devices, { now: NOW }), 'unknown_device');
+  });
+
+  it('revoked_device', async () => {
+    const jws = await createAttestation(await claims({ ueid: 'kiosk-0002' }), kiosk2);
+    await expectRejected(parseAttestation(jws, devices, { now: NOW }), 'revoked_device', /kiosk-0002/);
+  });
+
+  it('topic / claims mismatch is malformed', async () => {
+    const jws = await createAttestation(await claims(), kiosk);
+    await expectRejected(parseAttestation(jws, devices, { now: NOW, expectedUeid: 'kiosk-0009' }), 'malformed', /topic of kiosk-0009/);
+  });
+
+  it('expired and not_yet_valid', async () => {
+    const jws = await createAttestation(await claims(), kiosk);
+    await expectRejected(parseAttestation(jws, devices, { now: NOW + 86_401 }), 'expired');
+    await expectRejected(parseAttestation(jws, devices, { now: NOW + 100, maxAgeSeconds: 60 }), 'expired', /100 s ago/);
+    await expectRejected(parseAttestation(jws, devices, { now: NOW - 301 }), 'not_yet_valid');
+    expect((await parseAttestation(jws, devices, { now: NOW - 299 })).claims.seq).toBe(1);
+  });
+
+  it('tampered attestation is bad_signature; oversized is refused before parsing', async () => {
+    const jws = await createAttestation(await claims(), kiosk);
+    const [h, , s] = jws.split('.');
+    const forged = encodeBase64url(JSON.stringify({ ...(await claims()), sub: 'someone-else' }));
+    await expectRejected(parseAttestation(`${h}.${forged}.${s}`, devices, { now: NOW }), 'bad_signature');
+    await expectRejected(parseAttestation('a'.repeat(MAX_ATTESTATION_BYTES + 1), devices, { now: NOW }), 'oversized');
+  });
+
+  it('a verdict is never accepted as an attestation (typ)', async () => {
+    const v = await createVerdict(verdictClaims('x'.repeat(43)), verifier);
+    await expectRejected(parseAttestation(v, devices, { now: NOW }), 'malformed', /typ must be biokiosk-att\+jws/);
+  });
+
+  it('the largest schema-valid attestation fits MAX_ATTESTATION_BYTES', async () => {
+    const big = '€'.repeat(128); // 3 UTF-8 bytes per UTF-16 unit: the worst case
+    const part = (n: number) => 'A'.repeat(n);
+    const template = `${part(100)}.${part(54)}.${part(16)}.${part(MAX_TEMPLATE_JWE - 100 - 54 - 16 - 22 - 4)}.${part(22)}`;
+    expect(template.length).toBe(MAX_TEMPLATE_JWE);
+    const c = await claims({
+      ueid: 'k'.repeat(64), eat_nonce: 'n'.repeat(74), iat: 99_999_999_999.123, seq: Number.MAX_SAFE_INTEGER, att_id: 'i'.repeat(64), sub: big,
+      template, template_format: `${'f'.repeat(64)}/9999`, quality: 99.99999, model: { name: big, sha256: 'f'.repeat(64) },
+      sensor: { make: big, model: big, serial: big, firmware: big }, site: big,
+    });
+    const jws = await createAttestation(c, kiosk);
+    expect(jws.length).toBeLessThanOrEqual(MAX_ATTESTATION_BYTES);
+    expect(jws.length).toBeGreaterThan(80_000);
+    expect((await parseAttestation(jws, () => ({ owner: 'k'.repeat(64), key: kiosk.publicJwk }), { now: 99_999_999_999 })).claims.sub).toBe(big);
+  });
+
+  it('text fields refuse control characters and lone surrogates but take any other Unicode', async () => {
+    expect(AttestationClaims.shape.site.safeParse('Zürich — Hall 😀').success).toBe(true);
+    expect(AttestationClaims.shape.site.safeParse('bad \ud800 surrogate').success).toBe(false);
+    expect(AttestationClaims.shape.site.safeParse('tab\there').success).toBe(false);
+  });
+});
+
+function verdictClaims(attHash: string, over: Partial<VerdictClaims> = {}): VerdictClaims {
+  return {
+    iss: 'verifier-a', iat: NOW, att_id: newAttestationId(), att_hash: attHash, ueid: 'kiosk-0001', seq: 1,
+    decision: 'match', reasons: [], score: 0.83, receipt, ...over,
+  };
+}
+
+describe('verdicts', () => {
+  it('round-trip, naming the attestation by hash', async () => {
+    const att = await createAttestation(await claims(), kiosk);
+    const vc = verdictClaims(attestationHash(att));
+    const jws = await createVerdict(vc, verifier);
+    const parsed = await parseVerdict(jws, verifiers, { now: NOW, expectedUeid: 'kiosk-0001' });
+    expect(parsed.claims).toEqual(vc);
+    expect(parsed.claims.att_hash).toBe(attestationHash(att));
+  });
+
+  it('a rejected verdict carries reasons (built from Rejection) and may lack seq and score', async () => {
+    const reason = new Rejection('bad_signature', 'The ES256 signature does not verify.').toReason();
+    const vc = verdictClaims('h'.repeat(43), { decision: 'rejected', reasons: [reason], score: null, seq: null });
+    const parsed = await parseVerdict(await createVerdict(vc, verifier), verifiers, { now: NOW });
+    expect(parsed.claims.reasons[0]?.code).toBe('bad_signature');
+    await expect(createVerdict(verdictClaims('h'.repeat(43), { decision: 'rejected' }), verifier)).rejects.toThrow(/reasons: a rejected verdict must give at least one reason/);
+  });
+
+  it('rejects verdicts from keys not registered to the issuer, forged, misaddressed, or with bad receipts', async () => {
+    const vc = verdictClaims('h'.repeat(43));
+    const jws = await createVerdict(vc, verifier);
+    // A kiosk key is not a verifier key.
+    await expectRejected(parseVerdict(await createVerdict(vc, kiosk), verifiers, { now: NOW }), 'unknown_device');
+    // Claims say another verifier.
+    await expectRejected(parseVerdict(await createVerdict({ ...vc, iss: 'verifier-b' }, verifier), verifiers, { now: NOW }), 'unknown_device', /verifier-b/);
+    await expectRejected(parseVerdict(jws, verifiers, { now: NOW, expectedUeid: 'kiosk-0002' }), 'malformed', /addressed to device kiosk-0001/);
+    const [h, , s] = jws.split('.');
+    await expectRejected(parseVerdict(`${h}.${encodeBase64url(JSON.stringify({ ...vc, decision: 'no_match' }))}.${s}`, verifiers, { now: NOW }), 'bad_signature');
+    const badReceipt = { ...vc, receipt: { ...receipt, leafIndex: 8 } };
+    const signed = await signCompactJws({ kid: verifier.kid, typ: 'biokiosk-verdict+jws' }, badReceipt, verifier);
+    await expectRejected(parseVerdict(signed, verifiers, { now: NOW }), 'malformed', /receipt\.leafIndex: leafIndex must be below treeSize/);
+    await expectRejected(parseVerdict('x'.repeat(MAX_VERDICT_BYTES + 1), verifiers, { now: NOW }), 'oversized');
+  });
+});
+
+describe('verdict size bound', () => {
+  it('the largest schema-valid verdict fits MAX_VERDICT_BYTES', async () => {
+    const reasons = Array.from({ length: 16 }, () => ({ code: 'template_undecryptable' as const, message: '€'.repeat(512) }));
+    const big: Receipt = { leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), treeHeadSignature: 's'.repeat(1024) };
+    const vc = verdictClaims('h'.repeat(43), { iss: 'v'.repeat(64), ueid: 'u'.repeat(64), att_id: 'i'.repeat(64), seq: Number.MAX_SAFE_INTEGER, decision: 'rejected', reasons, score: -1.2345678901234567e-300, receipt: big, iat: 99_999_999_999.123 });
+    const jws = await createVerdict(vc, verifier);
+    expect(jws.length).toBeLessThanOrEqual(MAX_VERDICT_BYTES);
+    expect(jws.length).toBeGreaterThan(36_000);
+  });
+});
+
+describe('challenge and status schemas', () => {
+  it('accept good messages and refuse unknown keys', () => {
+    expect(ChallengeResponse.safeParse({ req_id: newAttestationId(), nonce: encodeBase64url(new Uint8Array(32)), expires_at: NOW + 60 }).success).toBe(true);
+    expect(ChallengeResponse.safeParse({ req_id: newAttestationId(), nonce: 'x', expires_at: NOW }).success).toBe(false);
+    expect(DeviceStatus.safeParse({ state: 'offline', ueid: 'kiosk-0001', at: NOW, version: '0.1.0' }).success).toBe(true);
+    expect(DeviceStatus.safeParse({ state: 'offline', ueid: 'kiosk-0001', at: NOW, version: '0.1.0', extra: 1 }).success).toBe(false);
+  });
+});
