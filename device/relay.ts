@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { statusPublishes } from '../protocol/envelope.ts';
 import type { Outbox } from './outbox.ts';
 
 export interface VerdictInfo {
@@ -18,7 +19,6 @@ export interface VerdictInfo {
 export interface RelayTopics {
   attestations: string;
   verdicts: string;
-  status: string;
 }
 
 export interface RelayOptions {
@@ -31,6 +31,9 @@ export interface RelayOptions {
   /** The hash the verdict must name for this outbox entry (the attestation's SHA-256, base64url). */
   expectedHash: (payload: Buffer) => string;
   protocolVersion?: 4 | 5;
+  /** The device id (for the retained status and its last will) and software version. */
+  ueid: string;
+  version: string;
   /** Attestations published but not yet answered, at most. */
   maxInFlight?: number;
   pumpIntervalMs?: number;
@@ -69,13 +72,14 @@ export class Relay extends EventEmitter<RelayEvents> {
       reconnectPeriod: 500,
       connectTimeout: 5000,
       keepalive: 15,
-      will: { topic: this.o.topics.status, payload: Buffer.from(JSON.stringify({ state: 'offline', ueid: this.o.clientId })), qos: 1, retain: true },
+      will: statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).will,
       ...this.o.mqtt,
     });
     this.client = client;
     client.on('connect', () => {
       client.subscribe(this.o.topics.verdicts, { qos: 1 });
-      client.publish(this.o.topics.status, JSON.stringify({ state: 'online', ueid: this.o.clientId, at: Date.now() }), { qos: 1, retain: true });
+      const online = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).online;
+      client.publish(online.topic, online.payload, { qos: 1, retain: true });
       // Whatever was in flight before the connection dropped may be lost: everything unanswered is due again.
       this.inFlight.clear();
       this.o.outbox.retryAllNow();
@@ -150,7 +154,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     const client = this.client;
     if (client) {
       if (client.connected) {
-        await new Promise<void>((resolve) => client.publish(this.o.topics.status, JSON.stringify({ state: 'offline', ueid: this.o.clientId, at: Date.now() }), { qos: 1, retain: true }, () => resolve()));
+        const offline = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).offline;
+        await new Promise<void>((resolve) => client.publish(offline.topic, offline.payload, { qos: 1, retain: true }, () => resolve()));
       }
       await client.endAsync();
     }

@@ -53,8 +53,9 @@ export async function signCompactJws(header: { kid: string; typ: JwsTyp }, paylo
   }
   const full: JwsHeader = { alg: 'ES256', kid: header.kid, typ: header.typ };
   const signingInput = `${encodeBase64url(JSON.stringify(full))}.${encodeBase64url(JSON.stringify(payload))}`;
-  const digest = createHash('sha256').update(signingInput, 'latin1').digest();
-  const sig = await signer.sign(digest);
+  const sig = signer.signMessage
+    ? await signer.signMessage(Buffer.from(signingInput, 'latin1'))
+    : await signer.sign(createHash('sha256').update(signingInput, 'latin1').digest());
   if (sig.byteLength !== 64) {
     throw new BiokioskError('SignerFault', `the signer returned ${sig.byteLength} bytes; ES256 needs 64 (r||s, not DER)`, { kind: 'internal' });
   }

@@ -118,6 +118,19 @@ export class SqliteVerifierStore implements VerifierStore {
     this.s['saveVerdict']!.run(v.attHash, v.attId, v.verdict, v.createdAt);
   }
 
+  /** Manual transaction control, for a batch whose work awaits (signing) between statements. */
+  begin(): void {
+    this.db.exec('BEGIN IMMEDIATE');
+  }
+
+  commit(): void {
+    this.db.exec('COMMIT');
+  }
+
+  rollback(): void {
+    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+  }
+
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
   }

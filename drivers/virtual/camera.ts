@@ -50,11 +50,12 @@ export function virtualCameraArgs(
     );
   });
   const labels = files.map((_, i) => `[v${i}]`).join('');
-  // loop keeps the decoded (scaled) frames in memory and replays them; settb+setpts space frames 1/fps apart
-  // (in microseconds: the images' 1/25 s time base would round fps above 25 to equal timestamps); realtime holds
-  // each frame back until its time, so the pipe delivers at the camera's rate.
+  // loop keeps the decoded (scaled) frames in memory and replays them; settb+setpts space frames 1/fps apart (in
+  // microseconds: the images' 1/25 s time base would round fps above 25 to equal timestamps); fps gives the encoder
+  // that rate as its time base (else "Invalid pts" above 25 fps); realtime holds each frame back until its time, so
+  // the pipe delivers at the camera's rate.
   const loop = o.loop ? `loop=loop=-1:size=${files.length}:start=0,` : '';
-  const graph = `${chains.join(';')};${labels}concat=n=${files.length}:v=1:a=0,${loop}settb=AVTB,setpts=N/(${fps}*TB),realtime[out]`;
+  const graph = `${chains.join(';')};${labels}concat=n=${files.length}:v=1:a=0,${loop}settb=AVTB,setpts=N/(${fps}*TB),fps=${fps},realtime[out]`;
   return { inputArgs, filterArgs: ['-filter_complex', graph, '-map', '[out]'] };
 }
 

@@ -1,0 +1,39 @@
+/**
+ * Template matchers by format: the verifier matches templates, it never extracts, so it needs no ONNX models,
+ * only the pure matchers of models/. Other modalities plug in here by their template format.
+ */
+import { BadTemplateError } from '../protocol/errors.ts';
+import { compareFaceTemplateBytes, FACE_DEFAULT_THRESHOLD } from '../models/face/matcher.ts';
+import { decodeFaceTemplate, FACE_TEMPLATE_FORMAT } from '../models/face/template.ts';
+
+export interface MatchOutcome {
+  decision: 'match' | 'no_match';
+  score: number;
+  native: { name: string; value: number };
+}
+
+export interface TemplateMatcher {
+  format: string;
+  modality: string;
+  /** The sha256 of the model that made the template (checked against the allowed list before matching). */
+  modelOf(template: Uint8Array): string;
+  match(probe: Uint8Array, enrolled: Uint8Array): MatchOutcome;
+}
+
+export function faceMatcher(threshold = FACE_DEFAULT_THRESHOLD): TemplateMatcher {
+  return {
+    format: FACE_TEMPLATE_FORMAT,
+    modality: 'face',
+    modelOf: (t) => decodeFaceTemplate(t).model.sha256,
+    match: (probe, enrolled) => {
+      const r = compareFaceTemplateBytes(probe, enrolled, { threshold });
+      return { decision: r.decision, score: r.score, native: r.native };
+    },
+  };
+}
+
+export function matcherRegistry(matchers: TemplateMatcher[]): Map<string, TemplateMatcher> {
+  return new Map(matchers.map((m) => [m.format, m]));
+}
+
+export { BadTemplateError };
