@@ -111,6 +111,8 @@ export const Receipt = z
     treeSize: z.int().positive(),
     rootHash: B64Sha256,
     inclusionProof: z.array(B64Sha256).max(MAX_INCLUSION_PROOF),
+    /** The signed tree head's timestamp (milliseconds): part of what its signature covers. */
+    treeHeadTimestamp: z.int().nonnegative(),
     treeHeadSignature: base64url(1, 1024),
   })
   .refine((r) => r.leafIndex < r.treeSize, { message: 'leafIndex must be below treeSize', path: ['leafIndex'] });

@@ -38,7 +38,7 @@ async function claims(over: Partial<AttestationClaims> = {}): Promise<Attestatio
   };
 }
 
-const receipt: Receipt = { leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], treeHeadSignature: 's'.repeat(86) };
+const receipt: Receipt = { leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], treeHeadTimestamp: 1_700_000_000_000, treeHeadSignature: 's'.repeat(86) };
 
 async function rejectionOf(p: Promise<unknown>): Promise<Rejection> {
   try {
@@ -209,7 +209,7 @@ describe('verdicts', () => {
 describe('verdict size bound', () => {
   it('the largest schema-valid verdict fits MAX_VERDICT_BYTES', async () => {
     const reasons = Array.from({ length: 16 }, () => ({ code: 'template_undecryptable' as const, message: '€'.repeat(512) }));
-    const big: Receipt = { leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), treeHeadSignature: 's'.repeat(1024) };
+    const big: Receipt = { leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), treeHeadTimestamp: Number.MAX_SAFE_INTEGER, treeHeadSignature: 's'.repeat(1024) };
     const vc = verdictClaims('h'.repeat(43), { iss: 'v'.repeat(64), ueid: 'u'.repeat(64), att_id: 'i'.repeat(64), seq: Number.MAX_SAFE_INTEGER, decision: 'rejected', reasons, score: -1.2345678901234567e-300, receipt: big, iat: 99_999_999_999.123 });
     const jws = await createVerdict(vc, verifier);
     expect(jws.length).toBeLessThanOrEqual(MAX_VERDICT_BYTES);

@@ -29,7 +29,7 @@ export interface BatchAuditLog {
   /** Appends (or finds, for a key already logged) a record; must run inside the store's open transaction. */
   append(key: string, record: object): { leafIndex: number; duplicate: boolean };
   /** Computes and signs the tree head for the current size (inside the transaction). */
-  sealBatch(): Promise<{ treeSize: number; rootHash: string; signature: string }>;
+  sealBatch(): Promise<{ treeSize: number; rootHash: string; signature: string; timestamp: number }>;
   /** Inclusion proof of a leaf in the tree of the given size. */
   inclusionProof(leafIndex: number, treeSize: number): string[];
 }
@@ -208,6 +208,7 @@ export class Verifier {
           treeSize: head.treeSize,
           rootHash: head.rootHash,
           inclusionProof: this.audit.inclusionProof(f.out.leafIndex, head.treeSize),
+          treeHeadTimestamp: head.timestamp,
           treeHeadSignature: head.signature,
         };
         f.out.verdict = await createVerdict({ ...f.claims, receipt }, this.signer);

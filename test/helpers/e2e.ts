@@ -1,0 +1,77 @@
+/** Building blocks for end-to-end tests: a verifier and kiosks in this process, on a real broker. */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Attester, type DeviceIdentity } from '../../device/attester.ts';
+import { Relay, type VerdictInfo } from '../../device/relay.ts';
+import { openKioskState, type KioskState } from '../../device/setup.ts';
+import { verdictChecker } from '../../device/verdicts.ts';
+import { encodeFaceTemplate } from '../../models/face/template.ts';
+import { deviceTopics } from '../../protocol/topics.ts';
+import { VerifierNode } from '../../verifier/node.ts';
+import { openVerifier, type VerifierInstance } from '../../verifier/setup.ts';
+
+export const MODEL = { name: 'face_descriptor_resnet29', sha256: 'ab'.repeat(32) };
+
+/** A deterministic unit-length face embedding; `jitter` moves it a little (a second capture of the same face). */
+export function embedding(seed: number, jitter = 0): Float32Array {
+  const v = Float32Array.from({ length: 128 }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) + jitter * Math.cos(i * 3.1 + seed));
+  const n = Math.hypot(...v);
+  return v.map((x) => x / n);
+}
+
+export function faceTemplate(seed: number, jitter = 0): Uint8Array {
+  return encodeFaceTemplate({ model: MODEL, quality: 80, embedding: embedding(seed, jitter) });
+}
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+export async function startVerifier(brokerUrl: string, dir: string, opts: { clientId?: string; version?: 4 | 5; allowedModels?: string[] } = {}): Promise<{ v: VerifierInstance; node: VerifierNode }> {
+  const v = await openVerifier(dir, { allowedModels: opts.allowedModels ?? [MODEL.sha256] });
+  const node = new VerifierNode(v.verifier, v.store, { brokerUrl, clientId: opts.clientId ?? `verifier-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, protocolVersion: opts.version ?? 5 });
+  await node.start();
+  return { v, node };
+}
+
+export interface TestKiosk {
+  ueid: string;
+  state: KioskState;
+  attester: Attester;
+  relay: Relay;
+  verdicts: VerdictInfo[];
+  stop(): Promise<void>;
+}
+
+export async function startKiosk(brokerUrl: string, v: VerifierInstance, ueid: string, opts: { version?: 4 | 5; dir?: string; register?: boolean } = {}): Promise<TestKiosk> {
+  const state = await openKioskState(opts.dir ?? (await tempDir('bk-kiosk-')));
+  if (opts.register !== false) v.store.registerDevice({ ueid, kid: state.keystore.kid, publicJwk: state.keystore.publicJwk as never, site: 'test-site' });
+  const identity: DeviceIdentity = { ueid, site: 'test-site', sensor: { make: 'biokiosk', model: 'virtual-camera', serial: `${ueid}-cam`, firmware: '1' } };
+  const attester = new Attester(identity, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);
+  const checker = verdictChecker(ueid, [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]);
+  const t = deviceTopics(ueid);
+  const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: 'test', topics: { attestations: t.attestations, verdicts: t.verdicts }, outbox: state.outbox, protocolVersion: opts.version ?? 5, ...checker });
+  const verdicts: VerdictInfo[] = [];
+  relay.on('verdict', (x) => verdicts.push(x));
+  relay.start();
+  return {
+    ueid,
+    state,
+    attester,
+    relay,
+    verdicts,
+    async stop() {
+      await relay.stop();
+      state.close();
+    },
+  };
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

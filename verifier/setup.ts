@@ -1,0 +1,41 @@
+/**
+ * Opens a verifier node's state folder: keys (verifier-keys.json), the store and the audit log (one SQLite file,
+ * verifier.db, so a batch's decisions and log entries commit together), and the decision pipeline.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AuditLog } from './audit/log.ts';
+import { SqliteAuditStore } from './audit/store.ts';
+import { treeHeadSignerFrom } from './audit/tree-head.ts';
+import { NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
+import { faceMatcher, matcherRegistry } from './matchers.ts';
+import { SqliteVerifierStore } from './sqlite-store.ts';
+import { Verifier, type VerifierConfig } from './verifier.ts';
+
+export interface VerifierInstance {
+  keys: VerifierKeyFile;
+  signer: NodeCryptoSigner;
+  store: SqliteVerifierStore;
+  audit: AuditLog;
+  verifier: Verifier;
+  close(): void;
+}
+
+export async function openVerifier(dir: string, config: Omit<VerifierConfig, 'id'> & { id?: string; faceThreshold?: number }): Promise<VerifierInstance> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const keys = await openVerifierKeys(join(dir, 'verifier-keys.json'), config.id ?? 'verifier-1');
+  const signer = new NodeCryptoSigner(keys.signing);
+  const store = new SqliteVerifierStore(join(dir, 'verifier.db'));
+  const audit = new AuditLog(new SqliteAuditStore(store.db), { sign: treeHeadSignerFrom(signer) });
+  const verifier = new Verifier({ ...config, id: keys.verifierId }, store, audit, signer, keys.fleet.privateJwk, matcherRegistry([faceMatcher(config.faceThreshold)]));
+  return {
+    keys,
+    signer,
+    store,
+    audit,
+    verifier,
+    close() {
+      store.close();
+    },
+  };
+}
