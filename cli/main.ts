@@ -8,6 +8,7 @@ import { registerExtract } from './extract.ts';
 import { registerMatch } from './match.ts';
 import { registerEval } from './eval.ts';
 import { registerSynth } from './synth.ts';
+import { registerDemo } from './demo.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerMatch(program);
   registerEval(program);
   registerSynth(program);
+  registerDemo(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

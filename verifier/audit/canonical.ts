@@ -8,12 +8,11 @@
  */
 import { BiokioskError } from '../../protocol/errors.ts';
 
+const SURROGATE = /[\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 export function canonicalJson(value: unknown): string {
-  const parts: string[] = [];
-  write(value, parts, new Set(), '$');
-  return parts.join('');
+  return write(value, []);
 }
 
 /** The canonical JSON as UTF-8 bytes: what a leaf of the audit log is. */
@@ -31,55 +30,61 @@ export function isCanonicalJson(bytes: Uint8Array): boolean {
   }
 }
 
-function fail(path: string, what: string): never {
+/** `trail`: the objects and arrays being written, outermost first, with the key or index taken in each. */
+type Trail = Array<{ container: object; at: string | number }>;
+
+function fail(trail: Trail, what: string): never {
+  const path = '$' + trail.map((t) => (typeof t.at === 'number' ? `[${t.at}]` : `.${t.at}`)).join('');
   throw new BiokioskError('BadAuditRecord', `cannot canonicalise ${path}: ${what}`, { kind: 'internal', details: { path } });
 }
 
-function write(v: unknown, out: string[], stack: Set<object>, path: string): void {
+function str(s: string, trail: Trail): string {
+  if (SURROGATE.test(s) && LONE_SURROGATE.test(s)) fail(trail, 'a string with a lone surrogate');
+  return JSON.stringify(s);
+}
+
+function write(v: unknown, trail: Trail): string {
   switch (typeof v) {
     case 'string':
-      if (LONE_SURROGATE.test(v)) fail(path, 'a string with a lone surrogate');
-      out.push(JSON.stringify(v));
-      return;
+      return str(v, trail);
     case 'number':
-      if (!Number.isFinite(v)) fail(path, `the number ${v}`);
-      out.push(JSON.stringify(v)); // -0 becomes 0, as JCS says
-      return;
+      if (!Number.isFinite(v)) fail(trail, `the number ${v}`);
+      return JSON.stringify(v); // -0 becomes 0, as JCS says
     case 'boolean':
-      out.push(v ? 'true' : 'false');
-      return;
+      return v ? 'true' : 'false';
     case 'object': {
-      if (v === null) {
-        out.push('null');
-        return;
-      }
-      if (stack.has(v)) fail(path, 'a cycle');
-      stack.add(v);
+      if (v === null) return 'null';
+      for (const t of trail) if (t.container === v) fail(trail, 'a cycle');
+      const frame = { container: v as object, at: 0 as string | number };
+      trail.push(frame);
+      let out: string;
       if (Array.isArray(v)) {
-        out.push('[');
+        out = '[';
         for (let i = 0; i < v.length; i++) {
-          if (i > 0) out.push(',');
-          if (!(i in v)) fail(`${path}[${i}]`, 'a hole in an array');
-          write(v[i], out, stack, `${path}[${i}]`);
+          frame.at = i;
+          if (!(i in v)) fail(trail, 'a hole in an array');
+          out += (i > 0 ? ',' : '') + write(v[i], trail);
         }
-        out.push(']');
+        out += ']';
       } else {
         const proto = Object.getPrototypeOf(v) as unknown;
-        if (proto !== Object.prototype && proto !== null) fail(path, `a ${(v as object).constructor?.name ?? 'non-plain'} object`);
+        if (proto !== Object.prototype && proto !== null) {
+          trail.pop();
+          fail(trail, `a ${(v as object).constructor?.name ?? 'non-plain'} object`);
+        }
         const keys = Object.keys(v).sort();
-        out.push('{');
-        keys.forEach((k, i) => {
-          if (i > 0) out.push(',');
-          if (LONE_SURROGATE.test(k)) fail(path, 'a key with a lone surrogate');
-          out.push(JSON.stringify(k), ':');
-          write((v as Record<string, unknown>)[k], out, stack, `${path}.${k}`);
-        });
-        out.push('}');
+        out = '{';
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i]!;
+          frame.at = k;
+          out += (i > 0 ? ',' : '') + str(k, trail) + ':' + write((v as Record<string, unknown>)[k], trail);
+        }
+        out += '}';
       }
-      stack.delete(v);
-      return;
+      trail.pop();
+      return out;
     }
     default:
-      fail(path, `a value of type ${typeof v}`);
+      return fail(trail, `a value of type ${typeof v}`);
   }
 }

@@ -73,9 +73,18 @@ export interface AuditReceipt {
   duplicate: boolean;
 }
 
+/** Perfect-subtree hashes kept in memory (about 100 bytes each): recent appends and recent proof lookups. */
+const CACHE_ENTRIES = 1 << 16;
+
 export class AuditLog {
   private frontier: MerkleFrontier | undefined;
   private frontierLast: Buffer | undefined;
+  /**
+   * Perfect subtrees never change once complete, so their hashes can be cached, keyed index * 64 + level. The
+   * one hazard is a rolled-back transaction: what it wrote is gone. The cache is emptied whenever `current()`
+   * finds the store is not where the log left it, which a rollback of any append always causes.
+   */
+  private readonly cache = new Map<number, Buffer>();
   private readonly now: () => number;
 
   constructor(
@@ -126,6 +135,10 @@ export class AuditLog {
     if (writes.length > 0) {
       this.frontier = f;
       this.frontierLast = writes[writes.length - 1]!.leaf.leafHash;
+      for (const w of writes) {
+        this.remember(w.leaf.index * 64, w.leaf.leafHash);
+        for (const n of w.nodes) this.remember(n.index * 64 + n.level, n.hash);
+      }
     }
     return out;
   }
@@ -241,6 +254,7 @@ export class AuditLog {
     const size = last ? last.index + 1 : 0;
     const f = this.frontier;
     if (f && f.size === size && (size === 0 || (this.frontierLast !== undefined && last!.leafHash.equals(this.frontierLast)))) return f;
+    this.cache.clear();
     const roots = perfectSubtrees(size).map((id) => perfectFromStore(this.store, id));
     this.frontier = MerkleFrontier.fromRoots(size, roots);
     this.frontierLast = last?.leafHash;
@@ -251,7 +265,22 @@ export class AuditLog {
     const f = this.current();
     if (!Number.isSafeInteger(treeSize) || treeSize > f.size) throw new BiokioskError('BadProofRequest', `the log has ${f.size} entries; no tree of ${treeSize}`);
     // Perfect subtrees never change once complete, so the in-memory frontier answers for any tree size.
-    return subtreeHasher((id) => f.subtree(id) ?? perfectFromStore(this.store, id));
+    return subtreeHasher((id) => f.subtree(id) ?? this.perfect(id));
+  }
+
+  private perfect(id: SubtreeId): Buffer {
+    const k = id.index * 64 + id.level;
+    let h = this.cache.get(k);
+    if (!h) {
+      h = perfectFromStore(this.store, id);
+      this.remember(k, h);
+    }
+    return h;
+  }
+
+  private remember(k: number, h: Buffer): void {
+    if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(k, h);
   }
 }
 

@@ -331,10 +331,14 @@ export class MerkleFrontier {
 
   /** The hash of a perfect subtree when it is one of the frontier's (else undefined). */
   subtree(id: SubtreeId): Buffer | undefined {
-    const parts = perfectSubtrees(this.count);
-    const i = parts.findIndex((p) => p.level === id.level && p.index === id.index);
-    return i < 0 ? undefined : this.hashes[i];
+    const width = 2 ** id.level;
+    // The frontier holds the subtree of `width` leaves iff that bit of the size is set and the subtree starts
+    // where the larger frontier subtrees end; its position is the number of larger ones.
+    const above = Math.floor(this.count / (2 * width)) * 2 * width;
+    if (this.count - above < width || id.index * width !== above) return undefined;
+    return this.hashes[popcount(above)];
   }
+
 }
 
 function checkSize(n: number, what: string): void {
