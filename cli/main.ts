@@ -9,6 +9,7 @@ import { registerMatch } from './match.ts';
 import { registerEval } from './eval.ts';
 import { registerSynth } from './synth.ts';
 import { registerDemo } from './demo.ts';
+import { registerVerifier } from './verifier.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerEval(program);
   registerSynth(program);
   registerDemo(program);
+  registerVerifier(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -216,6 +216,11 @@ describe('RFC 9162 proofs, property tests', () => {
       const parts = perfectSubtrees(i + 1);
       expect(parts.reduce((s, p) => s + 2 ** p.level, 0)).toBe(i + 1);
       expect(f.roots.map(hex)).toEqual(parts.map((p) => hex(full(p.index * 2 ** p.level, (p.index + 1) * 2 ** p.level))));
+      for (const [k, p] of parts.entries()) expect(f.subtree(p)).toBe(f.roots[k]);
+      for (const p of parts) {
+        if (p.level > 0) expect(f.subtree({ level: p.level - 1, index: p.index * 2 })).toBeUndefined();
+        expect(f.subtree({ level: p.level, index: p.index + 1 })).toBeUndefined();
+      }
       const reloaded = MerkleFrontier.fromRoots(i + 1, f.roots);
       expect(hex(reloaded.root())).toBe(hex(f.root()));
     }

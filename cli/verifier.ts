@@ -1,0 +1,153 @@
+/** `biokiosk verifier ...`: run a verifier node, enrol subjects, manage devices, audit the log. */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { BiokioskError, UsageError } from '../protocol/errors.ts';
+import { jwkThumbprint, p256PublicJwk } from '../protocol/signer.ts';
+import { assertDeviceId } from '../protocol/topics.ts';
+import { readManifest } from '../models/face/models.ts';
+import { parseModality } from '../models/engines.ts';
+import { SqliteAuditStore } from '../verifier/audit/store.ts';
+import { p256TreeHeadVerifier } from '../verifier/audit/tree-head.ts';
+import { auditLog } from '../verifier/audit/verify.ts';
+import { openVerifierKeys } from '../verifier/keys.ts';
+import { VerifierNode } from '../verifier/node.ts';
+import { openVerifier } from '../verifier/setup.ts';
+import { readInput } from './extract.ts';
+import { parseNumber, printJson } from './options.ts';
+
+const DEFAULT_DIR = 'biokiosk-verifier';
+
+async function defaultAllowedModels(): Promise<string[]> {
+  const m = await readManifest();
+  return Object.values(m.models).map((e) => e.sha256);
+}
+
+export function registerVerifier(program: Command): void {
+  const v = program.command('verifier').description('The verifier node: decide attestations, keep the gallery, the device registry and the audit log.');
+
+  v.command('run')
+    .description('Run a verifier node on an MQTT broker (MQTT 5 shared subscription: start several to share the stream).')
+    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+    .option('--dir <dir>', 'state folder (keys, store, audit log)', DEFAULT_DIR)
+    .option('--id <id>', 'verifier id (used when the key file is first created)', 'verifier-1')
+    .option('--mqtt-version <n>', '5 (shared subscriptions) or 4 (MQTT 3.1.1: one verifier)', parseNumber('--mqtt-version', 4, 5, true), 5)
+    .option('--group <name>', 'shared subscription group', 'verifiers')
+    .option('--allow-model <sha256...>', 'model hashes whose templates are accepted (default: the models in models/manifest.json)')
+    .option('--face-threshold <d>', 'face match threshold (Euclidean distance)', parseNumber('--face-threshold', 0, 2))
+    .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
+    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean }) => {
+      const allowed = o.allowModel ?? (await defaultAllowedModels());
+      for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
+      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, requireNonce: o.requireNonce });
+      const node = new VerifierNode(inst.verifier, inst.store, {
+        brokerUrl: o.broker,
+        clientId: `${inst.keys.verifierId}-${process.pid}`,
+        protocolVersion: o.mqttVersion as 4 | 5,
+        group: o.group,
+        onVerdict: (r) => process.stdout.write(JSON.stringify({ ueid: r.ueid, att_id: r.attId, decision: r.decision, reasons: r.reasons.map((x) => x.code), duplicate: r.duplicate }) + '\n'),
+        onError: (e) => process.stderr.write(`verifier: ${e instanceof Error ? e.message : String(e)}\n`),
+      });
+      await node.start();
+      process.stderr.write(`verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), state in ${o.dir}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      await node.stop();
+      inst.close();
+    });
+
+  v.command('enroll')
+    .description('Enrol a subject in the gallery from an image (the template is extracted here).')
+    .requiredOption('--subject <id>', 'subject id')
+    .requiredOption('--modality <name>', 'face')
+    .requiredOption('--image <file>', 'image of the subject')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--json', 'print one JSON object')
+    .action(async (o: { subject: string; modality: string; image: string; dir: string; json?: boolean }) => {
+      const modality = parseModality(o.modality);
+      if (modality !== 'face') throw new UsageError(`enrolment supports face for now (got ${modality})`);
+      const bytes = await readInput(o.image);
+      const { FaceEngine } = await import('../models/face/engine.ts');
+      const engine = await FaceEngine.create();
+      try {
+        const x = await engine.extract(bytes);
+        if (x.quality.score < x.quality.retryBelow) throw new BiokioskError('LowQuality', `the enrolment image's quality is ${x.quality.score}, below ${x.quality.retryBelow}: take a better photo`);
+        const inst = await openVerifier(o.dir, { allowedModels: [] });
+        inst.store.enroll({ subject: o.subject, modality, template: x.template, templateFormat: 'biokiosk-face/1', modelSha256: engine.pipeline.model.sha256 });
+        inst.close();
+        const r = { ok: true, subject: o.subject, modality, quality: x.quality.score, faceCount: x.info['faceCount'], model: engine.pipeline.model };
+        if (o.json) printJson(r);
+        else process.stdout.write(`enrolled ${o.subject} (${modality}, quality ${x.quality.score}) in ${o.dir}\n`);
+      } finally {
+        await engine.close();
+      }
+    });
+
+  v.command('register-device')
+    .description("Register a kiosk's attestation key (a public JWK file, e.g. from `biokiosk kiosk identity --json`).")
+    .requiredOption('--ueid <id>', 'device id')
+    .requiredOption('--jwk <file>', 'public key, JWK JSON (or a JSON object with a publicJwk member)')
+    .requiredOption('--site <site>', 'where the kiosk stands')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .action(async (o: { ueid: string; jwk: string; site: string; dir: string }) => {
+      assertDeviceId(o.ueid);
+      let doc: Record<string, unknown>;
+      try {
+        doc = JSON.parse((await readInput(o.jwk)).toString('utf8')) as Record<string, unknown>;
+      } catch (e) {
+        if (e instanceof BiokioskError) throw e;
+        throw new UsageError(`${o.jwk} is not JSON`);
+      }
+      const jwk = p256PublicJwk((doc['publicJwk'] ?? doc) as Record<string, unknown>);
+      const inst = await openVerifier(o.dir, { allowedModels: [] });
+      inst.store.registerDevice({ ueid: o.ueid, kid: jwkThumbprint(jwk), publicJwk: jwk as never, site: o.site });
+      inst.close();
+      process.stdout.write(`registered ${o.ueid} (kid ${jwkThumbprint(jwk)}) at ${o.site}\n`);
+    });
+
+  v.command('revoke-device')
+    .description('Revoke a kiosk: its attestations are rejected from now on.')
+    .requiredOption('--ueid <id>', 'device id')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .action(async (o: { ueid: string; dir: string }) => {
+      const inst = await openVerifier(o.dir, { allowedModels: [] });
+      const done = inst.store.revokeDevice(o.ueid);
+      inst.close();
+      if (!done) throw new UsageError(`no active device ${o.ueid} in ${o.dir}`);
+      process.stdout.write(`revoked ${o.ueid}\n`);
+    });
+
+  v.command('keys')
+    .description("Print the public keys kiosks need: the verifier's verdict key and the fleet's template encryption key.")
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--id <id>', 'verifier id (used when the key file is first created)', 'verifier-1')
+    .action(async (o: { dir: string; id: string }) => {
+      const keys = await openVerifierKeys(join(o.dir, 'verifier-keys.json'), o.id);
+      printJson({ verifierId: keys.verifierId, verdictKey: p256PublicJwk(keys.signing as Record<string, unknown>), fleetKey: keys.fleet.publicJwk });
+    });
+
+  v.command('audit')
+    .description('Check the whole audit log: every entry, every signed tree head, their consistency. Exit 2 if tampered.')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--json', 'print one JSON object')
+    .action(async (o: { dir: string; json?: boolean }) => {
+      const keysDoc = JSON.parse(await readFile(join(o.dir, 'verifier-keys.json'), 'utf8').catch(() => {
+        throw new UsageError(`no verifier state in ${o.dir} (verifier-keys.json missing)`);
+      })) as { signing: Record<string, unknown> };
+      const store = new SqliteAuditStore(join(o.dir, 'verifier.db'), { readonly: true });
+      try {
+        const report = await auditLog(store, p256TreeHeadVerifier(p256PublicJwk(keysDoc.signing) as never));
+        if (o.json) printJson(report);
+        else if (report.ok) process.stdout.write(`audit log OK: ${report.size} entries, ${report.checkedTreeHeads} signed tree heads consistent\n`);
+        if (!report.ok) {
+          const first = report.firstTampered;
+          throw new BiokioskError('AuditFailed', first ? `entry ${first.index} was tampered with: ${first.reason}` : `the log does not verify: ${report.problems[0]?.message ?? 'see --json'}`);
+        }
+      } finally {
+        store.close();
+      }
+    });
+}

@@ -1,0 +1,63 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Mosquitto } from './helpers/mosquitto.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'biokiosk.js');
+
+async function biokiosk(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 90_000 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+let broker: Mosquitto;
+beforeAll(async () => {
+  broker = await Mosquitto.start();
+});
+afterAll(async () => {
+  await broker?.stop();
+});
+
+describe('biokiosk demo', () => {
+  it('on the embedded broker: the genuine attempt matches, the impostor does not, with latencies per stage', async () => {
+    const r = await biokiosk('demo', '--json', '--keep');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.mqttVersion).toBe(4);
+    expect(out.camera).toMatch(/virtual camera/);
+    const [genuine, impostor] = out.attempts;
+    expect(genuine).toMatchObject({ name: 'genuine', decision: 'match' });
+    expect(impostor).toMatchObject({ name: 'impostor', decision: 'no_match' });
+    for (const a of out.attempts) for (const k of ['capture', 'extract', 'sign', 'relay', 'verify', 'total']) expect(a.latencyMs[k]).toBeGreaterThan(0);
+    expect(out.auditLogEntries).toBe(2);
+
+    // The audit command checks the demo's log, and finds an entry changed behind its back.
+    const dir = join(out.folder, 'verifier');
+    const ok = await biokiosk('verifier', 'audit', '--dir', dir);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/audit log OK: 2 entries/);
+    const db = new Database(join(dir, 'verifier.db'));
+    db.exec('DROP TRIGGER audit_leaves_no_update');
+    db.prepare("UPDATE audit_leaves SET record = replace(record, 'no_match', 'match') WHERE idx = 1").run();
+    db.close();
+    const bad = await biokiosk('verifier', 'audit', '--dir', dir);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/entry 1 was tampered with/);
+  });
+
+  it('on mosquitto with MQTT 5', async () => {
+    const r = await biokiosk('demo', '--json', '--broker', broker.url);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.mqttVersion).toBe(5);
+    expect(out.attempts.map((a: { decision: string }) => a.decision)).toEqual(['match', 'no_match']);
+  });
+});
