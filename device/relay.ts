@@ -6,6 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { noDelay } from '../protocol/mqtt-socket.ts';
 import { statusPublishes } from '../protocol/envelope.ts';
 import type { Outbox } from './outbox.ts';
 
@@ -77,6 +78,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     });
     this.client = client;
     client.on('connect', () => {
+      noDelay(client);
       client.subscribe(this.o.topics.verdicts, { qos: 1 });
       const online = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).online;
       client.publish(online.topic, online.payload, { qos: 1, retain: true });

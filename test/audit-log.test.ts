@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { canonicalBytes } from '../verifier/audit/canonical.ts';
 import { AuditLog, type AuditReceipt } from '../verifier/audit/log.ts';
-import { inclusionProof, leafHash, rootOf, verifyConsistency } from '../verifier/audit/merkle.ts';
+import { inclusionProof, leafHash, MerkleFrontier, rootOf, verifyConsistency } from '../verifier/audit/merkle.ts';
 import { SqliteAuditStore } from '../verifier/audit/store.ts';
 import { p256TreeHeadSigner, p256TreeHeadVerifier, treeHeadSignerFrom, type TreeHeadVerify } from '../verifier/audit/tree-head.ts';
 import { auditLog, formatAuditReport, verifyReceipt } from '../verifier/audit/verify.ts';
@@ -85,10 +85,12 @@ describe('audit log on SQLite', () => {
     }
     expect(log.size).toBe(1000);
     const hashes = Array.from({ length: 1000 }, (_, j) => leafHash(canonicalBytes(record(j))));
+    const roots = new Map<number, string>();
+    const rootAt = (n: number) => roots.get(n) ?? roots.set(n, rootOf(hashes.slice(0, n)).toString('base64url')).get(n)!;
     for (const [j, r] of receipts.entries()) {
       expect(r.leafIndex).toBe(j);
       expect(r.duplicate).toBe(false);
-      expect(r.rootHash).toBe(rootOf(hashes.slice(0, r.treeSize)).toString('base64url'));
+      expect(r.rootHash).toBe(rootAt(r.treeSize));
       expect(await verifyReceipt(record(j), r, verify)).toMatchObject({ ok: true });
     }
     // Receipts against the latest head for every entry; store-built proofs equal the in-memory ones.
@@ -104,7 +106,7 @@ describe('audit log on SQLite', () => {
       const m = 1 + Math.floor(Math.random() * size);
       const proof = log.consistencyProof(m, size).map((p) => Buffer.from(p, 'base64url'));
       expect(verifyConsistency(m, size, Buffer.from(log.rootAt(m), 'base64url'), Buffer.from(log.rootAt(size), 'base64url'), proof)).toBe(true);
-      expect(log.rootAt(size)).toBe(rootOf(hashes.slice(0, size)).toString('base64url'));
+      expect(log.rootAt(size)).toBe(rootAt(size));
     }
     const report = await auditLog(store, verify);
     expect(report).toMatchObject({ ok: true, size: 1000, checkedLeaves: 1000, problemCount: 0, rootHash: rootOf(hashes).toString('base64url') });
@@ -348,6 +350,32 @@ describe('audit: tamper detection', () => {
     const restarted = new AuditLog(store, { sign: p256TreeHeadSigner(keys.privateKey) });
     expect(await verifyReceipt(record(0), restarted.receipt(0), verify)).toMatchObject({ ok: true });
     expect(await verifyReceipt(record(32), restarted.receipt(32), verify)).toMatchObject({ ok: false });
+    store.close();
+  });
+
+  it('catches a consistent rewrite (hashes, subtrees, tree heads) with tree heads kept elsewhere', async () => {
+    const { store, log } = await filled(500, 100);
+    const kept = [log.treeHead(300)!, log.treeHead(100)!]; // e.g. from receipts kiosks hold
+    // Rewrite entry 250 and everything derived from it, then drop the stored heads the key cannot re-sign.
+    const forged = canonicalBytes({ ...record(250), sub: 'mallory' });
+    store.db.prepare('UPDATE audit_leaves SET record = ?, leaf_hash = ? WHERE idx = 250').run(forged, leafHash(forged));
+    const hashes = (store.db.prepare('SELECT leaf_hash FROM audit_leaves ORDER BY idx').pluck().all() as Buffer[]);
+    const f = MerkleFrontier.empty();
+    const fix = store.db.prepare('UPDATE audit_nodes SET hash = ? WHERE level = ? AND idx = ?');
+    for (const h of hashes) for (const n of f.append(h)) fix.run(n.hash, n.level, n.index);
+    store.db.prepare('DELETE FROM audit_tree_heads').run();
+    expect((await auditLog(store, verify)).ok).toBe(true); // nothing left in the file to contradict it
+
+    const report = await auditLog(store, verify, { knownTreeHeads: kept });
+    expect(report.ok).toBe(false);
+    expect(report.problems.map((p) => `${p.kind}@${p.treeSize}`)).toEqual(['known_tree_head_root@300']);
+    expect(report.firstTampered).toMatchObject({ index: 100 });
+    expect(report.firstTampered!.reason).toMatch(/\[100, 300\)/);
+
+    const forgedHead = { ...kept[0]!, root_hash: rootOf(hashes.slice(0, 300)).toString('base64url') };
+    const beyond = { ...kept[0]!, tree_size: 600 };
+    const more = await auditLog(store, verify, { knownTreeHeads: [forgedHead, beyond, { ...kept[1]!, root_hash: 'x' }] });
+    expect(more.problems.map((p) => p.kind).sort()).toEqual(['known_tree_head_signature', 'known_tree_head_signature', 'known_tree_head_signature']);
     store.close();
   });
 

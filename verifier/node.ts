@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { noDelay } from '../protocol/mqtt-socket.ts';
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION } from '../protocol/envelope.ts';
 import { allDevicesFilter, deviceIdFromTopic, sharedSubscription, topicFor } from '../protocol/topics.ts';
 import type { VerifierStore } from './store.ts';
@@ -53,7 +54,11 @@ export class VerifierNode {
     const attFilter = this.version === 5 ? sharedSubscription(this.o.group ?? 'verifiers', 'attestations') : allDevicesFilter('attestations');
     const chFilter = this.version === 5 ? sharedSubscription(this.o.group ?? 'verifiers', 'challenges/request') : allDevicesFilter('challenges/request');
     const subscribe = () => client.subscribeAsync([attFilter, chFilter], { qos: 1 });
-    client.on('connect', () => void subscribe().catch((e) => this.o.onError?.(e)));
+    noDelay(client);
+    client.on('connect', () => {
+      noDelay(client);
+      void subscribe().catch((e) => this.o.onError?.(e));
+    });
     client.on('message', (topic, payload, packet) => {
       if (topic.endsWith('/challenges/request')) return this.onChallenge(topic, payload, packet.properties?.responseTopic, packet.properties?.correlationData);
       this.stats.received++;

@@ -70,6 +70,11 @@ export interface AuditStore {
   treeHeads(afterSize: number, limit: number): TreeHeadRow[];
   /** Runs fn in one transaction (a savepoint inside one already open). */
   transaction<T>(fn: () => T): T;
+  /**
+   * Runs fn (which may await) against one consistent view of the log, so an audit of a log that is being
+   * appended to sees one state of it.
+   */
+  snapshot<T>(fn: () => Promise<T>): Promise<T>;
   close(): void;
 }
 
@@ -242,6 +247,20 @@ export class SqliteAuditStore implements AuditStore {
 
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();
+  }
+
+  /**
+   * A read transaction around fn, on a connection this store owns (open a separate store for audits: on a
+   * shared connection the owner's transactions decide what is seen, and fn runs as is).
+   */
+  async snapshot<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.owned || this.db.inTransaction) return fn();
+    this.db.exec('BEGIN');
+    try {
+      return await fn();
+    } finally {
+      if (this.db.inTransaction) this.db.exec('COMMIT');
+    }
   }
 
   close(): void {

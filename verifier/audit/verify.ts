@@ -34,7 +34,11 @@ export type AuditProblemKind =
   | 'tree_head_timestamp'
   | 'tree_head_beyond_log'
   | 'tree_head_unchecked'
-  | 'consistency';
+  | 'consistency'
+  | 'known_tree_head_signature'
+  | 'known_tree_head_root'
+  | 'known_tree_head_beyond_log'
+  | 'known_tree_head_unchecked';
 
 export interface AuditProblem {
   kind: AuditProblemKind;
@@ -67,9 +71,19 @@ export interface AuditOptions {
   chunk?: number;
   /** Problems kept in the report (all are counted). */
   maxProblems?: number;
+  /**
+   * Tree heads obtained elsewhere (from verdict receipts kiosks kept, from a monitor): each is checked against
+   * the entries like the stored ones. This is what catches a log rewritten together with its stored heads, or a
+   * log that showed different trees to different parties.
+   */
+  knownTreeHeads?: readonly SignedTreeHead[];
 }
 
 export async function auditLog(store: AuditStore, verifyTreeHeadSignature: TreeHeadVerify, options: AuditOptions = {}): Promise<AuditReport> {
+  return store.snapshot(() => audit(store, verifyTreeHeadSignature, options));
+}
+
+async function audit(store: AuditStore, verifyTreeHeadSignature: TreeHeadVerify, options: AuditOptions): Promise<AuditReport> {
   const chunk = options.chunk ?? 4096;
   const maxProblems = options.maxProblems ?? 100;
   const size = store.size();
@@ -106,10 +120,29 @@ export async function auditLog(store: AuditStore, verifyTreeHeadSignature: TreeH
     return heads[hp];
   };
 
-  /** root: the recomputed root of the first h.treeSize entries, or why there is none. */
-  const checkHead = async (h: TreeHeadRow, root: Buffer | 'unchecked' | 'beyond') => {
-    checkedTreeHeads++;
+  // Tree heads from elsewhere, in size order; ones that are not even well-formed are reported straight away.
+  const known: TreeHeadRow[] = [];
+  for (const k of options.knownTreeHeads ?? []) {
+    const rootHash = decodeBase64url(k.root_hash);
+    const signature = decodeBase64url(k.signature);
+    if (!Number.isSafeInteger(k.tree_size) || k.tree_size < 0 || !Number.isSafeInteger(k.timestamp) || !rootHash || rootHash.length !== HASH_BYTES || !signature) {
+      problem({ kind: 'known_tree_head_signature', treeSize: k.tree_size, message: `a tree head given for size ${k.tree_size} is malformed` });
+    } else {
+      known.push({ treeSize: k.tree_size, rootHash, timestamp: k.timestamp, signature });
+    }
+  }
+  known.sort((a, b) => a.treeSize - b.treeSize);
+  let kp = 0;
+
+  /**
+   * root: the recomputed root of the first h.treeSize entries, or why there is none. `external`: a head given
+   * by the caller rather than stored (checked against the entries, not part of the stored sequence).
+   */
+  const checkHead = async (h: TreeHeadRow, root: Buffer | 'unchecked' | 'beyond', external = false) => {
     const s = h.treeSize;
+    const kind = <K extends 'tree_head_signature' | 'tree_head_root' | 'tree_head_beyond_log'>(k: K) => (external ? (`known_${k}` as const) : k);
+    const which = external ? 'given tree head' : 'tree head';
+    if (!external) checkedTreeHeads++;
     const head = toSignedTreeHead(h);
     let sigOk = false;
     try {
@@ -117,26 +150,29 @@ export async function auditLog(store: AuditStore, verifyTreeHeadSignature: TreeH
     } catch {
       sigOk = false;
     }
-    if (!sigOk) problem({ kind: 'tree_head_signature', treeSize: s, message: `the signature of the tree head for size ${s} does not verify` });
-    if (prev && h.timestamp < prev.timestamp) {
+    if (!sigOk) problem({ kind: kind('tree_head_signature'), treeSize: s, message: `the signature of the ${which} for size ${s} does not verify` });
+    if (external && !sigOk) return; // not the log's statement: nothing to compare
+    if (!external && prev && h.timestamp < prev.timestamp) {
       problem({ kind: 'tree_head_timestamp', treeSize: s, message: `the tree head for size ${s} is dated before the one for size ${prev.treeSize}` });
     }
     if (root === 'unchecked') {
-      unchecked++;
+      if (external) problem({ kind: 'known_tree_head_unchecked', treeSize: s, message: `the given tree head for size ${s} cannot be checked: entries are missing` });
+      else unchecked++;
     } else if (root === 'beyond') {
-      problem({ kind: 'tree_head_beyond_log', treeSize: s, message: `a tree head is signed for ${s} entries but the log has ${size}` });
-      if (sigOk && brokenAt === undefined) tampered(size, `entries from ${size} on are missing: a tree head is signed for ${s} entries but the log has ${size}`);
+      problem({ kind: kind('tree_head_beyond_log'), treeSize: s, message: `a ${which} is signed for ${s} entries but the log has ${size}` });
+      if (sigOk && brokenAt === undefined) tampered(size, `entries from ${size} on are missing: a ${which} is signed for ${s} entries but the log has ${size}`);
     } else if (!root.equals(h.rootHash)) {
-      problem({ kind: 'tree_head_root', treeSize: s, message: `the root of the tree head for size ${s} is not the root of the first ${s} entries` });
+      problem({ kind: kind('tree_head_root'), treeSize: s, message: `the root of the ${which} for size ${s} is not the root of the first ${s} entries` });
       if (sigOk && !firstTampered) {
         // Every leaf hash matched its record, so entries were rewritten along with their hashes; the signed
         // head brackets the change, and a stored subtree still holding the old hash narrows it.
         const range = nodeEvidence && nodeEvidence.start >= lastGood && nodeEvidence.end <= s ? nodeEvidence : { start: lastGood, end: s };
-        tampered(range.start, `an entry in [${range.start}, ${range.end}) was changed together with its stored hash: the signed tree head for size ${s} does not match the entries`);
+        tampered(range.start, `an entry in [${range.start}, ${range.end}) was changed together with its stored hash: the signed ${which} for size ${s} does not match the entries`);
       }
     } else if (sigOk) {
-      lastGood = s;
+      lastGood = Math.max(lastGood, s);
     }
+    if (external) return;
     if (prev && (brokenAt === undefined || s <= brokenAt)) {
       let consistent: boolean;
       let why = '';
@@ -151,11 +187,15 @@ export async function auditLog(store: AuditStore, verifyTreeHeadSignature: TreeH
     prev = h;
   };
 
+  const rootFor = (h: TreeHeadRow) => (h.treeSize > size ? 'beyond' : brokenAt === undefined && h.treeSize === frontier.size ? frontier.root() : 'unchecked');
   const headsUpTo = async (n: number) => {
     for (let h = peekHead(); h && h.treeSize <= n; h = peekHead()) {
       hp++;
-      const computable = brokenAt === undefined && h.treeSize === frontier.size;
-      await checkHead(h, h.treeSize > size ? 'beyond' : computable ? frontier.root() : 'unchecked');
+      await checkHead(h, rootFor(h));
+    }
+    for (let h = known[kp]; h && h.treeSize <= n; h = known[kp]) {
+      kp++;
+      await checkHead(h, rootFor(h), true);
     }
   };
 

@@ -1,0 +1,124 @@
+/**
+ * Issue 3 benchmarks, run by bench/run.ts in their own process (prints one JSON line):
+ * - latency: kiosk to verdict through a local mosquitto, extraction excluded (attest = encrypt + sign + enqueue,
+ *   relay, verify, decrypt, match, log, verdict back and checked), one attestation at a time;
+ * - throughput: one verifier's decision pipeline (verify, decrypt, match, log in one fsync'd transaction per batch)
+ *   over pre-made attestations from 50 devices, in batches of 256, and the same through mosquitto end to end;
+ * - outbox: enqueue latency with synchronous=FULL.
+ */
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { Attester } from '../device/attester.ts';
+import { Outbox } from '../device/outbox.ts';
+import { openKioskState } from '../device/setup.ts';
+import { createAttestation, newAttestationId } from '../protocol/attestation.ts';
+import { encodeEnvelope } from '../protocol/envelope.ts';
+import { encryptTemplate } from '../protocol/jwe.ts';
+import { deviceTopics } from '../protocol/topics.ts';
+import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { VerifierNode } from '../verifier/node.ts';
+import { faceTemplate, MODEL, startKiosk, startVerifier, waitFor } from '../test/helpers/e2e.ts';
+import { Mosquitto } from '../test/helpers/mosquitto.ts';
+
+const pct = (a: number[], p: number) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * p))]!;
+const dir = (p: string) => mkdtemp(join(tmpdir(), p));
+const result: Record<string, unknown> = {};
+const broker = await Mosquitto.start();
+try {
+  // --- latency -------------------------------------------------------------------------------------------
+  {
+    const { v, node } = await startVerifier(broker.url, await dir('bk-bench-v-'));
+    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    const k = await startKiosk(broker.url, v, 'bench-kiosk');
+    await waitFor(() => k.relay.connected, 5000, 'kiosk connected');
+    const times: number[] = [];
+    const N = Number(process.env['BENCH_LATENCY_N'] ?? 500);
+    for (let i = 0; i < N + 20; i++) {
+      const t0 = performance.now();
+      const before = k.verdicts.length;
+      await k.attester.attest({ subject: 'alice', modality: 'face', template: faceTemplate(1, 0.03), templateFormat: 'biokiosk-face/1', quality: 80, model: MODEL });
+      k.relay.nudge();
+      await new Promise<void>((resolve) => {
+        const check = () => (k.verdicts.length > before ? resolve() : setImmediate(check));
+        check();
+      });
+      if (i >= 20) times.push(performance.now() - t0);
+    }
+    result['latency'] = { n: N, p50: pct(times, 0.5), p99: pct(times, 0.99), max: Math.max(...times) };
+    await k.stop();
+    await node.stop();
+    v.close();
+  }
+
+  // --- throughput ----------------------------------------------------------------------------------------
+  {
+    const DEVICES = 50;
+    const PER = Number(process.env['BENCH_THROUGHPUT_PER_DEVICE'] ?? 80);
+    const { v, node } = await startVerifier(broker.url, await dir('bk-bench-v-'));
+    await node.stop();
+    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    const template = await encryptTemplate(faceTemplate(1, 0.03), v.keys.fleet.publicJwk);
+    const make = async (round: number) => {
+      const msgs: Array<{ topic: string; payload: Buffer }> = [];
+      for (let d = 0; d < DEVICES; d++) {
+        const ks = SoftwareKeyStore.ephemeral();
+        const ueid = `bench-${round}-${d}`;
+        v.store.registerDevice({ ueid, kid: ks.kid, publicJwk: ks.publicJwk as never, site: 'bench' });
+        for (let s = 1; s <= PER; s++) {
+          const attId = newAttestationId();
+          const jws = await createAttestation(
+            { ueid, iat: Math.floor(Date.now() / 1000), seq: s, att_id: attId, sub: 'alice', modality: 'face', template, template_format: 'biokiosk-face/1', quality: 80, model: MODEL, sensor: { make: 'm', model: 'm', serial: 's', firmware: 'f' }, site: 'bench' },
+            ks,
+          );
+          msgs.push({ topic: deviceTopics(ueid).attestations, payload: encodeEnvelope({ v: 1, kind: 'attestation', corr: attId, body: jws }) });
+        }
+      }
+      // Interleave devices, as many kiosks would.
+      return msgs.sort((a, b) => (a.payload.length % 7) - (b.payload.length % 7));
+    };
+    // Pipeline only.
+    const direct = await make(0);
+    const t0 = performance.now();
+    for (let i = 0; i < direct.length; i += 256) await v.verifier.handleBatch(direct.slice(i, i + 256));
+    const pipelineRate = direct.length / ((performance.now() - t0) / 1000);
+    // Through mosquitto: publish everything, count verdicts.
+    const viaMqtt = await make(1);
+    const node2 = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'bench-verifier', protocolVersion: 5 });
+    await node2.start();
+    const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    const sink = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
+    let verdicts = 0;
+    await sink.subscribeAsync('biokiosk/v1/+/verdicts', { qos: 1 });
+    sink.on('message', () => verdicts++);
+    const t1 = performance.now();
+    await Promise.all(viaMqtt.map((m) => pub.publishAsync(m.topic, m.payload, { qos: 1 })));
+    await waitFor(() => verdicts >= viaMqtt.length, 120_000, 'all verdicts');
+    const mqttRate = viaMqtt.length / ((performance.now() - t1) / 1000);
+    result['throughput'] = { attestations: direct.length, pipelinePerSecond: pipelineRate, viaMosquittoPerSecond: mqttRate, logEntries: v.audit.size };
+    await pub.endAsync();
+    await sink.endAsync();
+    await node2.stop();
+    v.close();
+  }
+
+  // --- outbox --------------------------------------------------------------------------------------------
+  {
+    const box = new Outbox(join(await dir('bk-bench-o-'), 'outbox.db'));
+    const payload = Buffer.alloc(2300, 7);
+    const times: number[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const t0 = performance.now();
+      box.enqueue(`att-${i}`, i + 1, payload);
+      times.push(performance.now() - t0);
+    }
+    result['outbox'] = { n: 2000, p50: pct(times, 0.5), p99: pct(times, 0.99), max: Math.max(...times) };
+    box.close();
+  }
+} finally {
+  await broker.stop();
+}
+void openKioskState;
+void Attester;
+process.stdout.write(JSON.stringify(result) + '\n');
