@@ -206,6 +206,28 @@ describe('audit log on SQLite', () => {
     db.close();
   });
 
+  it('audits one consistent state of a log that is growing meanwhile', async () => {
+    const path = await tempDb();
+    const { store, log } = openLog(path);
+    store.db.pragma('synchronous = OFF'); // test speed only
+    await fill(log, 0, 1100, 1); // more tree heads than the audit reads in one page
+    const reader = new SqliteAuditStore(path, { readonly: true });
+    let grew = false;
+    const growing: TreeHeadVerify = async (message, signature) => {
+      if (!grew) {
+        grew = true;
+        await fill(log, 1100, 1200, 1);
+      }
+      return verify(message, signature);
+    };
+    const report = await auditLog(reader, growing);
+    expect(grew).toBe(true);
+    expect(report).toMatchObject({ ok: true, size: 1100, checkedTreeHeads: 1100 });
+    expect(await auditLog(reader, verify)).toMatchObject({ ok: true, size: 1200, checkedTreeHeads: 1200 });
+    reader.close();
+    store.close();
+  });
+
   it('signs tree heads with a biokiosk Signer (digest-only key store)', async () => {
     const ks = SoftwareKeyStore.ephemeral();
     const store = new SqliteAuditStore(await tempDb());
@@ -390,6 +412,10 @@ describe('audit: tamper detection', () => {
     const throwing: TreeHeadVerify = () => {
       throw new Error('boom');
     };
+    const empty = await tempDb();
+    new Database(empty).close();
+    expect(() => new SqliteAuditStore(empty, { readonly: true })).toThrow(/holds no audit log/);
+    expect(() => new SqliteAuditStore(join(empty, '..', 'nope.db'), { readonly: true })).toThrow();
     const ro2 = new SqliteAuditStore(path, { readonly: true });
     expect((await auditLog(ro2, throwing)).problems.some((p) => p.kind === 'tree_head_signature')).toBe(true);
     ro2.close();

@@ -158,6 +158,10 @@ export class SqliteAuditStore implements AuditStore {
       this.owned = false;
     }
     if (!options.readonly && !this.db.readonly) this.db.exec(SCHEMA);
+    else if (!this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_leaves'").get()) {
+      if (this.owned) this.db.close();
+      throw new BiokioskError('NoAuditLog', `${this.db.name} holds no audit log`);
+    }
     const p = (sql: string) => this.db.prepare(sql);
     this.s = {
       last: p('SELECT idx, leaf_hash FROM audit_leaves ORDER BY idx DESC LIMIT 1'),
