@@ -6,7 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { isBiokioskError } from '../protocol/errors.ts';
 import { registerExtract } from './extract.ts';
 import { registerMatch } from './match.ts';
-import { registerEval } from './eval.ts';
+import { registerEval } from './evaluate.ts';
 import { registerSynth } from './synth.ts';
 import { registerDemo } from './demo.ts';
 import { registerVerifier } from './verifier.ts';

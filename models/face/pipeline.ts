@@ -6,6 +6,7 @@
  */
 import { BiokioskError } from '../../protocol/errors.ts';
 import { decodeImage, type DecodeOptions } from '../common/image.ts';
+import type { Raster } from '../common/raster.ts';
 import type { QualityReport } from '../modality.ts';
 import { alignFace, CHIP_SIZE } from './align.ts';
 import { decodeDetections, detectorInput, type FaceBox } from './detect.ts';
@@ -25,6 +26,11 @@ export interface FacePipelineOptions {
   threads?: number;
   /** Detector input side, a multiple of 32 (default 416). */
   detectorSize?: number;
+  /**
+   * Sides to try, in order, when the first finds no face (default [224, 320]): the tiny detector's anchors cover
+   * a band of face sizes relative to its input, and at a kiosk the face often fills much of the frame.
+   */
+  fallbackSizes?: number[];
   /** Minimum detector confidence (default 0.5). */
   minDetectionScore?: number;
   decode?: DecodeOptions;
@@ -67,13 +73,21 @@ export class FacePipeline {
     return { name: this.embedder.name, sha256: this.embedder.sha256 };
   }
 
+  /** Faces at the configured detector size, else at each fallback size in turn. */
+  private async detect(img: Raster): Promise<FaceBox[]> {
+    for (const size of [this.options.detectorSize, ...(this.options.fallbackSizes ?? [224, 320])]) {
+      const dIn = detectorInput(img, size);
+      const dOut = await runNet(this.detector, dIn.pixels, size, size);
+      const faces = decodeDetections(dOut.data, dOut.dims[1]!, dIn, img.width, img.height, this.options.minDetectionScore, 0.4);
+      if (faces.length > 0) return faces;
+    }
+    return [];
+  }
+
   /** Every face in the image with its landmarks, in decoded-image pixels (for tools such as derive-template). */
   async detectAll(bytes: Uint8Array): Promise<Array<{ box: FaceBox; landmarks: Point[] }>> {
     const img = await decodeImage(bytes, this.options.decode);
-    const size = this.options.detectorSize;
-    const dIn = detectorInput(img, size);
-    const dOut = await runNet(this.detector, dIn.pixels, size, size);
-    const faces = decodeDetections(dOut.data, dOut.dims[1]!, dIn, img.width, img.height, this.options.minDetectionScore, 0.4);
+    const faces = await this.detect(img);
     const out: Array<{ box: FaceBox; landmarks: Point[] }> = [];
     for (const box of faces) {
       const crop = landmarkCrop(img, box);
@@ -88,10 +102,7 @@ export class FacePipeline {
     const img = await decodeImage(bytes, this.options.decode);
     const t1 = performance.now();
 
-    const size = this.options.detectorSize;
-    const dIn = detectorInput(img, size);
-    const dOut = await runNet(this.detector, dIn.pixels, size, size);
-    const faces = decodeDetections(dOut.data, dOut.dims[1]!, dIn, img.width, img.height, this.options.minDetectionScore, 0.4);
+    const faces = await this.detect(img);
     const t2 = performance.now();
     if (faces.length === 0) throw new NoFaceDetectedError({ width: img.original.width, height: img.original.height });
     const face = faces.reduce((best, f) => (f.width * f.height > best.width * best.height ? f : best));
