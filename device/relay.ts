@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { noDelay } from '../protocol/mqtt-socket.ts';
-import { statusPublishes } from '../protocol/envelope.ts';
+import { randomUUID } from 'node:crypto';
+import { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION, requestProperties, statusPublishes } from '../protocol/envelope.ts';
 import type { Outbox } from './outbox.ts';
 
 export interface VerdictInfo {
@@ -20,6 +21,9 @@ export interface VerdictInfo {
 export interface RelayTopics {
   attestations: string;
   verdicts: string;
+  /** For online checks: where to ask a verifier for a nonce, and where the answer comes. */
+  challengeRequest?: string;
+  challengeResponse?: string;
 }
 
 export interface RelayOptions {
@@ -79,7 +83,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     this.client = client;
     client.on('connect', () => {
       noDelay(client);
-      client.subscribe(this.o.topics.verdicts, { qos: 1 });
+      client.subscribe(this.o.topics.challengeResponse ? [this.o.topics.verdicts, this.o.topics.challengeResponse] : [this.o.topics.verdicts], { qos: 1 });
       const online = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).online;
       client.publish(online.topic, online.payload, { qos: 1, retain: true });
       // Whatever was in flight before the connection dropped may be lost: everything unanswered is due again.
@@ -92,8 +96,49 @@ export class Relay extends EventEmitter<RelayEvents> {
     client.on('error', () => {
       /* reconnects by itself; the outbox keeps everything */
     });
-    client.on('message', (_topic, payload) => void this.onVerdict(payload));
+    client.on('message', (topic, payload) => {
+      if (topic === this.o.topics.challengeResponse) this.onChallengeResponse(payload);
+      else void this.onVerdict(payload);
+    });
     this.timer = setInterval(() => void this.pump(), this.o.pumpIntervalMs ?? 50);
+  }
+
+  private readonly challenges = new Map<string, (r: { nonce: string; expiresAt: number }) => void>();
+
+  /**
+   * Asks the verifiers for a nonce (an online check): MQTT 5 request/response with response topic and correlation
+   * data, the request id in the payload as well so 3.1.1 brokers work. Needs a connection: offline, the kiosk
+   * attests without a nonce and the verifier's seq check is the replay defence.
+   */
+  async requestNonce(timeoutMs = 5000): Promise<{ nonce: string; expiresAt: number }> {
+    const client = this.client;
+    const { challengeRequest, challengeResponse } = this.o.topics;
+    if (!client?.connected || !challengeRequest || !challengeResponse) throw new Error('no connection to ask a verifier for a nonce');
+    const reqId = randomUUID();
+    const answer = new Promise<{ nonce: string; expiresAt: number }>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.challenges.delete(reqId);
+        reject(new Error(`no nonce from a verifier within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.challenges.set(reqId, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+    });
+    const payload = encodeEnvelope({ v: ENVELOPE_VERSION, kind: 'challenge_request', corr: reqId, body: { req_id: reqId, ueid: this.o.ueid } });
+    const props = (this.o.protocolVersion ?? 5) === 5 ? { properties: requestProperties(reqId, challengeResponse) } : {};
+    client.publish(challengeRequest, payload, { qos: 1, ...props });
+    return answer;
+  }
+
+  private onChallengeResponse(payload: Buffer): void {
+    try {
+      const env = decodeEnvelope(payload, 'challenge_response');
+      this.challenges.get(env.corr)?.({ nonce: env.body.nonce, expiresAt: env.body.expires_at });
+      this.challenges.delete(env.corr);
+    } catch {
+      // Not ours to answer: a malformed response is dropped.
+    }
   }
 
   /** Call after enqueueing, to send without waiting for the next tick. */

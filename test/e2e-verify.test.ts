@@ -128,3 +128,32 @@ describe('rejections on mosquitto', () => {
     }
   });
 });
+
+describe('online checks with a verifier nonce', () => {
+  for (const version of [5, 4] as const) {
+    it(`gets a nonce by request/response (MQTT ${version === 5 ? '5' : '3.1.1'}), which verifies once and is refused when reused or unknown`, async () => {
+      const { v, node } = await startVerifier(broker.url, await tempDir('bk-ver-'), { version });
+      v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+      const k = await startKiosk(broker.url, v, `kiosk-nonce-${version}`, { version });
+      try {
+        await waitFor(() => k.relay.connected, 5000, 'kiosk connected');
+        const { nonce, expiresAt } = await k.relay.requestNonce();
+        expect(expiresAt).toBeGreaterThan(Date.now() / 1000);
+        const base = { subject: 'alice', modality: 'face' as const, template: faceTemplate(1, 0.03), templateFormat: 'biokiosk-face/1', quality: 80, model: MODEL };
+        const first = await k.attester.attest({ ...base, nonce });
+        const again = await k.attester.attest({ ...base, nonce });
+        const invented = await k.attester.attest({ ...base, nonce: 'A'.repeat(22) });
+        k.relay.nudge();
+        await waitFor(() => k.verdicts.length === 3, 10_000, 'three verdicts');
+        const codeOf = (id: string) => (k.verdicts.find((x) => x.attId === id)!['claims'] as { reasons: Array<{ code: string }> }).reasons[0]?.code;
+        expect(k.verdicts.find((x) => x.attId === first.attId)?.decision).toBe('match');
+        expect(codeOf(again.attId)).toBe('nonce_reused');
+        expect(codeOf(invented.attId)).toBe('nonce_unknown');
+      } finally {
+        await k.stop();
+        await node.stop();
+        v.close();
+      }
+    });
+  }
+});

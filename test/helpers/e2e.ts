@@ -51,7 +51,7 @@ export async function startKiosk(brokerUrl: string, v: VerifierInstance, ueid: s
   const attester = new Attester(identity, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);
   const checker = verdictChecker(ueid, [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]);
   const t = deviceTopics(ueid);
-  const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: 'test', topics: { attestations: t.attestations, verdicts: t.verdicts }, outbox: state.outbox, protocolVersion: opts.version ?? 5, ...checker });
+  const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: 'test', topics: { attestations: t.attestations, verdicts: t.verdicts, challengeRequest: t.challengeRequest, challengeResponse: t.challengeResponse }, outbox: state.outbox, protocolVersion: opts.version ?? 5, ...checker });
   const verdicts: VerdictInfo[] = [];
   relay.on('verdict', (x) => verdicts.push(x));
   relay.start();
