@@ -10,6 +10,7 @@ import { registerEval } from './evaluate.ts';
 import { registerSynth } from './synth.ts';
 import { registerDemo } from './demo.ts';
 import { registerVerifier } from './verifier.ts';
+import { registerKiosk } from './kiosk.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerSynth(program);
   registerDemo(program);
   registerVerifier(program);
+  registerKiosk(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
