@@ -59,9 +59,10 @@ export async function signCompactJws(header: { kid: string; typ: JwsTyp }, paylo
   if (sig.byteLength !== 64) {
     throw new BiokioskError('SignerFault', `the signer returned ${sig.byteLength} bytes; ES256 needs 64 (r||s, not DER)`, { kind: 'internal' });
   }
-  // One verify (~0.1 ms) per signature catches a signer that signs the wrong thing before the message leaves.
+  // One verify (~0.1 ms) per signature catches a digest signer (a TPM, a JS curve) that signs the wrong thing
+  // before the message leaves. A whole-message signer is node:crypto itself, and the verifier's hot path: no check.
   const key = keyFor(signer.kid, signer.publicJwk as JsonWebKey);
-  if (!cryptoVerify('sha256', Buffer.from(signingInput, 'latin1'), { key, dsaEncoding: 'ieee-p1363' }, sig)) {
+  if (!signer.signMessage && !cryptoVerify('sha256', Buffer.from(signingInput, 'latin1'), { key, dsaEncoding: 'ieee-p1363' }, sig)) {
     throw new BiokioskError('SignerFault', 'the signer produced a signature that does not verify with its own public key', { kind: 'internal' });
   }
   return `${signingInput}.${encodeBase64url(sig)}`;

@@ -1,7 +1,7 @@
 /**
  * A BMP decoder (sharp reads no BMP): BITMAPINFOHEADER and its V4/V5 extensions; 1/4/8-bit palettes, 16-, 24- and
- * 32-bit pixels (BI_RGB and BI_BITFIELDS); bottom-up and top-down rows. Compressed (RLE) files are refused.
- * Grey palettes give one channel, anything else three (or four for 32-bit with an alpha mask).
+ * 32-bit pixels (BI_RGB, BI_BITFIELDS and BI_ALPHABITFIELDS); bottom-up and top-down rows. Compressed (RLE) files are
+ * refused. Grey palettes give one channel, anything else three (or four for 16/32-bit with an alpha mask).
  */
 import { BadImageError } from '../../protocol/errors.ts';
 
@@ -12,9 +12,17 @@ export interface BmpImage {
   data: Uint8Array;
 }
 
-const MAX_SIDE = 50_000;
+export interface BmpOptions {
+  /** Refuse images with more pixels than this before allocating them (a 1-bit BMP expands 8 to 32 times). */
+  maxPixels?: number;
+}
 
-export function decodeBmp(buf: Uint8Array): BmpImage {
+const MAX_SIDE = 50_000;
+const BI_RGB = 0;
+const BI_BITFIELDS = 3;
+const BI_ALPHABITFIELDS = 6;
+
+export function decodeBmp(buf: Uint8Array, options: BmpOptions = {}): BmpImage {
   const fail = (why: string) => new BadImageError(`BMP: ${why}`);
   if (buf.length < 26 || buf[0] !== 0x42 || buf[1] !== 0x4d) throw fail('not a BMP file (no "BM" signature)');
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -28,14 +36,24 @@ export function decodeBmp(buf: Uint8Array): BmpImage {
   const topDown = rawHeight < 0;
   const height = Math.abs(rawHeight);
   if (width <= 0 || height === 0 || width > MAX_SIDE || height > MAX_SIDE) throw fail(`bad size ${width}x${rawHeight}`);
-  if (compression !== 0 && compression !== 3) throw fail(`compression ${compression} (RLE or embedded JPEG/PNG) is not supported`);
+  const maxPixels = options.maxPixels ?? Infinity;
+  if (width * height > maxPixels) throw fail(`${width}x${height} is over the limit of ${maxPixels} pixels`);
+  if (compression !== BI_RGB && compression !== BI_BITFIELDS && compression !== BI_ALPHABITFIELDS) {
+    throw fail(`compression ${compression} (${compression === 1 || compression === 2 ? 'RLE' : compression === 4 || compression === 5 ? 'embedded JPEG/PNG' : 'unknown'}) is not supported`);
+  }
   if (![1, 4, 8, 16, 24, 32].includes(bpp)) throw fail(`${bpp} bits per pixel is not supported`);
+  const bitfields = compression !== BI_RGB;
+  if (bitfields && bpp !== 16 && bpp !== 32) throw fail(`bit-field masks need 16 or 32 bits per pixel, not ${bpp}`);
 
   let masks: [number, number, number, number] | null = null;
+  let tablesEnd = 14 + headerSize;
   if (bpp === 16 || bpp === 32) {
-    if (compression === 3) {
-      if (14 + 40 + 12 > buf.length) throw fail('truncated bit-field masks');
-      masks = [v.getUint32(54, true), v.getUint32(58, true), v.getUint32(62, true), headerSize >= 56 ? v.getUint32(66, true) : 0];
+    if (bitfields) {
+      // V2+ headers (>= 52 bytes) hold the masks; a 40-byte header is followed by 3 (or, for ALPHABITFIELDS, 4).
+      const withAlpha = headerSize >= 56 || compression === BI_ALPHABITFIELDS;
+      if (headerSize === 40) tablesEnd += withAlpha ? 16 : 12;
+      if (tablesEnd > buf.length || 54 + (withAlpha ? 16 : 12) > buf.length) throw fail('truncated bit-field masks');
+      masks = [v.getUint32(54, true), v.getUint32(58, true), v.getUint32(62, true), withAlpha ? v.getUint32(66, true) : 0];
     } else masks = bpp === 16 ? [0x7c00, 0x03e0, 0x001f, 0] : [0x00ff0000, 0x0000ff00, 0x000000ff, 0];
   }
 
@@ -44,7 +62,9 @@ export function decodeBmp(buf: Uint8Array): BmpImage {
   if (bpp <= 8) {
     const count = v.getUint32(46, true) || 1 << bpp;
     const start = 14 + headerSize;
-    if (count > 256 || start + count * 4 > buf.length) throw fail('truncated palette');
+    if (count > 1 << bpp) throw fail(`palette of ${count} colours for ${bpp}-bit pixels`);
+    if (start + count * 4 > buf.length) throw fail('truncated palette');
+    tablesEnd = start + count * 4;
     palette = new Uint8Array(count * 3);
     grey = true;
     for (let i = 0; i < count; i++) {
@@ -56,6 +76,7 @@ export function decodeBmp(buf: Uint8Array): BmpImage {
     }
   }
 
+  if (dataOffset < tablesEnd) throw fail(`pixel data offset ${dataOffset} points inside the headers (which end at ${tablesEnd})`);
   const stride = Math.ceil((width * bpp) / 32) * 4;
   if (dataOffset + stride * height > buf.length) throw fail(`truncated pixel data (${buf.length} bytes, need ${dataOffset + stride * height})`);
   const alpha = masks !== null && masks[3] !== 0;
