@@ -1,4 +1,6 @@
 /** `biokiosk eval`: accuracy of a modality on a dataset (EER, FNMR at FMR 1e-2 / 1e-3 / 1e-4, DET curve). */
+import { access, constants } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../protocol/errors.ts';
 import { createEngine, parseModality } from '../models/engines.ts';
@@ -40,6 +42,10 @@ export function registerEval(program: Command): void {
     .option('--max-impostors <n>', 'with --impostors all, sample this many when there are more pairs', parseNumber('--max-impostors', 1, 1e9, true), 2_000_000)
     .action(async (o: EvalOptions) => {
       const modality = parseModality(o.modality);
+      // Fail now, not after an hour of extraction, when the plot cannot be written.
+      if (o.plot) await access(dirname(resolve(o.plot)), constants.W_OK).catch(() => {
+        throw new UsageError(`--plot: folder ${dirname(resolve(o.plot!))} does not exist or is not writable`);
+      });
       const ds = await loadDataset(o.dataset);
       let mode = parseImpostorMode(o.impostors, o.seed);
       if (mode.kind === 'all' && countImpostorPairs(ds.items.map((x) => x.identity)) > o.maxImpostors) mode = { kind: 'sample', count: o.maxImpostors, seed: o.seed };

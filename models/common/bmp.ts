@@ -62,7 +62,8 @@ export function decodeBmp(buf: Uint8Array, options: BmpOptions = {}): BmpImage {
   if (bpp <= 8) {
     const count = v.getUint32(46, true) || 1 << bpp;
     const start = 14 + headerSize;
-    if (count > 1 << bpp) throw fail(`palette of ${count} colours for ${bpp}-bit pixels`);
+    // A palette longer than 2^bpp entries is odd but harmless; over 256 it is a corrupt header.
+    if (count > 256) throw fail(`palette of ${count} colours (at most 256)`);
     if (start + count * 4 > buf.length) throw fail('truncated palette');
     tablesEnd = start + count * 4;
     palette = new Uint8Array(count * 3);
@@ -106,17 +107,19 @@ export function decodeBmp(buf: Uint8Array, options: BmpOptions = {}): BmpImage {
   return { width, height, channels, data: out };
 }
 
-function maskField(mask: number): { shift: number; bits: number } {
-  if (mask === 0) return { shift: 0, bits: 0 };
+/** Where a channel's bits sit in a pixel. Bounded to 32 bits: `x >>> 32` is `x >>> 0` in JS, so an all-ones mask would loop forever. */
+function maskField(mask: number): { shift: number; bits: number; max: number } {
+  if (mask === 0) return { shift: 0, bits: 0, max: 0 };
   let shift = 0;
   while (((mask >>> shift) & 1) === 0) shift++;
   let bits = 0;
-  while (((mask >>> (shift + bits)) & 1) === 1) bits++;
-  return { shift, bits };
+  while (shift + bits < 32 && ((mask >>> (shift + bits)) & 1) === 1) bits++;
+  return { shift, bits, max: 2 ** bits - 1 };
 }
 
-function extract(px: number, f: { shift: number; bits: number }): number {
+function extract(px: number, f: { shift: number; bits: number; max: number }): number {
   if (f.bits === 0) return 255;
-  const v = (px >>> f.shift) & ((1 << f.bits) - 1);
-  return Math.round((v * 255) / ((1 << f.bits) - 1));
+  // Scale any field width (1 to 32 bits) to 0-255; `>>> 0` keeps 32-bit values unsigned.
+  const v = f.bits >= 32 ? px >>> 0 : (px >>> f.shift) & f.max;
+  return Math.round((v * 255) / f.max);
 }

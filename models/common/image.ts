@@ -34,7 +34,7 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
   if (bytes[0] === 0x42 && bytes[1] === 0x4d) {
     // 'BM': sharp has no BMP reader.
     const { decodeBmp } = await import('./bmp.ts');
-    const bmp = decodeBmp(bytes);
+    const bmp = decodeBmp(bytes, { maxPixels });
     if (bmp.width * bmp.height > maxPixels) throw tooLarge(bmp.width, bmp.height, maxPixels);
     input = sharp(bmp.data, { raw: { width: bmp.width, height: bmp.height, channels: bmp.channels } });
     format = 'bmp';

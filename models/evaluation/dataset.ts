@@ -65,7 +65,8 @@ async function fromFolder(dir: string): Promise<Dataset> {
 }
 
 async function fromCsv(file: string): Promise<Dataset> {
-  const text = await readFile(file, 'utf8');
+  // Spreadsheet programs save CSV with a UTF-8 byte-order mark; without this the header row would read as data.
+  const text = (await readFile(file, 'utf8')).replace(/^\uFEFF/, '');
   const base = dirname(resolve(file));
   const items: DatasetItem[] = [];
   const lines = text.split(/\r?\n/);

@@ -33,16 +33,20 @@ export function probit(p: number): number {
 }
 
 const TICKS = [0.0001, 0.001, 0.01, 0.05, 0.2, 0.4];
+const MORE_TICKS = [0.6, 0.8, 0.95];
 const LO = 0.00005;
-const HI = 0.5;
 
 export function detSvg(rates: ErrorRates, title: string, width = 640, height = 640): string {
   const m = { l: 70, r: 20, t: 50, b: 60 };
+  // Axes to 50% unless part of the curve (a weak system's FNMR at low FMR) would be flattened against the top.
+  const HI = rates.det.some((p) => p.fmr >= LO && p.fnmr > 0.5) ? 0.97 : 0.5;
+  const ticks = HI > 0.5 ? [...TICKS, ...MORE_TICKS] : TICKS;
+  const clamp = (p: number) => Math.min(HI, Math.max(LO, p));
   const span = probit(HI) - probit(LO);
   const sx = (p: number) => m.l + ((probit(clamp(p)) - probit(LO)) / span) * (width - m.l - m.r);
   const sy = (p: number) => height - m.b - ((probit(clamp(p)) - probit(LO)) / span) * (height - m.t - m.b);
   const pct = (p: number) => `${+(p * 100).toPrecision(2)}%`;
-  const grid = TICKS.map(
+  const grid = ticks.map(
     (t) =>
       `<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${height - m.b}" stroke="#ddd"/><line x1="${m.l}" y1="${sy(t)}" x2="${width - m.r}" y2="${sy(t)}" stroke="#ddd"/>` +
       `<text x="${sx(t)}" y="${height - m.b + 18}" text-anchor="middle" font-size="12">${pct(t)}</text><text x="${m.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="12">${pct(t)}</text>`,
@@ -52,7 +56,7 @@ export function detSvg(rates: ErrorRates, title: string, width = 640, height = 6
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif">
 <rect width="100%" height="100%" fill="white"/>
 <text x="${width / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(title)}</text>
-<text x="${width / 2}" y="40" text-anchor="middle" font-size="12" fill="#555">${rates.genuine} genuine, ${rates.impostor} impostor comparisons; EER ${pct(e)}</text>
+<text x="${width / 2}" y="40" text-anchor="middle" font-size="12" fill="#555">${rates.genuine.toLocaleString('en-US')} genuine, ${rates.impostor.toLocaleString('en-US')} impostor comparisons; EER ${pct(e)}</text>
 ${grid}
 <rect x="${m.l}" y="${m.t}" width="${width - m.l - m.r}" height="${height - m.t - m.b}" fill="none" stroke="#333"/>
 <line x1="${sx(LO)}" y1="${sy(LO)}" x2="${sx(HI)}" y2="${sy(HI)}" stroke="#bbb" stroke-dasharray="4 4"/>
@@ -61,10 +65,6 @@ ${grid}
 <text x="${width / 2}" y="${height - 18}" text-anchor="middle" font-size="13">False match rate (FMR)</text>
 <text x="18" y="${height / 2}" text-anchor="middle" font-size="13" transform="rotate(-90 18 ${height / 2})">False non-match rate (FNMR)</text>
 </svg>`;
-}
-
-function clamp(p: number): number {
-  return Math.min(HI, Math.max(LO, p));
 }
 
 function escapeXml(s: string): string {

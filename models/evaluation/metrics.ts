@@ -84,9 +84,33 @@ export function errorRates(genuine: Float64Array, impostor: Float64Array, target
     const p = pts.find((x) => x.fmr <= target)!;
     return { targetFmr: target, measurable: true, fnmr: p.fnmr, threshold: p.threshold, fmr: p.fmr };
   });
-  const step = Math.max(1, Math.ceil(pts.length / maxPoints));
-  const det = pts.filter((_, k) => k % step === 0 || k === pts.length - 1);
-  return { genuine: genuine.length, impostor: impostor.length, eer, fnmrAt, det };
+  return { genuine: genuine.length, impostor: impostor.length, eer, fnmrAt, det: thinForDet(pts, maxPoints) };
+}
+
+/**
+ * At most `maxPoints` of the curve, kept where a DET plot can tell them apart. Its axes are log-like, so the
+ * low-FMR tail (a few hundred of a million points) is as wide as the middle: thinning evenly by index would drop it.
+ * A point is kept when FMR or FNMR moved by `gap` decades since the last kept one; `gap` doubles until it fits.
+ */
+function thinForDet(pts: OperatingPoint[], maxPoints: number): OperatingPoint[] {
+  const lg = (p: number) => Math.log10(Math.max(p, 1e-9));
+  for (let gap = 0.002; ; gap *= 2) {
+    const out = [pts[0]!];
+    let fmr = lg(pts[0]!.fmr);
+    let fnmr = lg(pts[0]!.fnmr);
+    for (let k = 1; k < pts.length - 1 && out.length < 2 * maxPoints; k++) {
+      const p = pts[k]!;
+      const f = lg(p.fmr);
+      const n = lg(p.fnmr);
+      if (Math.abs(f - fmr) >= gap || Math.abs(n - fnmr) >= gap) {
+        out.push(p);
+        fmr = f;
+        fnmr = n;
+      }
+    }
+    if (pts.length > 1) out.push(pts[pts.length - 1]!);
+    if (out.length <= maxPoints) return out;
+  }
 }
 
 export function summary(scores: Float64Array): { min: number; median: number; max: number; mean: number } {

@@ -3,7 +3,7 @@
  * genuine and impostor pairs, and report EER and FNMR at fixed FMRs with the pair counts.
  */
 import { readFile } from 'node:fs/promises';
-import { isBiokioskError } from '../../protocol/errors.ts';
+import { BiokioskError, isBiokioskError } from '../../protocol/errors.ts';
 import type { ModalityEngine } from '../modality.ts';
 import type { Dataset } from './dataset.ts';
 import { errorRates, summary, type ErrorRates } from './metrics.ts';
@@ -27,6 +27,9 @@ export interface EvalOptions {
 }
 
 export async function runEval(engine: ModalityEngine, ds: Dataset, o: EvalOptions): Promise<EvalReport> {
+  const ids = ds.items.map((x) => x.identity);
+  // Refuse before the (long) extraction when the dataset cannot give genuine pairs at all.
+  if (new Set(ids).size === ids.length) throw new BiokioskError('NoPairs', `dataset ${ds.name} has one image per identity: no genuine pairs`);
   const templates: Array<Uint8Array | null> = [];
   const failures: EvalReport['failures'] = [];
   const t0 = performance.now();
@@ -34,15 +37,16 @@ export async function runEval(engine: ModalityEngine, ds: Dataset, o: EvalOption
     try {
       templates.push((await engine.extract(await readFile(item.path))).template);
     } catch (e) {
-      if (!isBiokioskError(e) && !(e instanceof Error && 'code' in e)) throw e;
-      const err = e as { code?: unknown; message: string };
-      failures.push({ path: item.path, code: String(err.code ?? 'Error'), message: err.message });
+      // Every failure is listed, never fatal: typed errors by code, file-system errors by errno name, anything
+      // else (an engine bug on one image) by its class name, so it is visible without stopping the run.
+      const err: Error & { code?: unknown } = e instanceof Error ? e : new Error(String(e));
+      const code = isBiokioskError(err) || typeof err.code === 'string' ? String(err.code) : err.name || 'Error';
+      failures.push({ path: item.path, code, message: err.message });
       templates.push(null);
     }
     o.onProgress?.('extract', i + 1, ds.items.length);
   }
   const t1 = performance.now();
-  const ids = ds.items.map((x) => x.identity);
   const gen = genuinePairs(ids);
   const imp = impostorPairs(ids, o.impostors);
   const total = gen.a.length + imp.a.length;
@@ -63,8 +67,10 @@ export async function runEval(engine: ModalityEngine, ds: Dataset, o: EvalOption
   const im = score(imp);
   o.onProgress?.('compare', total, total);
   const t2 = performance.now();
-  if (g.scores.length === 0) throw new Error('no genuine pair could be scored (every identity needs two extracted samples)');
-  if (im.scores.length === 0) throw new Error('no impostor pair could be scored');
+  // The data's fault, not ours: exit code 2 with the count of failed images.
+  const why = `${failures.length} of ${ds.items.length} images failed to extract${failures[0] ? `, e.g. ${failures[0].path}: ${failures[0].message}` : ''}`;
+  if (g.scores.length === 0) throw new BiokioskError('NoPairs', `no genuine pair could be scored (${why})`, { details: { failures: failures.length } });
+  if (im.scores.length === 0) throw new BiokioskError('NoPairs', `no impostor pair could be scored (${why})`, { details: { failures: failures.length } });
   const rates = errorRates(g.scores, im.scores);
   return {
     modality: engine.name,
