@@ -1,14 +1,18 @@
 /**
  * Micro-benchmark of the verifier's protocol path: attestation parse+verify (signature, schema, key binding,
  * freshness), template JWE decrypt, and both together; plus the development signer's rate for reference.
+ * Template decryption is measured for both paths, one case at a time: the fast one (node:crypto, synchronous;
+ * what decryptTemplate uses) and jose's (WebCrypto; decryptTemplateWithJose), and the two ECDH primitives the
+ * fast path could use.
  * Run: npx tsx bench/protocol-verify.ts [seconds-per-case]
  */
-import { randomBytes } from 'node:crypto';
+import { createECDH, createPrivateKey, createPublicKey, diffieHellman, randomBytes, type JsonWebKey } from 'node:crypto';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { createAttestation, newAttestationId, parseAttestation } from '../protocol/attestation.ts';
 import type { AttestationClaims } from '../protocol/claims.ts';
 import { decodeEnvelope, encodeEnvelope } from '../protocol/envelope.ts';
-import { decryptTemplate, encryptTemplate, generateFleetKeyPair } from '../protocol/jwe.ts';
+import { decryptTemplate, decryptTemplateSync, decryptTemplateWithJose, encryptTemplate, generateFleetKeyPair } from '../protocol/jwe.ts';
+import { parseTemplateJwe } from '../protocol/jwe-fast.ts';
 import { signCompactJws, ATTESTATION_TYP } from '../protocol/jws.ts';
 import type { TrustedKey } from '../protocol/trust.ts';
 
@@ -20,7 +24,7 @@ const TEMPLATE_BYTES = 512; // a 128-float face embedding
  * Runs `fn` for `seconds` with `concurrency` calls in flight and prints the rate. Concurrency matters for the
  * JWE path: jose does its crypto through WebCrypto, whose operations run on libuv's thread pool and overlap.
  */
-async function rate(name: string, fn: (i: number) => Promise<unknown>, concurrency = 1): Promise<number> {
+async function rate(name: string, fn: (i: number) => unknown, concurrency = 1): Promise<number> {
   for (let i = 0; i < 200; i++) await fn(i); // warm up (JIT, key cache)
   const end = performance.now() + seconds * 1000;
   const t0 = performance.now();
@@ -59,14 +63,37 @@ console.log(`node ${process.version}; ${DEVICES} devices; ${TEMPLATE_BYTES}-byte
 const verify = await rate('attestation parse+verify', (i) => parseAttestation(pick(attestations, i), resolve));
 await rate('envelope decode + attestation parse+verify', (i) => parseAttestation(decodeEnvelope(pick(envelopes, i), 'attestation').body, resolve));
 const templates = await Promise.all(attestations.slice(0, 50).map((a) => parseAttestation(a, resolve).then((p) => p.claims.template)));
-await rate('template JWE decrypt', (i) => decryptTemplate(pick(templates, i), fleet.privateJwk));
-await rate('template JWE decrypt', (i) => decryptTemplate(pick(templates, i), fleet.privateJwk), 32);
-const boundary = async (i: number) => {
+// Template decryption, fast path vs jose, one case at a time.
+const decryptFast = await rate('template JWE decrypt: fast (node:crypto)', (i) => decryptTemplate(pick(templates, i), fleet.privateJwk));
+await rate('template JWE decrypt: fast, sync (decryptTemplateSync)', (i) => decryptTemplateSync(pick(templates, i), fleet.privateJwk));
+const decryptJose = await rate('template JWE decrypt: jose', (i) => decryptTemplateWithJose(pick(templates, i), fleet.privateJwk));
+const decryptJose32 = await rate('template JWE decrypt: jose', (i) => decryptTemplateWithJose(pick(templates, i), fleet.privateJwk), 32);
+
+// The ECDH step alone: createECDH with the private scalar (what the fast path uses) vs diffieHellman on KeyObjects,
+// which needs the epk imported as a KeyObject per message.
+const epks = templates.map((t) => parseTemplateJwe(t).epk);
+const epkJwks = templates.map((t) => {
+  const point = parseTemplateJwe(t).epk;
+  return { kty: 'EC', crv: 'P-256', x: point.subarray(1, 33).toString('base64url'), y: point.subarray(33).toString('base64url') } as JsonWebKey;
+});
+const ecdh = createECDH('prime256v1');
+ecdh.setPrivateKey(Buffer.from(fleet.privateJwk.d!, 'base64url'));
+const fleetKeyObject = createPrivateKey({ key: fleet.privateJwk, format: 'jwk' });
+await rate('ECDH only: createECDH().computeSecret(point)', (i) => ecdh.computeSecret(pick(epks, i)));
+await rate('ECDH only: diffieHellman(KeyObjects) + epk import', (i) =>
+  diffieHellman({ privateKey: fleetKeyObject, publicKey: createPublicKey({ key: pick(epkJwks, i), format: 'jwk' }) }),
+);
+
+const boundary = (decrypt: typeof decryptTemplate) => async (i: number) => {
   const p = await parseAttestation(pick(attestations, i), resolve);
-  return decryptTemplate(p.claims.template, fleet.privateJwk);
+  return decrypt(p.claims.template, fleet.privateJwk);
 };
-await rate('parse+verify+decrypt (whole boundary)', boundary);
-await rate('parse+verify+decrypt (whole boundary)', boundary, 32);
+const whole = await rate('parse+verify+decrypt (whole boundary), fast decrypt', boundary(decryptTemplate));
+await rate('parse+verify+decrypt (whole boundary), fast decrypt', boundary(decryptTemplate), 32);
+await rate('parse+verify+decrypt (whole boundary), jose decrypt', boundary(decryptTemplateWithJose));
+await rate('parse+verify+decrypt (whole boundary), jose decrypt', boundary(decryptTemplateWithJose), 32);
 const signer = SoftwareKeyStore.ephemeral();
 await rate('software signer: sign a JWS (reference)', (i) => signCompactJws({ kid: signer.kid, typ: ATTESTATION_TYP }, { i }, signer));
+console.log(`template decrypt: fast ${decryptFast.toFixed(0)}/s vs jose ${decryptJose.toFixed(0)}/s (${Math.max(decryptJose, decryptJose32).toFixed(0)}/s at best with 32 in flight): ${(decryptFast / Math.max(decryptJose, decryptJose32)).toFixed(1)}x`);
 console.log(verify >= 2000 ? `OK: verify ${verify.toFixed(0)}/s >= 2,000/s target` : `BELOW TARGET: verify ${verify.toFixed(0)}/s < 2,000/s`);
+console.log(whole >= 2000 ? `OK: verify+decrypt ${whole.toFixed(0)}/s >= 2,000/s target` : `BELOW TARGET: verify+decrypt ${whole.toFixed(0)}/s < 2,000/s`);

@@ -7,6 +7,7 @@
  * - outbox: enqueue latency with synchronous=FULL.
  */
 import { mkdtemp } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -19,6 +20,7 @@ import { encryptTemplate } from '../protocol/jwe.ts';
 import { deviceTopics } from '../protocol/topics.ts';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { VerifierNode } from '../verifier/node.ts';
+import type { PreparedBatch } from '../verifier/verifier.ts';
 import { faceTemplate, MODEL, startKiosk, startVerifier, waitFor } from '../test/helpers/e2e.ts';
 import { Mosquitto } from '../test/helpers/mosquitto.ts';
 
@@ -49,27 +51,35 @@ try {
     result['latency'] = { n: N, p50: pct(times, 0.5), p99: pct(times, 0.99), max: Math.max(...times) };
     await k.stop();
     await node.stop();
-    v.close();
+    await v.close();
   }
 
   // --- throughput ----------------------------------------------------------------------------------------
+  // The same pre-made attestations (50 devices, fresh ones per case) decided three ways: the pipeline on the main
+  // thread alone, batch after batch; the pipeline with precheck workers (one per core), the next batch checked
+  // while this one is decided, as VerifierNode does; and through mosquitto end to end with the workers.
   {
     const DEVICES = 50;
     const PER = Number(process.env['BENCH_THROUGHPUT_PER_DEVICE'] ?? 80);
+    const WORKERS = availableParallelism();
     const { v, node } = await startVerifier(broker.url, await dir('bk-bench-v-'));
     await node.stop();
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
-    const template = await encryptTemplate(faceTemplate(1, 0.03), v.keys.fleet.publicJwk);
-    const make = async (round: number) => {
+    const pooled = await startVerifier(broker.url, await dir('bk-bench-vp-'), { precheckWorkers: WORKERS });
+    await pooled.node.stop();
+    const plain = faceTemplate(1, 0.03);
+    const make = async (inst: typeof v, round: number, per = PER) => {
+      inst.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
       const msgs: Array<{ topic: string; payload: Buffer }> = [];
       for (let d = 0; d < DEVICES; d++) {
         const ks = SoftwareKeyStore.ephemeral();
         const ueid = `bench-${round}-${d}`;
-        v.store.registerDevice({ ueid, kid: ks.kid, publicJwk: ks.publicJwk as never, site: 'bench' });
-        for (let s = 1; s <= PER; s++) {
+        inst.store.registerDevice({ ueid, kid: ks.kid, publicJwk: ks.publicJwk as never, site: 'bench' });
+        for (let s = 1; s <= per; s++) {
           const attId = newAttestationId();
+          // A fresh JWE per attestation, as kiosks send: each has its own ephemeral key.
+          const jwe = await encryptTemplate(plain, inst.keys.fleet.publicJwk);
           const jws = await createAttestation(
-            { ueid, iat: Math.floor(Date.now() / 1000), seq: s, att_id: attId, sub: 'alice', modality: 'face', template, template_format: 'biokiosk-face/1', quality: 80, model: MODEL, sensor: { make: 'm', model: 'm', serial: 's', firmware: 'f' }, site: 'bench' },
+            { ueid, iat: Math.floor(Date.now() / 1000), seq: s, att_id: attId, sub: 'alice', modality: 'face', template: jwe, template_format: 'biokiosk-face/1', quality: 80, model: MODEL, sensor: { make: 'm', model: 'm', serial: 's', firmware: 'f' }, site: 'bench' },
             ks,
           );
           msgs.push({ topic: deviceTopics(ueid).attestations, payload: encodeEnvelope({ v: 1, kind: 'attestation', corr: attId, body: jws }) });
@@ -78,14 +88,37 @@ try {
       // Interleave devices, as many kiosks would.
       return msgs.sort((a, b) => (a.payload.length % 7) - (b.payload.length % 7));
     };
-    // Pipeline only.
-    const direct = await make(0);
+    const batches = (msgs: Array<{ topic: string; payload: Buffer }>) => Array.from({ length: Math.ceil(msgs.length / 256) }, (_, i) => msgs.slice(i * 256, (i + 1) * 256));
+    const decideAll = async (inst: typeof v, msgs: Array<{ topic: string; payload: Buffer }>, pipelined: boolean) => {
+      const bs = batches(msgs);
+      let next: Promise<PreparedBatch> | undefined;
+      for (let i = 0; i < bs.length; i++) {
+        if (!pipelined) {
+          await inst.verifier.handleBatch(bs[i]!);
+          continue;
+        }
+        const cur = next ?? inst.verifier.prepare(bs[i]!);
+        next = i + 1 < bs.length ? inst.verifier.prepare(bs[i + 1]!) : undefined;
+        await inst.verifier.decide(await cur);
+      }
+    };
+    // Warm-up first (the JIT, on the main thread and in every worker), as a verifier that has been running is:
+    // 1,000 attestations each, not timed.
+    await decideAll(v, await make(v, 100, 1000 / DEVICES), false);
+    await decideAll(pooled.v, await make(pooled.v, 101, 1000 / DEVICES), true);
+    // Main thread only.
+    const direct = await make(v, 0);
     const t0 = performance.now();
-    for (let i = 0; i < direct.length; i += 256) await v.verifier.handleBatch(direct.slice(i, i + 256));
-    const pipelineRate = direct.length / ((performance.now() - t0) / 1000);
+    await decideAll(v, direct, false);
+    const inlineRate = direct.length / ((performance.now() - t0) / 1000);
+    // With precheck workers, pipelined.
+    const direct2 = await make(pooled.v, 1);
+    const t2 = performance.now();
+    await decideAll(pooled.v, direct2, true);
+    const pooledRate = direct2.length / ((performance.now() - t2) / 1000);
     // Through mosquitto: publish everything, count verdicts.
-    const viaMqtt = await make(1);
-    const node2 = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'bench-verifier', protocolVersion: 5 });
+    const viaMqtt = await make(pooled.v, 2);
+    const node2 = new VerifierNode(pooled.v.verifier, pooled.v.store, { brokerUrl: broker.url, clientId: 'bench-verifier', protocolVersion: 5 });
     await node2.start();
     const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
     const sink = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
@@ -96,11 +129,12 @@ try {
     await Promise.all(viaMqtt.map((m) => pub.publishAsync(m.topic, m.payload, { qos: 1 })));
     await waitFor(() => verdicts >= viaMqtt.length, 120_000, 'all verdicts');
     const mqttRate = viaMqtt.length / ((performance.now() - t1) / 1000);
-    result['throughput'] = { attestations: direct.length, pipelinePerSecond: pipelineRate, viaMosquittoPerSecond: mqttRate, logEntries: v.audit.size };
+    result['throughput'] = { attestations: direct.length, workers: WORKERS, inlinePerSecond: inlineRate, pipelinePerSecond: pooledRate, viaMosquittoPerSecond: mqttRate, logEntries: pooled.v.audit.size };
     await pub.endAsync();
     await sink.endAsync();
     await node2.stop();
-    v.close();
+    await v.close();
+    await pooled.v.close();
   }
 
   // --- outbox --------------------------------------------------------------------------------------------

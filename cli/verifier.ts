@@ -1,6 +1,7 @@
 /** `biokiosk verifier ...`: run a verifier node, enrol subjects, manage devices, audit the log. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
 import { jwkThumbprint, p256PublicJwk } from '../protocol/signer.ts';
@@ -36,10 +37,11 @@ export function registerVerifier(program: Command): void {
     .option('--allow-model <sha256...>', 'model hashes whose templates are accepted (default: the models in models/manifest.json)')
     .option('--face-threshold <d>', 'face match threshold (Euclidean distance)', parseNumber('--face-threshold', 0, 2))
     .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
-    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean }) => {
+    .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread)', parseNumber('--workers', 0, 64, true), availableParallelism())
+    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number }) => {
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
-      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, requireNonce: o.requireNonce });
+      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers });
       const node = new VerifierNode(inst.verifier, inst.store, {
         brokerUrl: o.broker,
         clientId: `${inst.keys.verifierId}-${process.pid}`,
@@ -56,7 +58,7 @@ export function registerVerifier(program: Command): void {
         process.once('SIGTERM', stop);
       });
       await node.stop();
-      inst.close();
+      await inst.close();
     });
 
   v.command('enroll')

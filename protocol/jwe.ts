@@ -1,7 +1,9 @@
 /**
  * Template encryption: a compact JWE (ECDH-ES+A256KW key wrap, A256GCM content) to the verifier fleet's P-256
- * key, so a template is readable by verifiers only, never by the broker or anyone relaying it. All JOSE work is
- * jose's; this module only pins the algorithms, bounds sizes and turns every failure into one typed rejection.
+ * key, so a template is readable by verifiers only, never by the broker or anyone relaying it. Encryption (the
+ * kiosk's side) is jose's. Decryption (the verifier's hot path) is jwe-fast.ts, node:crypto only and synchronous;
+ * jose's decryption stays available as `decryptTemplateWithJose` to cross-check it. This module pins the
+ * algorithms, bounds sizes and turns every failure into one typed rejection.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, type JsonWebKey } from 'node:crypto';
 import { CompactEncrypt, compactDecrypt } from 'jose';
@@ -9,6 +11,7 @@ import { BiokioskError } from './errors.ts';
 import { Rejection } from './rejections.ts';
 import { jwkThumbprint, p256PublicJwk } from './signer.ts';
 import { MAX_TEMPLATE_JWE } from './claims.ts';
+import { decryptTemplateJweSync } from './jwe-fast.ts';
 
 export const TEMPLATE_KEY_ALG = 'ECDH-ES+A256KW';
 export const TEMPLATE_ENC = 'A256GCM';
@@ -51,26 +54,54 @@ export type DecryptionKey = KeyObject | JsonWebKey | ((kid: string | undefined) 
 /**
  * Decrypts a template JWE. Everything that can go wrong with the ciphertext (tampered tag, ciphertext, IV,
  * encrypted key or header; wrong recipient; other algorithms) is `template_undecryptable`; too long is `oversized`.
+ *
+ * This is the fast path (jwe-fast.ts: node:crypto, synchronous, no thread-pool hops); it is async only to keep
+ * the signature callers already await. `decryptTemplateWithJose` is the same contract through jose.
  */
 export async function decryptTemplate(jwe: string, privateKey: DecryptionKey, opts: { maxBytes?: number } = {}): Promise<Uint8Array> {
-  const max = opts.maxBytes ?? MAX_TEMPLATE_JWE;
-  if (jwe.length > max) throw new Rejection('oversized', `The template JWE is ${jwe.length} characters; at most ${max} allowed.`);
+  return decryptTemplateSync(jwe, privateKey, opts);
+}
+
+/** `decryptTemplate`, synchronously: for callers on a hot path that need no promise per message. */
+export function decryptTemplateSync(jwe: string, privateKey: DecryptionKey, opts: { maxBytes?: number } = {}): Uint8Array {
+  checkJweLength(jwe, opts.maxBytes);
+  return checkPlaintextLength(decryptTemplateJweSync(jwe, privateKey));
+}
+
+/**
+ * The same contract as `decryptTemplate`, through jose's compactDecrypt (WebCrypto): kept to cross-check the
+ * fast path. Same pins, same refusals (compression, a non-string kid), same size bounds, same rejection codes.
+ */
+export async function decryptTemplateWithJose(jwe: string, privateKey: DecryptionKey, opts: { maxBytes?: number } = {}): Promise<Uint8Array> {
+  checkJweLength(jwe, opts.maxBytes);
   let plaintext: Uint8Array;
   try {
     const result = await compactDecrypt(
       jwe,
       async (header) => {
+        if (header.kid !== undefined && typeof header.kid !== 'string') throw new Error('kid must be a string');
         const k = typeof privateKey === 'function' ? privateKey(header.kid) : privateKey;
         if (k === undefined) throw new Error(`no fleet key with kid ${String(header.kid)}`);
         return k instanceof KeyObject ? k : importPrivate(k);
       },
-      // Pin the algorithms: the header is attacker-controlled and must not choose weaker ones.
-      { keyManagementAlgorithms: [TEMPLATE_KEY_ALG], contentEncryptionAlgorithms: [TEMPLATE_ENC] },
+      // Pin the algorithms: the header is attacker-controlled and must not choose weaker ones. No compression
+      // (jose would inflate zip:DEF up to 250 kB by default; templates are never compressed).
+      { keyManagementAlgorithms: [TEMPLATE_KEY_ALG], contentEncryptionAlgorithms: [TEMPLATE_ENC], maxDecompressedLength: 0 },
     );
     plaintext = result.plaintext;
   } catch (e) {
     throw new Rejection('template_undecryptable', describeJoseError(e), { cause: e });
   }
+  return checkPlaintextLength(plaintext);
+}
+
+function checkJweLength(jwe: string, maxBytes: number | undefined): void {
+  const max = maxBytes ?? MAX_TEMPLATE_JWE;
+  if (typeof jwe !== 'string') throw new Rejection('template_undecryptable', 'JWE: not a string');
+  if (jwe.length > max) throw new Rejection('oversized', `The template JWE is ${jwe.length} characters; at most ${max} allowed.`);
+}
+
+function checkPlaintextLength(plaintext: Uint8Array): Uint8Array {
   if (plaintext.byteLength > MAX_TEMPLATE_BYTES) throw new Rejection('oversized', `The decrypted template is ${plaintext.byteLength} bytes; at most ${MAX_TEMPLATE_BYTES} allowed.`);
   return plaintext;
 }

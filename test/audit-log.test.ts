@@ -179,7 +179,7 @@ describe('audit log on SQLite', () => {
     await fill(log, 0, 5);
 
     db.exec('BEGIN IMMEDIATE');
-    for (let j = 5; j < 12; j++) expect(audit.append(key(j), record(j))).toEqual({ leafIndex: j, duplicate: false });
+    expect(audit.appendBatch([5, 6, 7, 8, 9, 10, 11].map((j) => ({ key: key(j), record: record(j) })))).toEqual([5, 6, 7, 8, 9, 10, 11].map((j) => ({ leafIndex: j, duplicate: false })));
     await audit.sealBatch();
     db.exec('ROLLBACK');
     expect(log.size).toBe(5);
@@ -187,8 +187,7 @@ describe('audit log on SQLite', () => {
 
     // Different records in the same places: the log must not reuse the rolled-back frontier.
     db.exec('BEGIN IMMEDIATE');
-    const indexes = [];
-    for (let j = 100; j < 103; j++) indexes.push(audit.append(key(j), record(j)).leafIndex);
+    const indexes = audit.appendBatch([100, 101, 102].map((j) => ({ key: key(j), record: record(j) }))).map((r) => r.leafIndex);
     const head = await audit.sealBatch();
     const proofs = indexes.map((ix) => audit.inclusionProof(ix, head.treeSize));
     db.exec('COMMIT');

@@ -36,4 +36,12 @@ export function matcherRegistry(matchers: TemplateMatcher[]): Map<string, Templa
   return new Map(matchers.map((m) => [m.format, m]));
 }
 
+/**
+ * Every matcher this build knows, with default thresholds: what a precheck worker uses to read a template's
+ * model (`modelOf` does not depend on the threshold; matching itself stays on the main thread).
+ */
+export function builtinMatchers(): Map<string, TemplateMatcher> {
+  return matcherRegistry([faceMatcher()]);
+}
+
 export { BadTemplateError };

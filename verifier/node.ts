@@ -9,7 +9,7 @@ import { noDelay } from '../protocol/mqtt-socket.ts';
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION } from '../protocol/envelope.ts';
 import { allDevicesFilter, deviceIdFromTopic, sharedSubscription, topicFor } from '../protocol/topics.ts';
 import type { VerifierStore } from './store.ts';
-import type { IncomingMessage, Verifier, VerdictOut } from './verifier.ts';
+import type { IncomingMessage, PreparedBatch, Verifier, VerdictOut } from './verifier.ts';
 
 export interface VerifierNodeOptions {
   brokerUrl: string;
@@ -68,18 +68,24 @@ export class VerifierNode {
     await subscribe();
   }
 
+  /**
+   * Decides what is queued, one batch at a time; the next batch's stateless checks start before the current one
+   * is decided, so that with precheck workers the two overlap (workers check, the main thread decides).
+   */
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.o.maxBatch ?? 256);
+      let next = this.takeBatch();
+      while (next) {
+        const { batch, prepared } = next;
+        next = this.takeBatch();
         const t0 = performance.now();
         let results: VerdictOut[];
         try {
-          results = await this.verifier.handleBatch(batch);
+          results = await this.verifier.decide(await prepared);
         } catch (e) {
-          // The batch rolled back; its messages will come again from the kiosks' outboxes.
+          // Nothing of the batch was committed; its messages will come again from the kiosks' outboxes.
           this.o.onError?.(e);
           continue;
         }
@@ -93,11 +99,20 @@ export class VerifierNode {
           }
           this.o.onVerdict?.(r, batch[i]!, ms);
         });
+        next ??= this.takeBatch();
       }
     } finally {
       this.draining = false;
       for (const f of this.idle.splice(0)) f();
     }
+  }
+
+  private takeBatch(): { batch: IncomingMessage[]; prepared: Promise<PreparedBatch> } | null {
+    if (this.queue.length === 0) return null;
+    const batch = this.queue.splice(0, this.o.maxBatch ?? 256);
+    const prepared = this.verifier.prepare(batch);
+    prepared.catch(() => {}); // observed when its turn comes
+    return { batch, prepared };
   }
 
   private publishVerdict(ueid: string, attId: string, verdict: string): void {

@@ -9,6 +9,7 @@ import { SqliteAuditStore } from './audit/store.ts';
 import { treeHeadSignerFrom } from './audit/tree-head.ts';
 import { NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
 import { faceMatcher, matcherRegistry } from './matchers.ts';
+import { PrecheckPool } from './precheck-pool.ts';
 import { SqliteVerifierStore } from './sqlite-store.ts';
 import { Verifier, type VerifierConfig } from './verifier.ts';
 
@@ -18,16 +19,37 @@ export interface VerifierInstance {
   store: SqliteVerifierStore;
   audit: AuditLog;
   verifier: Verifier;
-  close(): void;
+  /** Closes the store now, and stops the precheck workers (if any) by the time the promise resolves. */
+  close(): Promise<void>;
 }
 
-export async function openVerifier(dir: string, config: Omit<VerifierConfig, 'id'> & { id?: string; faceThreshold?: number }): Promise<VerifierInstance> {
+export interface OpenVerifierOptions extends Omit<VerifierConfig, 'id'> {
+  id?: string;
+  faceThreshold?: number;
+  /**
+   * Worker threads for the stateless checks (signature, decryption): 0 (the default) runs them on the main
+   * thread; `biokiosk verifier run` uses one per core.
+   */
+  precheckWorkers?: number;
+}
+
+export async function openVerifier(dir: string, config: OpenVerifierOptions): Promise<VerifierInstance> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const keys = await openVerifierKeys(join(dir, 'verifier-keys.json'), config.id ?? 'verifier-1');
   const signer = new NodeCryptoSigner(keys.signing);
   const store = new SqliteVerifierStore(join(dir, 'verifier.db'));
   const audit = new AuditLog(new SqliteAuditStore(store.db), { sign: treeHeadSignerFrom(signer) });
-  const verifier = new Verifier({ ...config, id: keys.verifierId }, store, audit, signer, keys.fleet.privateJwk, matcherRegistry([faceMatcher(config.faceThreshold)]));
+  const matchers = matcherRegistry([faceMatcher(config.faceThreshold)]);
+  const verifier = new Verifier({ ...config, id: keys.verifierId }, store, audit, signer, keys.fleet.privateJwk, matchers);
+  if (config.precheckWorkers) {
+    try {
+      const pool = await PrecheckPool.start({ config: { allowedModels: [...config.allowedModels], maxAgeSeconds: config.maxAgeSeconds, maxFutureSeconds: config.maxFutureSeconds, requireNonce: config.requireNonce }, fleetKey: keys.fleet.privateJwk, formats: [...matchers.keys()] }, config.precheckWorkers);
+      await verifier.usePrechecker(pool);
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+  }
   return {
     keys,
     signer,
@@ -36,6 +58,7 @@ export async function openVerifier(dir: string, config: Omit<VerifierConfig, 'id
     verifier,
     close() {
       store.close();
+      return verifier.close();
     },
   };
 }

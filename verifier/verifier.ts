@@ -12,22 +12,22 @@
  * no new log entry.
  */
 import type { KeyObject } from 'node:crypto';
-import { attestationHash, parseAttestation } from '../protocol/attestation.ts';
 import type { AttestationClaims, Receipt, Reason, VerdictClaims } from '../protocol/claims.ts';
-import { correlationOf, decodeEnvelope } from '../protocol/envelope.ts';
-import { decryptTemplate, type DecryptionKey } from '../protocol/jwe.ts';
+import { BiokioskError } from '../protocol/errors.ts';
+import type { DecryptionKey } from '../protocol/jwe.ts';
 import { Rejection } from '../protocol/rejections.ts';
 import type { Signer } from '../protocol/signer.ts';
-import { deviceIdFromTopic } from '../protocol/topics.ts';
 import type { TrustedKey } from '../protocol/trust.ts';
 import { createVerdict } from '../protocol/verdict.ts';
 import type { TemplateMatcher } from './matchers.ts';
+import type { Prechecker } from './precheck-pool.ts';
+import { peekKid, precheckAttestation, rejectionOf, type PrecheckDeps, type PrecheckResult, type PrecheckTask } from './precheck.ts';
 import type { VerifierStore } from './store.ts';
 
 /** The audit log as the verifier uses it: appends inside the caller's transaction, then one signed head per batch. */
 export interface BatchAuditLog {
-  /** Appends (or finds, for a key already logged) a record; must run inside the store's open transaction. */
-  append(key: string, record: object): { leafIndex: number; duplicate: boolean };
+  /** Appends (or finds, for keys already logged) records; must run inside the store's open transaction. */
+  appendBatch(entries: ReadonlyArray<{ key: string; record: object }>): Array<{ leafIndex: number; duplicate: boolean }>;
   /** Computes and signs the tree head for the current size (inside the transaction). */
   sealBatch(): Promise<{ treeSize: number; rootHash: string; signature: string; timestamp: number }>;
   /** Inclusion proof of a leaf in the tree of the given size. */
@@ -62,19 +62,37 @@ export interface VerdictOut {
   leafIndex: number;
 }
 
-interface Pending {
-  msg: IncomingMessage;
-  ueid: string;
-  attId: string | null;
-  hash: string;
-  claims: AttestationClaims | null;
-  /** Set when a check failed before the transaction. */
-  rejection: Rejection | null;
-  probe: Uint8Array | null;
-  matcher: TemplateMatcher | null;
+/** One decision: the audit-log record (what the log keeps, byte for byte in canonical JSON) and its reasons. */
+interface DecisionRecord {
+  reasonList: Reason[];
+  log: {
+    v: 1;
+    verifier: string;
+    decided_at: number;
+    ueid: string;
+    att_id: string | null;
+    att_hash: string;
+    seq: number | null;
+    sub: string | null;
+    modality: string | null;
+    model_sha256: string | null;
+    site: string | null;
+    decision: VerdictClaims['decision'];
+    reasons: string[];
+    score: number | null;
+    distance: number | null;
+  };
+}
+
+/** A batch whose stateless checks are done: ready for `decide`. */
+export interface PreparedBatch {
+  messages: IncomingMessage[];
+  results: PrecheckResult[];
 }
 
 export class Verifier {
+  private prechecker: Prechecker;
+
   constructor(
     readonly config: VerifierConfig,
     private readonly store: VerifierStore & { begin(): void; commit(): void; rollback(): void },
@@ -82,144 +100,157 @@ export class Verifier {
     private readonly signer: Signer,
     private readonly fleetKey: DecryptionKey | KeyObject,
     private readonly matchers: Map<string, TemplateMatcher>,
-  ) {}
-
-  private resolveKey = (kid: string): TrustedKey | undefined => {
-    const d = this.store.deviceByKid(kid);
-    return d ? { owner: d.ueid, key: d.publicJwk as never, revoked: d.status === 'revoked' } : undefined;
-  };
-
-  /** Stateless checks, run in parallel for a batch: envelope, signature, claims, time, model, decryption. */
-  private async precheck(msg: IncomingMessage): Promise<Pending> {
-    let ueid = '';
-    try {
-      ueid = deviceIdFromTopic(msg.topic, 'attestations');
-    } catch {
-      ueid = '';
-    }
-    const p: Pending = { msg, ueid, attId: null, hash: attestationHash(msg.payload), claims: null, rejection: null, probe: null, matcher: null };
-    try {
-      const env = decodeEnvelope(msg.payload, 'attestation');
-      p.attId = correlationOf(env, msg.correlationData) ?? null;
-      p.hash = attestationHash(env.body);
-      const parsed = await parseAttestation(env.body, this.resolveKey, {
-        expectedUeid: ueid || undefined,
-        maxAgeSeconds: this.config.maxAgeSeconds,
-        maxFutureSeconds: this.config.maxFutureSeconds,
-        now: (msg.receivedAt ?? Date.now()) / 1000,
-      });
-      p.claims = parsed.claims;
-      if (parsed.claims.att_id !== p.attId) throw new Rejection('malformed', `The envelope's correlation id ${p.attId} is not the attestation's att_id ${parsed.claims.att_id}.`);
-      if (this.config.requireNonce && !parsed.claims.eat_nonce) throw new Rejection('nonce_unknown', 'This verifier requires a nonce (online check) and the attestation has none.');
-      const matcher = this.matchers.get(parsed.claims.template_format);
-      if (!matcher) throw new Rejection('unsupported_modality', `No matcher for template format ${parsed.claims.template_format}.`);
-      if (!this.config.allowedModels.includes(parsed.claims.model.sha256)) {
-        throw new Rejection('untrusted_model', `Model ${parsed.claims.model.name} (sha256 ${parsed.claims.model.sha256}) is not on this verifier's allowed list.`);
-      }
-      const probe = await decryptTemplate(parsed.claims.template, this.fleetKey as DecryptionKey);
-      let inner: string;
-      try {
-        inner = matcher.modelOf(probe);
-      } catch (e) {
-        throw new Rejection('bad_template', `The decrypted template cannot be read: ${(e as Error).message}.`);
-      }
-      if (inner !== parsed.claims.model.sha256) throw new Rejection('untrusted_model', `The template was made by model ${inner}, not the ${parsed.claims.model.sha256} the attestation claims.`);
-      p.probe = probe;
-      p.matcher = matcher;
-    } catch (e) {
-      if (!(e instanceof Rejection)) throw e;
-      p.rejection = e;
-    }
-    return p;
+  ) {
+    this.prechecker = inlinePrechecker({ config, fleetKey: fleetKey as DecryptionKey, matchers });
   }
 
-  /** Decides a batch: one transaction, one signed tree head, one verdict per message that can be answered. */
+  /** Runs the stateless checks elsewhere from now on (a PrecheckPool of worker threads); closes the one before. */
+  async usePrechecker(p: Prechecker): Promise<void> {
+    const old = this.prechecker;
+    this.prechecker = p;
+    await old.close();
+  }
+
+  async close(): Promise<void> {
+    await this.prechecker.close();
+  }
+
+  /**
+   * The stateless checks for a batch (envelope, signature, claims, time, model, decryption). The signing keys are
+   * looked up here, where the store is; the checks themselves may run on other threads.
+   */
+  async prepare(messages: IncomingMessage[]): Promise<PreparedBatch> {
+    const tasks: PrecheckTask[] = messages.map((m) => {
+      const kid = peekKid(m.payload);
+      const d = kid === undefined ? undefined : this.store.deviceByKid(kid);
+      const trusted: TrustedKey | undefined = d ? { owner: d.ueid, key: d.publicJwk as never, revoked: d.status === 'revoked' } : undefined;
+      return { topic: m.topic, payload: m.payload, correlationData: m.correlationData, receivedAt: m.receivedAt, kid, trusted };
+    });
+    const results = await this.prechecker.run(tasks);
+    if (results.length !== messages.length) throw new BiokioskError('PrecheckFault', `${results.length} precheck results for ${messages.length} messages`, { kind: 'internal' });
+    return { messages, results };
+  }
+
+  /** Decides a batch: prepare, then decide. */
   async handleBatch(messages: IncomingMessage[]): Promise<VerdictOut[]> {
-    const pending = await Promise.all(messages.map((m) => this.precheck(m)));
+    return this.decide(await this.prepare(messages));
+  }
+
+  /**
+   * Decides a prepared batch: one transaction, one signed tree head, one verdict per message that can be
+   * answered. Batches must be decided one at a time (the caller's loop does; the store has one connection).
+   */
+  async decide(batch: PreparedBatch): Promise<VerdictOut[]> {
     const now = Date.now();
-    const out: Array<VerdictOut & { claims?: VerdictClaims }> = [];
+    const out: VerdictOut[] = [];
     this.store.begin();
     try {
-      const fresh: Array<{ out: VerdictOut; claims: Omit<VerdictClaims, 'receipt'> }> = [];
-      for (const p of pending) {
+      const logged: Array<{ out: VerdictOut; key: string; record: DecisionRecord }> = [];
+      /** Later copies of a message in this same batch: answered with the first copy's verdict. */
+      const copies: Array<{ out: VerdictOut; of: VerdictOut }> = [];
+      const firstByKey = new Map<string, VerdictOut>();
+      for (const p of batch.results) {
         // A valid signature ties the id to the device: key on it. Otherwise key on the bytes, so a forgery can
         // never take the place of a genuine attestation's verdict.
         const key = p.claims ? `att:${p.claims.ueid}:${p.claims.att_id}` : `raw:${p.hash}`;
+        const first = firstByKey.get(key);
+        if (first) {
+          const o: VerdictOut = { ...first, duplicate: true, leafIndex: -1 };
+          out.push(o);
+          copies.push({ out: o, of: first });
+          continue;
+        }
         const earlier = this.store.verdictFor(key);
         if (earlier) {
           out.push({ ueid: p.ueid, attId: p.attId, verdict: earlier.verdict, decision: decisionOf(earlier.verdict), reasons: [], duplicate: true, leafIndex: -1 });
           continue;
         }
-        let rejection = p.rejection;
-        const c = p.claims;
-        if (!rejection && c) rejection = this.checkReplay(c, now);
-        let decision: VerdictClaims['decision'] = 'rejected';
-        let score: number | null = null;
-        let native: { name: string; value: number } | null = null;
-        if (!rejection && c && p.probe && p.matcher) {
-          const enrolled = this.store.galleryEntry(c.sub, c.modality);
-          if (!enrolled) rejection = new Rejection('no_enrollment', `Subject ${c.sub} has no ${c.modality} enrolment.`);
-          else {
-            try {
-              const m = p.matcher.match(p.probe, enrolled.template);
-              decision = m.decision;
-              score = m.score;
-              native = m.native;
-            } catch (e) {
-              rejection = new Rejection('bad_template', `The templates cannot be compared: ${(e as Error).message}.`);
-            }
-          }
-        }
-        const reasons: Reason[] = rejection ? [reasonOf(rejection)] : [];
-        if (rejection) decision = 'rejected';
-        const record = {
-          v: 1,
-          verifier: this.config.id,
-          decided_at: now,
-          ueid: c?.ueid ?? p.ueid,
-          att_id: c?.att_id ?? p.attId,
-          att_hash: p.hash,
-          seq: c?.seq ?? null,
-          sub: c?.sub ?? null,
-          modality: c?.modality ?? null,
-          model_sha256: c?.model.sha256 ?? null,
-          site: c?.site ?? null,
-          decision,
-          reasons: reasons.map((r) => r.code),
-          score,
-          distance: native?.value ?? null,
-        };
-        const { leafIndex } = this.audit.append(key, record);
-        const o: VerdictOut = { ueid: record.ueid, attId: record.att_id, verdict: null, decision, reasons, duplicate: false, leafIndex };
+        const record = this.decideOne(p, now);
+        const o: VerdictOut = { ueid: record.ueid, attId: record.att_id, verdict: null, decision: record.decision, reasons: record.reasonList, duplicate: false, leafIndex: -1 };
         out.push(o);
-        // No verdict without a device and an id to address it to: such a message is logged only.
-        if (record.ueid && record.att_id) {
-          fresh.push({
-            out: o,
-            claims: { iss: this.config.id, iat: Math.floor(now / 1000), att_id: record.att_id, att_hash: p.hash, ueid: record.ueid, seq: record.seq, decision, reasons, score },
-          });
-        }
-        (o as VerdictOut & { key?: string }).key = key;
+        firstByKey.set(key, o);
+        logged.push({ out: o, key, record });
       }
+      // One append for the batch (one savepoint, one frontier update), then one signed tree head.
+      const appended = this.audit.appendBatch(logged.map((l) => ({ key: l.key, record: l.record.log })));
+      appended.forEach((a, i) => (logged[i]!.out.leafIndex = a.leafIndex));
       const head = await this.audit.sealBatch();
-      for (const f of fresh) {
+      for (const { out: o, key, record } of logged) {
+        // No verdict without a device and an id to address it to: such a message is logged only.
+        if (!o.ueid || !o.attId) continue;
         const receipt: Receipt = {
-          leafIndex: f.out.leafIndex,
+          leafIndex: o.leafIndex,
           treeSize: head.treeSize,
           rootHash: head.rootHash,
-          inclusionProof: this.audit.inclusionProof(f.out.leafIndex, head.treeSize),
+          inclusionProof: this.audit.inclusionProof(o.leafIndex, head.treeSize),
           treeHeadTimestamp: head.timestamp,
           treeHeadSignature: head.signature,
         };
-        f.out.verdict = await createVerdict({ ...f.claims, receipt }, this.signer);
-        this.store.saveVerdict({ attHash: (f.out as VerdictOut & { key?: string }).key!, attId: f.out.attId!, verdict: f.out.verdict, createdAt: now });
+        o.verdict = await createVerdict(
+          { iss: this.config.id, iat: Math.floor(now / 1000), att_id: o.attId, att_hash: record.log.att_hash, ueid: o.ueid, seq: record.log.seq, decision: o.decision, reasons: o.reasons, score: record.log.score, receipt },
+          this.signer,
+        );
+        this.store.saveVerdict({ attHash: key, attId: o.attId, verdict: o.verdict, createdAt: now });
       }
+      for (const c of copies) Object.assign(c.out, { verdict: c.of.verdict, decision: c.of.decision, reasons: c.of.reasons });
       this.store.commit();
     } catch (e) {
       this.store.rollback();
       throw e;
     }
     return out;
+  }
+
+  /** The stateful checks (nonce, seq), the enrolment lookup and the match for one message: its log record. */
+  private decideOne(p: PrecheckResult, now: number): DecisionRecord & { ueid: string; att_id: string | null; decision: VerdictClaims['decision'] } {
+    let rejection = rejectionOf(p);
+    const c = p.claims;
+    const matcher = c ? this.matchers.get(c.template_format) : undefined;
+    if (!rejection && c) rejection = this.checkReplay(c, now);
+    let decision: VerdictClaims['decision'] = 'rejected';
+    let score: number | null = null;
+    let native: { name: string; value: number } | null = null;
+    if (!rejection && c && p.probe && matcher) {
+      const enrolled = this.store.galleryEntry(c.sub, c.modality);
+      if (!enrolled) rejection = new Rejection('no_enrollment', `Subject ${c.sub} has no ${c.modality} enrolment.`);
+      else {
+        try {
+          const m = matcher.match(p.probe, enrolled.template);
+          decision = m.decision;
+          score = m.score;
+          native = m.native;
+        } catch (e) {
+          rejection = new Rejection('bad_template', `The templates cannot be compared: ${(e as Error).message}.`);
+        }
+      }
+    }
+    const reasonList: Reason[] = rejection ? [reasonOf(rejection)] : [];
+    if (rejection) decision = 'rejected';
+    const ueid = c?.ueid ?? p.ueid;
+    const att_id = c?.att_id ?? p.attId;
+    return {
+      ueid,
+      att_id,
+      decision,
+      reasonList,
+      log: {
+        v: 1,
+        verifier: this.config.id,
+        decided_at: now,
+        ueid,
+        att_id,
+        att_hash: p.hash,
+        seq: c?.seq ?? null,
+        sub: c?.sub ?? null,
+        modality: c?.modality ?? null,
+        model_sha256: c?.model.sha256 ?? null,
+        site: c?.site ?? null,
+        decision,
+        reasons: reasonList.map((r) => r.code),
+        score,
+        distance: native?.value ?? null,
+      },
+    };
   }
 
   private checkReplay(c: AttestationClaims, now: number): Rejection | null {
@@ -233,6 +264,18 @@ export class Verifier {
     if (s === 'too_old') return new Rejection('replayed_seq', `Seq ${c.seq} of ${c.ueid} is below the replay window (highest seen ${this.store.lastSeq(c.ueid)}).`);
     return null;
   }
+}
+
+/** The checks on the calling thread, one message after the other. */
+export function inlinePrechecker(deps: PrecheckDeps): Prechecker {
+  return {
+    run: async (tasks) => {
+      const out: PrecheckResult[] = [];
+      for (const t of tasks) out.push(await precheckAttestation(t, deps));
+      return out;
+    },
+    close: async () => {},
+  };
 }
 
 function reasonOf(r: Rejection): Reason {

@@ -28,8 +28,8 @@ export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
 
-export async function startVerifier(brokerUrl: string, dir: string, opts: { clientId?: string; version?: 4 | 5; allowedModels?: string[] } = {}): Promise<{ v: VerifierInstance; node: VerifierNode }> {
-  const v = await openVerifier(dir, { allowedModels: opts.allowedModels ?? [MODEL.sha256] });
+export async function startVerifier(brokerUrl: string, dir: string, opts: { clientId?: string; version?: 4 | 5; allowedModels?: string[]; precheckWorkers?: number } = {}): Promise<{ v: VerifierInstance; node: VerifierNode }> {
+  const v = await openVerifier(dir, { allowedModels: opts.allowedModels ?? [MODEL.sha256], precheckWorkers: opts.precheckWorkers });
   const node = new VerifierNode(v.verifier, v.store, { brokerUrl, clientId: opts.clientId ?? `verifier-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, protocolVersion: opts.version ?? 5 });
   await node.start();
   return { v, node };

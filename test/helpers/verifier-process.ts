@@ -7,7 +7,7 @@ import { VerifierNode } from '../../verifier/node.ts';
 import { openVerifier } from '../../verifier/setup.ts';
 
 const cfg = JSON.parse(process.argv[2]!) as { dir: string; brokerUrl: string; clientId: string; allowedModels: string[] };
-const v = await openVerifier(cfg.dir, { allowedModels: cfg.allowedModels });
+const v = await openVerifier(cfg.dir, { allowedModels: cfg.allowedModels, precheckWorkers: 2 });
 const node = new VerifierNode(v.verifier, v.store, {
   brokerUrl: cfg.brokerUrl,
   clientId: cfg.clientId,
