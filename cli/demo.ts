@@ -30,6 +30,7 @@ interface DemoOptions {
   broker?: string;
   mqttVersion?: string;
   keep?: boolean;
+  tpm?: string;
 }
 
 export function registerDemo(program: Command): void {
@@ -39,6 +40,7 @@ export function registerDemo(program: Command): void {
     .option('--broker <url>', 'use this MQTT broker instead of the embedded one (e.g. mqtt://127.0.0.1:1883)')
     .option('--mqtt-version <4|5>', 'MQTT protocol version (default: 4 with the embedded broker, 5 with --broker)')
     .option('--keep', 'keep the temporary folder (keys, stores, audit log) and print where it is')
+    .option('--tpm <setting>', "sign with a key in this TPM (e.g. swtpm:host=127.0.0.1,port=2321) instead of the development key file")
     .option('--json', 'print one JSON object')
     .action(async (o: DemoOptions) => {
       const result = await runDemo(o);
@@ -68,7 +70,9 @@ export interface DemoResult {
   attempts: Attempt[];
   auditLogEntries: number;
   folder: string | null;
-  keyStoreWarning: string;
+  /** Which key store signed, where. */
+  keyStore: string;
+  keyStoreWarning: string | null;
 }
 
 async function startEmbeddedBroker(): Promise<{ url: string; close: () => Promise<void> }> {
@@ -120,9 +124,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const enrol = await engine.extract(await sharp(enrolPhoto).toBuffer());
     v.store.enroll({ subject: 'alice', modality: 'face', template: enrol.template, templateFormat: 'biokiosk-face/1', modelSha256: engine.pipeline.model.sha256 });
 
-    // The kiosk: software key store (development only), outbox, relay; registered with the verifier.
+    // The kiosk: key store (the software one, development only, unless --tpm), outbox, relay; registered with the
+    // verifier.
     const ueid = 'demo-kiosk-1';
-    const state = await openKioskState(join(folder, 'kiosk'));
+    const state = await openKioskState(join(folder, 'kiosk'), { keyStore: o.tpm ? { kind: 'tpm', tpm: o.tpm } : { kind: 'software' } });
     cleanups.push(() => state.close());
     v.store.registerDevice({ ueid, kid: state.keystore.kid, publicJwk: state.keystore.publicJwk as never, site: 'demo-pharmacy' });
     const attester = new Attester({ ueid, site: 'demo-pharmacy', sensor: { make: 'biokiosk', model: 'virtual-camera', serial: 'vcam-0001', firmware: '1.0' } }, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);
@@ -196,7 +201,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       attempts,
       auditLogEntries: v.audit.size,
       folder: o.keep ? folder : null,
-      keyStoreWarning: 'The kiosk used the SOFTWARE key store (a key file): development and demos only.',
+      keyStore: state.keystore.description,
+      keyStoreWarning: state.keystore.developmentOnly ? 'The kiosk used the SOFTWARE key store (a key file): development and demos only.' : null,
     };
   } finally {
     for (const c of cleanups.reverse()) await c();
@@ -222,7 +228,8 @@ function printHuman(r: DemoResult): void {
         (a.reasons.length ? `  reasons: ${a.reasons.join(', ')}` : ''),
     );
   }
-  lines.push('', `audit log: ${r.auditLogEntries} entries; each verdict carries its inclusion proof`, r.keyStoreWarning);
+  lines.push('', `audit log: ${r.auditLogEntries} entries; each verdict carries its inclusion proof`, `key store: ${r.keyStore}`);
+  if (r.keyStoreWarning) lines.push(r.keyStoreWarning);
   if (r.folder) lines.push(`state kept in ${r.folder}`);
   process.stdout.write(lines.join('\n') + '\n');
 }

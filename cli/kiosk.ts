@@ -3,16 +3,22 @@
  * - `biokiosk run`: one attempt per subject id read on standard input (the counter's card reader or keyboard):
  *   capture until the quality is good enough, extract, attest, relay, print the verdict. Attestations made offline
  *   wait in the outbox and are delivered when the network returns.
- * - `biokiosk kiosk identity`: the device key's public half and kid, for registration with the verifiers.
+ * - `biokiosk kiosk identity`: the device key's public half and kid, for registration with the verifiers (with
+ *   the TPM store, also the TPM's Certify evidence that the key is TPM-resident).
+ *
+ * Key store: `--tpm SETTING`, or the TPM at /dev/tpmrm0 when it exists; the software key file only with
+ * `--keystore software`.
  */
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { Attester } from '../device/attester.ts';
 import { Relay, type VerdictInfo } from '../device/relay.ts';
-import { openKioskState } from '../device/setup.ts';
+import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { DEFAULT_TPM_DEVICE, openKioskState, type KeyStoreChoice } from '../device/setup.ts';
 import { verdictChecker } from '../device/verdicts.ts';
 import { openFrameSource } from '../drivers/camera/index.ts';
+import { parseTpmUrl } from '../drivers/tpm/index.ts';
 import { FaceEngine } from '../models/face/engine.ts';
 import { decodeFaceTemplate } from '../models/face/template.ts';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
@@ -67,11 +73,14 @@ export function registerKiosk(program: Command): void {
     .option('--max-frames <n>', 'frames to try for a capture of good enough quality', parseNumber('--max-frames', 1, 100, true), 5)
     .option('--verdict-timeout <s>', 'seconds to wait for a verdict before reporting the attempt as queued', parseNumber('--verdict-timeout', 1, 3600), 10)
     .option('--json', 'one JSON object per attempt')
-    .action(async (o: RunOptions) => {
+    .option('--tpm <setting>', 'the TPM holding the attestation key: device:/dev/tpmrm0, swtpm:host=H,port=P, swtpm:unix=PATH (default: /dev/tpmrm0 when it exists)')
+    .option('--tpm-handle <handle>', 'persistent handle of the attestation key', parseHandle, undefined)
+    .option('--keystore <kind>', 'software: the development key file, instead of a TPM')
+    .action(async (o: RunOptions & KeyStoreOptions) => {
       assertDeviceId(o.ueid);
       const keys = await readVerifierKeys(o.verifierKeys);
-      const state = await openKioskState(o.dir);
-      process.stderr.write(state.keystore.developmentOnly ? `${(state.keystore.constructor as unknown as { warning: string }).warning}\n` : '');
+      const state = await openKioskState(o.dir, { keyStore: keyStoreChoice(o) });
+      process.stderr.write(state.keystore.developmentOnly ? `${SoftwareKeyStore.warning}\n` : `key store: ${state.keystore.description}\n`);
       const engine = await FaceEngine.create();
       const camera = await openFrameSource(o.camera);
       const t = deviceTopics(o.ueid);
@@ -132,7 +141,7 @@ export function registerKiosk(program: Command): void {
         await camera.close();
         await relay.stop();
         await engine.close();
-        state.close();
+        await state.close();
       }
     });
 
@@ -142,12 +151,60 @@ export function registerKiosk(program: Command): void {
     .command('identity')
     .description("Print this kiosk's public attestation key (JWK) and kid, creating the key on first use.")
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--tpm <setting>', 'the TPM holding the attestation key (default: /dev/tpmrm0 when it exists)')
+    .option('--tpm-handle <handle>', 'persistent handle of the attestation key', parseHandle, undefined)
+    .option('--keystore <kind>', 'software: the development key file, instead of a TPM')
     .option('--json', 'print one JSON object')
-    .action(async (o: { dir: string; json?: boolean }) => {
-      const state = await openKioskState(o.dir);
-      const r = { kid: state.keystore.kid, publicJwk: state.keystore.publicJwk, keyStore: 'software (development only)' };
-      state.close();
-      if (o.json) printJson(r);
-      else process.stdout.write(`kid ${r.kid}\n${JSON.stringify(r.publicJwk)}\n`);
+    .action(async (o: { dir: string; json?: boolean } & KeyStoreOptions) => {
+      const state = await openKioskState(o.dir, { keyStore: keyStoreChoice(o) });
+      try {
+        const r: Record<string, unknown> = { kid: state.keystore.kid, publicJwk: state.keystore.publicJwk, keyStore: state.keystore.developmentOnly ? 'software' : 'tpm', description: state.keystore.description };
+        if (state.tpm) {
+          // The TPM vouches that the key is its own (fixedTPM, not exportable): evidence for registration.
+          const ev = await state.tpm.certify();
+          r['certify'] = {
+            attest: Buffer.from(ev.attest).toString('base64url'),
+            signature: Buffer.from(ev.signature).toString('base64url'),
+            signerPublicJwk: ev.signerPublicJwk,
+            keyPublicArea: Buffer.from(ev.keyPublicArea).toString('base64url'),
+            keyName: Buffer.from(ev.keyName).toString('hex'),
+          };
+        }
+        if (o.json) printJson(r);
+        else process.stdout.write(`kid ${r['kid']}\n${JSON.stringify(r['publicJwk'])}\n${r['description']}\n`);
+      } finally {
+        await state.close();
+      }
     });
+}
+
+interface KeyStoreOptions {
+  tpm?: string;
+  tpmHandle?: number;
+  keystore?: string;
+}
+
+/** --tpm / --keystore to a key store choice; neither: the TPM at /dev/tpmrm0 if present (openKioskState's default). */
+export function keyStoreChoice(o: KeyStoreOptions): KeyStoreChoice | undefined {
+  if (o.keystore !== undefined && o.keystore !== 'software' && o.keystore !== 'tpm') throw new UsageError(`--keystore takes software or tpm, got "${o.keystore}"`);
+  if (o.keystore === 'software') {
+    if (o.tpm !== undefined) throw new UsageError('--keystore software and --tpm exclude each other');
+    return { kind: 'software' };
+  }
+  if (o.tpm !== undefined) {
+    try {
+      parseTpmUrl(o.tpm);
+    } catch (e) {
+      throw new UsageError(`--tpm: ${(e as Error).message}`);
+    }
+    return { kind: 'tpm', tpm: o.tpm, handle: o.tpmHandle };
+  }
+  if (o.keystore === 'tpm' || o.tpmHandle !== undefined) return { kind: 'tpm', tpm: `device:${DEFAULT_TPM_DEVICE}`, handle: o.tpmHandle };
+  return undefined;
+}
+
+function parseHandle(v: string): number {
+  const n = /^0x81[0-9a-f]{6}$/i.test(v) ? Number.parseInt(v, 16) : NaN;
+  if (Number.isNaN(n)) throw new UsageError(`--tpm-handle takes a persistent handle 0x81000000-0x81ffffff, got "${v}"`);
+  return n;
 }

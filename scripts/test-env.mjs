@@ -7,6 +7,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 const REQUIRED = {
   ffmpeg: 'ffmpeg',
   mosquitto: 'mosquitto',
+  swtpm: 'swtpm',
+  swtpm_setup: 'swtpm-tools',
+  tpm2_sign: 'tpm2-tools',
 };
 
 // Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.

@@ -4,6 +4,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mosquitto } from './helpers/mosquitto.ts';
+import { Swtpm } from './helpers/swtpm.ts';
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', 'bin', 'biokiosk.js');
@@ -38,6 +39,8 @@ describe('biokiosk demo', () => {
     expect(impostor).toMatchObject({ name: 'impostor', decision: 'no_match' });
     for (const a of out.attempts) for (const k of ['capture', 'extract', 'sign', 'relay', 'verify', 'total']) expect(a.latencyMs[k]).toBeGreaterThan(0);
     expect(out.auditLogEntries).toBe(2);
+    expect(out.keyStore).toMatch(/software key file/);
+    expect(out.keyStoreWarning).toMatch(/SOFTWARE key store/);
 
     // The audit command checks the demo's log, and finds an entry changed behind its back.
     const dir = join(out.folder, 'verifier');
@@ -53,11 +56,18 @@ describe('biokiosk demo', () => {
     expect(bad.stderr).toMatch(/entry 1 was tampered with/);
   });
 
-  it('on mosquitto with MQTT 5', async () => {
-    const r = await biokiosk('demo', '--json', '--broker', broker.url);
-    expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout);
-    expect(out.mqttVersion).toBe(5);
-    expect(out.attempts.map((a: { decision: string }) => a.decision)).toEqual(['match', 'no_match']);
+  it('on mosquitto with MQTT 5, signing with a key in a TPM (swtpm)', async () => {
+    const tpm = await Swtpm.start();
+    try {
+      const r = await biokiosk('demo', '--json', '--broker', broker.url, '--tpm', tpm.url);
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout);
+      expect(out.mqttVersion).toBe(5);
+      expect(out.attempts.map((a: { decision: string }) => a.decision)).toEqual(['match', 'no_match']);
+      expect(out.keyStore).toMatch(/^TPM swtpm:host=127\.0\.0\.1.*persistent handle 0x81010002, seq from NV counter/);
+      expect(out.keyStoreWarning).toBeNull();
+    } finally {
+      await tpm.stop();
+    }
   });
 });

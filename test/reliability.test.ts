@@ -61,7 +61,7 @@ describe('reliability', () => {
     const ueid = 'kiosk-reliability';
     // Provision: verifier keys and store, the kiosk's key registered, alice enrolled.
     const admin = await openVerifier(verifierDir, { allowedModels: [MODEL.sha256] });
-    const kioskState = await openKioskState(kioskDir);
+    const kioskState = await openKioskState(kioskDir, { keyStore: { kind: 'software' } });
     admin.store.registerDevice({ ueid, kid: kioskState.keystore.kid, publicJwk: kioskState.keystore.publicJwk as never, site: 'reliability' });
     const { faceTemplate } = await import('./helpers/e2e.ts');
     admin.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
@@ -102,7 +102,7 @@ describe('reliability', () => {
     for (const id of enqueued) expect(count.get(id), id).toBe(1);
     expect([...count.values()].every((n) => n === 1)).toBe(true);
     expect(mine.filter((r) => r.decision === 'rejected')).toEqual([]);
-    const reopened = await openKioskState(kioskDir);
+    const reopened = await openKioskState(kioskDir, { keyStore: { kind: 'software' } });
     expect(reopened.outbox.size.entries).toBe(0);
     reopened.close();
     const report = await auditLog(admin.audit.store, p256TreeHeadVerifier(admin.signer.publicJwk as never));

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Attester, type DeviceIdentity } from '../../device/attester.ts';
 import { Relay, type VerdictInfo } from '../../device/relay.ts';
-import { openKioskState, type KioskState } from '../../device/setup.ts';
+import { openKioskState, type KeyStoreChoice, type KioskState } from '../../device/setup.ts';
 import { verdictChecker } from '../../device/verdicts.ts';
 import { encodeFaceTemplate } from '../../models/face/template.ts';
 import { deviceTopics } from '../../protocol/topics.ts';
@@ -44,8 +44,8 @@ export interface TestKiosk {
   stop(): Promise<void>;
 }
 
-export async function startKiosk(brokerUrl: string, v: VerifierInstance, ueid: string, opts: { version?: 4 | 5; dir?: string; register?: boolean } = {}): Promise<TestKiosk> {
-  const state = await openKioskState(opts.dir ?? (await tempDir('bk-kiosk-')));
+export async function startKiosk(brokerUrl: string, v: VerifierInstance, ueid: string, opts: { version?: 4 | 5; dir?: string; register?: boolean; keyStore?: KeyStoreChoice } = {}): Promise<TestKiosk> {
+  const state = await openKioskState(opts.dir ?? (await tempDir('bk-kiosk-')), { keyStore: opts.keyStore ?? { kind: 'software' } });
   if (opts.register !== false) v.store.registerDevice({ ueid, kid: state.keystore.kid, publicJwk: state.keystore.publicJwk as never, site: 'test-site' });
   const identity: DeviceIdentity = { ueid, site: 'test-site', sensor: { make: 'biokiosk', model: 'virtual-camera', serial: `${ueid}-cam`, firmware: '1' } };
   const attester = new Attester(identity, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);

@@ -12,7 +12,7 @@ import { deviceTopics } from '../../protocol/topics.ts';
 import { faceTemplate, MODEL } from './e2e.ts';
 
 const cfg = JSON.parse(process.argv[2]!) as { dir: string; brokerUrl: string; ueid: string; total: number; fleetPublicJwk: object; verifierId: string; verifierPublicJwk: object };
-const state = await openKioskState(cfg.dir, { outbox: { backoff: { baseMs: 1500, maxMs: 5000 } } });
+const state = await openKioskState(cfg.dir, { outbox: { backoff: { baseMs: 1500, maxMs: 5000 } }, keyStore: { kind: 'software' } });
 const attester = new Attester({ ueid: cfg.ueid, site: 'reliability', sensor: { make: 'biokiosk', model: 'synthetic', serial: cfg.ueid, firmware: '1' } }, state.keystore, cfg.fleetPublicJwk as never, state.seq, state.outbox);
 const t = deviceTopics(cfg.ueid);
 const relay = new Relay({
