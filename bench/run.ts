@@ -95,28 +95,32 @@ if (!only || only === 'tpm') {
   const env = { ...process.env, PATH: `${process.env['PATH']}:/usr/sbin` };
   const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'tpm-sign.ts')], { cwd: ROOT, maxBuffer: 1 << 24, env });
   const r = JSON.parse(stdout.trim().split('\n').pop()!) as { ours: Record<string, number>; tpm2_sign_per_invocation: Record<string, number>; ratio_p50: number; ratio_p99: number };
-  // The whole demo, software key file vs TPM key (swtpm), alternating, several runs each: the "sign" stage
-  // (seq, encrypt, sign, enqueue) and the total per attempt.
+  // A full attestation through the kiosk's Attester, software store vs TPM store, in one process, alternating.
+  const att = JSON.parse((await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'attest-worker.ts'), '300'], { cwd: ROOT, maxBuffer: 1 << 24, env })).stdout.trim().split('\n').pop()!) as Record<string, Record<string, number>> & { addedP50: number; addedP99: number };
+  // The whole demo, software key file vs TPM key (swtpm), alternating, several runs each; attempt 1 of a run is
+  // the process's first attestation (cold: JIT, curve tables), attempt 2 is warm.
   const { Swtpm } = await import('../test/helpers/swtpm.ts');
   const tpm = await Swtpm.start();
   const demoRuns = Number(process.env['BENCH_DEMO_RUNS'] ?? 5);
-  const sign: Record<'software' | 'tpm', number[]> = { software: [], tpm: [] };
-  const total: Record<'software' | 'tpm', number[]> = { software: [], tpm: [] };
+  type Kind = 'software' | 'tpm';
+  const sign: Record<Kind, [number[], number[]]> = { software: [[], []], tpm: [[], []] };
+  const total: Record<Kind, [number[], number[]]> = { software: [[], []], tpm: [[], []] };
   try {
     for (let i = 0; i < demoRuns; i++) {
       for (const kind of ['software', 'tpm'] as const) {
         const args = [join(ROOT, 'bin', 'biokiosk.js'), 'demo', '--json', ...(kind === 'tpm' ? ['--tpm', tpm.url] : [])];
         const out = JSON.parse((await run(process.execPath, args, { cwd: ROOT, maxBuffer: 1 << 24, env })).stdout) as { attempts: Array<{ latencyMs: { sign: number; total: number } }> };
-        for (const a of out.attempts) {
-          sign[kind].push(a.latencyMs.sign);
-          total[kind].push(a.latencyMs.total);
-        }
+        out.attempts.slice(0, 2).forEach((a, k) => {
+          sign[kind][k]!.push(a.latencyMs.sign);
+          total[kind][k]!.push(a.latencyMs.total);
+        });
       }
     }
   } finally {
     await tpm.stop();
   }
   const med = (a: number[]) => stats(a).median;
+  const row = (name: string, m: Record<Kind, [number[], number[]]>, k: 0 | 1) => `| ${name} | ${f(med(m.software[k]))} ms | ${f(med(m.tpm[k]))} ms | ${f(med(m.tpm[k]) - med(m.software[k]))} ms |`;
   report += `
 ## ${date}: TPM signing (issue 4)
 
@@ -127,12 +131,20 @@ if (!only || only === 'tpm') {
 | --- | --- | --- | --- |
 | ECDSA P-256 sign of a SHA-256 digest, ${r.ours['n']} / ${r.tpm2_sign_per_invocation['n']} signatures | p50 ${r.ours['p50_ms']!.toFixed(2)} ms, p99 ${r.ours['p99_ms']!.toFixed(2)} ms | p50 ${r.tpm2_sign_per_invocation['p50_ms']!.toFixed(2)} ms, p99 ${r.tpm2_sign_per_invocation['p99_ms']!.toFixed(2)} ms | **${r.ratio_p50}x** at p50, ${r.ratio_p99}x at p99 |
 
-\`biokiosk demo\` end to end (embedded broker), ${demoRuns} runs each, alternating, 2 attempts per run; medians:
+A full attestation (seq, encrypt, sign, fsync'd enqueue) by the kiosk's Attester, ${att['software']!['n']} each, alternating (\`bench/attest-worker.ts\`):
+
+| | software key file (seq in SQLite) | TPM (seq from its NV counter) | added by the TPM |
+| --- | --- | --- | --- |
+| p50 | ${att['software']!['p50']!.toFixed(2)} ms | ${att['tpm']!['p50']!.toFixed(2)} ms | **${att.addedP50.toFixed(2)} ms** |
+| p99 | ${att['software']!['p99']!.toFixed(2)} ms | ${att['tpm']!['p99']!.toFixed(2)} ms | ${att.addedP99.toFixed(2)} ms |
+
+\`biokiosk demo\` end to end (embedded broker), ${demoRuns} runs each, alternating; medians:
 
 | stage | software key file | TPM (swtpm) | added by the TPM |
 | --- | --- | --- | --- |
-| sign (seq, encrypt, sign, enqueue) | ${f(med(sign.software))} ms | ${f(med(sign.tpm))} ms | ${f(med(sign.tpm) - med(sign.software))} ms |
-| total (capture to verdict) | ${f(med(total.software))} ms | ${f(med(total.tpm))} ms | ${f(med(total.tpm) - med(total.software))} ms |
+${row('sign stage, first attempt of the process (cold)', sign, 0)}
+${row('sign stage, second attempt (warm)', sign, 1)}
+${row('total, capture to verdict, second attempt', total, 1)}
 `;
 }
 

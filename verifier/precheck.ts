@@ -59,7 +59,7 @@ export async function precheckAttestation(task: PrecheckTask, deps: PrecheckDeps
   } catch {
     ueid = '';
   }
-  const r: PrecheckResult = { ueid, attId: null, hash: attestationHash(task.payload), claims: null, rejection: null, probe: null };
+  const r: PrecheckResult = { ueid, attId: null, hash: '', claims: null, rejection: null, probe: null };
   try {
     const env = decodeEnvelope(task.payload, 'attestation');
     r.attId = correlationOf(env, task.correlationData === undefined ? undefined : Buffer.from(task.correlationData)) ?? null;
@@ -93,6 +93,8 @@ export async function precheckAttestation(task: PrecheckTask, deps: PrecheckDeps
     if (!(e instanceof Rejection)) throw e;
     r.rejection = { code: e.code, detail: e.detail };
   }
+  // No JWS could be taken out of the payload: name the payload itself.
+  if (r.hash === '') r.hash = attestationHash(task.payload);
   return r;
 }
 

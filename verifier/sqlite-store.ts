@@ -131,8 +131,9 @@ export class SqliteVerifierStore implements VerifierStore {
     if (this.db.inTransaction) this.db.exec('ROLLBACK');
   }
 
+  /** Runs fn atomically: in a transaction of its own, or as part of the caller's open one (which rolls back whole). */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.db.inTransaction ? fn() : this.db.transaction(fn)();
   }
 
   close(): void {

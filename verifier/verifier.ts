@@ -149,6 +149,7 @@ export class Verifier {
       /** Later copies of a message in this same batch: answered with the first copy's verdict. */
       const copies: Array<{ out: VerdictOut; of: VerdictOut }> = [];
       const firstByKey = new Map<string, VerdictOut>();
+      const gallery = new Map<string, ReturnType<VerifierStore['galleryEntry']>>();
       for (const p of batch.results) {
         // A valid signature ties the id to the device: key on it. Otherwise key on the bytes, so a forgery can
         // never take the place of a genuine attestation's verdict.
@@ -165,7 +166,7 @@ export class Verifier {
           out.push({ ueid: p.ueid, attId: p.attId, verdict: earlier.verdict, decision: decisionOf(earlier.verdict), reasons: [], duplicate: true, leafIndex: -1 });
           continue;
         }
-        const record = this.decideOne(p, now);
+        const record = this.decideOne(p, now, gallery);
         const o: VerdictOut = { ueid: record.ueid, attId: record.att_id, verdict: null, decision: record.decision, reasons: record.reasonList, duplicate: false, leafIndex: -1 };
         out.push(o);
         firstByKey.set(key, o);
@@ -202,7 +203,7 @@ export class Verifier {
   }
 
   /** The stateful checks (nonce, seq), the enrolment lookup and the match for one message: its log record. */
-  private decideOne(p: PrecheckResult, now: number): DecisionRecord & { ueid: string; att_id: string | null; decision: VerdictClaims['decision'] } {
+  private decideOne(p: PrecheckResult, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): DecisionRecord & { ueid: string; att_id: string | null; decision: VerdictClaims['decision'] } {
     let rejection = rejectionOf(p);
     const c = p.claims;
     const matcher = c ? this.matchers.get(c.template_format) : undefined;
@@ -211,7 +212,10 @@ export class Verifier {
     let score: number | null = null;
     let native: { name: string; value: number } | null = null;
     if (!rejection && c && p.probe && matcher) {
-      const enrolled = this.store.galleryEntry(c.sub, c.modality);
+      // Looked up once per subject per batch: a kiosk queue often holds several attempts by one person.
+      const gkey = `${c.modality}\u0000${c.sub}`;
+      if (!gallery.has(gkey)) gallery.set(gkey, this.store.galleryEntry(c.sub, c.modality));
+      const enrolled = gallery.get(gkey);
       if (!enrolled) rejection = new Rejection('no_enrollment', `Subject ${c.sub} has no ${c.modality} enrolment.`);
       else {
         try {
