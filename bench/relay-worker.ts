@@ -56,12 +56,12 @@ try {
 
   // --- throughput ----------------------------------------------------------------------------------------
   // The same pre-made attestations (50 devices, fresh ones per case) decided three ways: the pipeline on the main
-  // thread alone, batch after batch; the pipeline with precheck workers (one per core), the next batch checked
+  // thread alone, batch after batch; the pipeline with precheck workers (one per core but one), the next batch checked
   // while this one is decided, as VerifierNode does; and through mosquitto end to end with the workers.
   {
     const DEVICES = 50;
     const PER = Number(process.env['BENCH_THROUGHPUT_PER_DEVICE'] ?? 80);
-    const WORKERS = availableParallelism();
+    const WORKERS = Math.max(1, availableParallelism() - 1); // as `biokiosk verifier run` by default
     const { v, node } = await startVerifier(broker.url, await dir('bk-bench-v-'));
     await node.stop();
     const pooled = await startVerifier(broker.url, await dir('bk-bench-vp-'), { precheckWorkers: WORKERS });
@@ -111,13 +111,18 @@ try {
     const t0 = performance.now();
     await decideAll(v, direct, false);
     const inlineRate = direct.length / ((performance.now() - t0) / 1000);
-    // With precheck workers, pipelined.
-    const direct2 = await make(pooled.v, 1);
-    const t2 = performance.now();
-    await decideAll(pooled.v, direct2, true);
-    const pooledRate = direct2.length / ((performance.now() - t2) / 1000);
+    // With precheck workers, pipelined: three rounds of fresh attestations (this machine's speed drifts; the
+    // report gives every round and their median).
+    const pooledRates: number[] = [];
+    for (let round = 1; round <= 3; round++) {
+      const direct2 = await make(pooled.v, round);
+      const t2 = performance.now();
+      await decideAll(pooled.v, direct2, true);
+      pooledRates.push(direct2.length / ((performance.now() - t2) / 1000));
+    }
+    const pooledRate = [...pooledRates].sort((a, b) => a - b)[1]!;
     // Through mosquitto: publish everything, count verdicts.
-    const viaMqtt = await make(pooled.v, 2);
+    const viaMqtt = await make(pooled.v, 4);
     const node2 = new VerifierNode(pooled.v.verifier, pooled.v.store, { brokerUrl: broker.url, clientId: 'bench-verifier', protocolVersion: 5 });
     await node2.start();
     const pub = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
@@ -129,7 +134,7 @@ try {
     await Promise.all(viaMqtt.map((m) => pub.publishAsync(m.topic, m.payload, { qos: 1 })));
     await waitFor(() => verdicts >= viaMqtt.length, 120_000, 'all verdicts');
     const mqttRate = viaMqtt.length / ((performance.now() - t1) / 1000);
-    result['throughput'] = { attestations: direct.length, workers: WORKERS, inlinePerSecond: inlineRate, pipelinePerSecond: pooledRate, viaMosquittoPerSecond: mqttRate, logEntries: pooled.v.audit.size };
+    result['throughput'] = { attestations: direct.length, workers: WORKERS, inlinePerSecond: inlineRate, pipelinePerSecond: pooledRate, pipelineRounds: pooledRates, viaMosquittoPerSecond: mqttRate, logEntries: pooled.v.audit.size };
     await pub.endAsync();
     await sink.endAsync();
     await node2.stop();

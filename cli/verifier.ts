@@ -37,7 +37,8 @@ export function registerVerifier(program: Command): void {
     .option('--allow-model <sha256...>', 'model hashes whose templates are accepted (default: the models in models/manifest.json)')
     .option('--face-threshold <d>', 'face match threshold (Euclidean distance)', parseNumber('--face-threshold', 0, 2))
     .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
-    .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread)', parseNumber('--workers', 0, 64, true), availableParallelism())
+    // One core stays with the main thread, which decides, logs and signs verdicts.
+    .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread; default: one per core but one)', parseNumber('--workers', 0, 64, true), Math.max(1, availableParallelism() - 1))
     .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number }) => {
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);

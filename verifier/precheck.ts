@@ -40,11 +40,14 @@ export interface PrecheckResult {
   attId: string | null;
   /** attestationHash of the JWS (of the whole payload when no JWS could be taken out of it). */
   hash: string;
-  claims: AttestationClaims | null;
+  /** The verified claims, without the template JWE (decrypted into `probe`; no need to carry it further). */
+  claims: CheckedClaims | null;
   rejection: { code: RejectionCode; detail: string } | null;
   /** The decrypted template, when every check passed. */
   probe: Uint8Array | null;
 }
+
+export type CheckedClaims = Omit<AttestationClaims, 'template'>;
 
 export interface PrecheckDeps {
   config: PrecheckConfig;
@@ -71,7 +74,7 @@ export async function precheckAttestation(task: PrecheckTask, deps: PrecheckDeps
       maxFutureSeconds: deps.config.maxFutureSeconds,
       now: (task.receivedAt ?? Date.now()) / 1000,
     });
-    const c = parsed.claims;
+    const { template: _jwe, ...c } = parsed.claims;
     r.claims = c;
     if (c.att_id !== r.attId) throw new Rejection('malformed', `The envelope's correlation id ${r.attId} is not the attestation's att_id ${c.att_id}.`);
     if (deps.config.requireNonce && !c.eat_nonce) throw new Rejection('nonce_unknown', 'This verifier requires a nonce (online check) and the attestation has none.');
@@ -80,7 +83,7 @@ export async function precheckAttestation(task: PrecheckTask, deps: PrecheckDeps
     if (!deps.config.allowedModels.includes(c.model.sha256)) {
       throw new Rejection('untrusted_model', `Model ${c.model.name} (sha256 ${c.model.sha256}) is not on this verifier's allowed list.`);
     }
-    const probe = await decryptTemplate(c.template, deps.fleetKey);
+    const probe = await decryptTemplate(parsed.claims.template, deps.fleetKey);
     let inner: string;
     try {
       inner = matcher.modelOf(probe);

@@ -12,7 +12,7 @@
  * no new log entry.
  */
 import type { KeyObject } from 'node:crypto';
-import type { AttestationClaims, Receipt, Reason, VerdictClaims } from '../protocol/claims.ts';
+import type { Receipt, Reason, VerdictClaims } from '../protocol/claims.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import type { DecryptionKey } from '../protocol/jwe.ts';
 import { Rejection } from '../protocol/rejections.ts';
@@ -21,7 +21,7 @@ import type { TrustedKey } from '../protocol/trust.ts';
 import { createVerdict } from '../protocol/verdict.ts';
 import type { TemplateMatcher } from './matchers.ts';
 import type { Prechecker } from './precheck-pool.ts';
-import { peekKid, precheckAttestation, rejectionOf, type PrecheckDeps, type PrecheckResult, type PrecheckTask } from './precheck.ts';
+import { peekKid, precheckAttestation, rejectionOf, type CheckedClaims, type PrecheckDeps, type PrecheckResult, type PrecheckTask } from './precheck.ts';
 import type { VerifierStore } from './store.ts';
 
 /** The audit log as the verifier uses it: appends inside the caller's transaction, then one signed head per batch. */
@@ -120,11 +120,18 @@ export class Verifier {
    * looked up here, where the store is; the checks themselves may run on other threads.
    */
   async prepare(messages: IncomingMessage[]): Promise<PreparedBatch> {
+    // Looked up once per key per batch: a batch often holds several attestations of one kiosk.
+    const keys = new Map<string, TrustedKey | undefined>();
+    const lookup = (kid: string): TrustedKey | undefined => {
+      if (keys.has(kid)) return keys.get(kid);
+      const d = this.store.deviceByKid(kid);
+      const trusted: TrustedKey | undefined = d ? { owner: d.ueid, key: d.publicJwk as never, revoked: d.status === 'revoked' } : undefined;
+      keys.set(kid, trusted);
+      return trusted;
+    };
     const tasks: PrecheckTask[] = messages.map((m) => {
       const kid = peekKid(m.payload);
-      const d = kid === undefined ? undefined : this.store.deviceByKid(kid);
-      const trusted: TrustedKey | undefined = d ? { owner: d.ueid, key: d.publicJwk as never, revoked: d.status === 'revoked' } : undefined;
-      return { topic: m.topic, payload: m.payload, correlationData: m.correlationData, receivedAt: m.receivedAt, kid, trusted };
+      return { topic: m.topic, payload: m.payload, correlationData: m.correlationData, receivedAt: m.receivedAt, kid, trusted: kid === undefined ? undefined : lookup(kid) };
     });
     const results = await this.prechecker.run(tasks);
     if (results.length !== messages.length) throw new BiokioskError('PrecheckFault', `${results.length} precheck results for ${messages.length} messages`, { kind: 'internal' });
@@ -257,7 +264,7 @@ export class Verifier {
     };
   }
 
-  private checkReplay(c: AttestationClaims, now: number): Rejection | null {
+  private checkReplay(c: CheckedClaims, now: number): Rejection | null {
     if (c.eat_nonce) {
       const n = this.store.consumeNonce(c.ueid, c.eat_nonce, now);
       if (n === 'unknown' || n === 'expired') return new Rejection('nonce_unknown', `Nonce ${c.eat_nonce.slice(0, 12)}... was ${n === 'expired' ? 'issued but has expired' : 'never issued to this device'}.`);
