@@ -10,6 +10,7 @@ const REQUIRED = {
   swtpm: 'swtpm',
   swtpm_setup: 'swtpm-tools',
   tpm2_sign: 'tpm2-tools',
+  socat: 'socat',
 };
 
 // Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.
