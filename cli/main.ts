@@ -11,6 +11,7 @@ import { registerSynth } from './synth.ts';
 import { registerDemo } from './demo.ts';
 import { registerVerifier } from './verifier.ts';
 import { registerKiosk } from './kiosk.ts';
+import { registerCapture } from './capture.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerVerifier(program);
   registerKiosk(program);
+  registerCapture(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
