@@ -8,6 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { convertFaceNet, FACE_NETS, faceApiDir, faceApiVersion, SOURCE_PACKAGE } from './face/convert.ts';
+import { buildFingerprintGraphs, FINGERPRINT_GRAPHS } from './fingerprint/build.ts';
 
 export const MODELS_DIR = dirname(fileURLToPath(import.meta.url));
 export const MANIFEST_PATH = join(MODELS_DIR, 'manifest.json');
@@ -52,7 +53,30 @@ export async function buildAll(): Promise<{ manifest: Manifest; files: Map<strin
       description: spec.description,
     };
   }
+  await addFingerprintGraphs(models, files);
   return { manifest: { format: 'biokiosk-models/1', models }, files };
+}
+
+/** The fingerprint extractor's graphs: built from code, so their source is models/fingerprint/build.ts itself. */
+async function addFingerprintGraphs(models: Record<string, ManifestEntry>, files: Map<string, Uint8Array>): Promise<void> {
+  const script = await readFile(join(MODELS_DIR, 'fingerprint', 'build.ts'));
+  const pkg = JSON.parse(await readFile(join(MODELS_DIR, '..', 'package.json'), 'utf8')) as { name: string; version: string };
+  const built = buildFingerprintGraphs();
+  for (const spec of FINGERPRINT_GRAPHS) {
+    const bytes = built.get(spec.name)!;
+    const file = `fingerprint/${spec.name}.onnx`;
+    files.set(file, bytes);
+    models[spec.name] = {
+      file,
+      sha256: sha256(bytes),
+      bytes: bytes.length,
+      modality: 'fingerprint',
+      source: { package: pkg.name, version: pkg.version, files: [{ path: 'models/fingerprint/build.ts', sha256: sha256(script) }] },
+      inputs: spec.inputs,
+      outputs: spec.outputs,
+      description: spec.description,
+    };
+  }
 }
 
 async function main(): Promise<void> {

@@ -1,0 +1,88 @@
+/**
+ * Small numeric helpers shared by the stages: box sums over integral images, block grids and bilinear lookup of
+ * block values at pixel positions.
+ */
+
+/** Mean of `src` over a (2r+1)^2 window clipped to the image, for every pixel (integral image, O(1) per pixel). */
+export function boxMean(src: Float32Array, width: number, height: number, r: number): Float32Array {
+  const W = width + 1;
+  const sat = new Float64Array(W * (height + 1));
+  for (let y = 0; y < height; y++) {
+    let row = 0;
+    for (let x = 0; x < width; x++) {
+      row += src[y * width + x]!;
+      sat[(y + 1) * W + x + 1] = sat[y * W + x + 1]! + row;
+    }
+  }
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    const y0 = Math.max(0, y - r);
+    const y1 = Math.min(height, y + r + 1);
+    for (let x = 0; x < width; x++) {
+      const x0 = Math.max(0, x - r);
+      const x1 = Math.min(width, x + r + 1);
+      const s = sat[y1 * W + x1]! - sat[y0 * W + x1]! - sat[y1 * W + x0]! + sat[y0 * W + x0]!;
+      out[y * width + x] = s / ((y1 - y0) * (x1 - x0));
+    }
+  }
+  return out;
+}
+
+export interface BlockGrid {
+  block: number;
+  cols: number;
+  rows: number;
+}
+
+export function blockGrid(width: number, height: number, block: number): BlockGrid {
+  return { block, cols: Math.ceil(width / block), rows: Math.ceil(height / block) };
+}
+
+/** Bilinear interpolation of per-block values (given at block centres) at pixel (x, y). */
+export function blockValueAt(values: Float32Array, grid: BlockGrid, x: number, y: number): number {
+  const fx = Math.min(grid.cols - 1, Math.max(0, (x + 0.5) / grid.block - 0.5));
+  const fy = Math.min(grid.rows - 1, Math.max(0, (y + 0.5) / grid.block - 0.5));
+  const x0 = Math.floor(fx);
+  const y0 = Math.floor(fy);
+  const x1 = Math.min(grid.cols - 1, x0 + 1);
+  const y1 = Math.min(grid.rows - 1, y0 + 1);
+  const ax = fx - x0;
+  const ay = fy - y0;
+  const c = grid.cols;
+  return (
+    (1 - ay) * ((1 - ax) * values[y0 * c + x0]! + ax * values[y0 * c + x1]!) + ay * ((1 - ax) * values[y1 * c + x0]! + ax * values[y1 * c + x1]!)
+  );
+}
+
+/** Per-pixel field from per-block values (bilinear between block centres). */
+export function blocksToPixels(values: Float32Array, grid: BlockGrid, width: number, height: number): Float32Array {
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) out[y * width + x] = blockValueAt(values, grid, x, y);
+  return out;
+}
+
+export const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
+
+/** Chamfer (3-4) distance in pixels to the nearest 0 of `mask`, with the image edge counted as background. */
+export function distanceToBackground(mask: Uint8Array, width: number, height: number): Float32Array {
+  const INF = 1e9;
+  const d = new Float32Array(width * height);
+  for (let i = 0; i < d.length; i++) d[i] = mask[i] ? INF : 0;
+  const at = (x: number, y: number) => (x < 0 || y < 0 || x >= width || y >= height ? 0 : d[y * width + x]!);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      if (d[i] === 0) continue;
+      d[i] = Math.min(d[i]!, at(x - 1, y) + 3, at(x, y - 1) + 3, at(x - 1, y - 1) + 4, at(x + 1, y - 1) + 4);
+    }
+  }
+  for (let y = height - 1; y >= 0; y--) {
+    for (let x = width - 1; x >= 0; x--) {
+      const i = y * width + x;
+      if (d[i] === 0) continue;
+      d[i] = Math.min(d[i]!, at(x + 1, y) + 3, at(x, y + 1) + 3, at(x + 1, y + 1) + 4, at(x - 1, y + 1) + 4);
+    }
+  }
+  for (let i = 0; i < d.length; i++) d[i]! /= 3;
+  return d;
+}

@@ -1,0 +1,49 @@
+/**
+ * The extractor's ONNX sessions (built by models/fingerprint/build.ts, checked against models/manifest.json by
+ * loadNet) and the two calls into them. Inputs and outputs are NCHW float32.
+ */
+import * as ort from 'onnxruntime-node';
+import { loadNet, type LoadedNet } from '../../face/models.ts';
+import { GABOR } from '../build.ts';
+import { PARAMS } from './params.ts';
+
+export interface FingerprintGraphs {
+  orientation: LoadedNet;
+  gabor: LoadedNet;
+}
+
+export async function loadFingerprintGraphs(options: { modelsDir?: string; threads?: number } = {}): Promise<FingerprintGraphs> {
+  const [orientation, gabor] = await Promise.all([loadNet('fp_orientation', options), loadNet('fp_gabor', options)]);
+  return { orientation, gabor };
+}
+
+/** Orientation field channels for a [0, 1] gray image: [U, V, coherence, energy], each width*height. */
+export async function runOrientation(net: LoadedNet, image: Float32Array, width: number, height: number): Promise<Float32Array> {
+  const out = await net.session.run({ image: new ort.Tensor('float32', image, [1, 1, height, width]) });
+  return out.field!.data as Float32Array;
+}
+
+/**
+ * Runs the Gabor bank over horizontal strips (with a halo of the kernel radius) and hands each strip's responses
+ * to `consume(responses, stripTop, stripRows, haloTop)`: the bank's K*F channels for rows [stripTop, stripTop+rows)
+ * start at row `haloTop` of the strip tensor. Strips keep the K*F-channel tensor small on large images.
+ */
+export async function runGaborStrips(
+  net: LoadedNet,
+  image: Float32Array,
+  width: number,
+  height: number,
+  consume: (responses: Float32Array, stripHeight: number, top: number, rows: number, haloTop: number) => void,
+): Promise<void> {
+  const channels = GABOR.orientations * GABOR.periods.length;
+  const halo = GABOR.radius;
+  const rowsPerStrip = Math.max(16, Math.floor(PARAMS.gaborStripPixels / (width * Math.max(1, channels / 8))));
+  for (let top = 0; top < height; top += rowsPerStrip) {
+    const rows = Math.min(rowsPerStrip, height - top);
+    const from = Math.max(0, top - halo);
+    const to = Math.min(height, top + rows + halo);
+    const strip = from === 0 && to === height ? image : image.subarray(from * width, to * width);
+    const out = await net.session.run({ image: new ort.Tensor('float32', strip, [1, 1, to - from, width]) });
+    consume(out.responses!.data as Float32Array, to - from, top, rows, top - from);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Extractor parameters. Everything runs at 500 dpi (the working resolution): images at another resolution are
+ * resampled first (see resample.ts), so these pixel sizes hold for every input and the ONNX Gabor bank (tuned for
+ * 500 dpi ridge periods) stays fixed.
+ */
+export const WORKING_DPI = 500;
+
+export const PARAMS = Object.freeze({
+  /** Accepted input resolutions. */
+  minDpi: 250,
+  maxDpi: 1500,
+  /** Smallest and largest working image sides; outside these the image is refused with BadImageError. */
+  minSide: 32,
+  maxSide: 4096,
+  /** Segmentation block size and thresholds. */
+  block: 16,
+  /** A block is foreground when its gray deviation reaches max(minStd, relStd * the 90th percentile deviation) ... */
+  minStd: 6,
+  relStd: 0.3,
+  /** ... and its orientation certainty reaches this (random noise stays far below). */
+  minCoherence: 0.3,
+  /** Local normalisation window radius and the smallest deviation divided by (flat areas are not amplified). */
+  normRadius: 12,
+  normMinStd: 4,
+  /** Frequency: oriented window across x along the ridges, and the plausible ridge periods. */
+  freqWindowAcross: 32,
+  freqWindowAlong: 16,
+  minPeriod: 4,
+  maxPeriod: 16,
+  defaultPeriod: 9,
+  /** Minimum peak-to-valley swing of the x-signature (normalised units) for a block's period to count. */
+  freqMinSwing: 0.6,
+  /** Gabor rows per ONNX run (strips bound the K*F-channel response tensor on large images). */
+  gaborStripPixels: 600_000,
+  /** Minutiae: margin to the mask border and image edge, in ridge periods. */
+  borderPeriods: 1.6,
+  /** Ridge length traced for a minutia's direction, and the limits of the spurious-structure rules, in periods. */
+  directionPeriods: 1,
+  spurPeriods: 1,
+  bridgePeriods: 1.5,
+  shortRidgePeriods: 1.5,
+  brokenRidgePeriods: 1.6,
+  clusterPeriods: 1.2,
+  clusterMax: 2,
+  /** Same-type detections closer than this (pixels) are one minutia. */
+  duplicatePixels: 3,
+  /** Minutiae with a quality below this are dropped. */
+  minMinutiaQuality: 10,
+});

@@ -1,0 +1,67 @@
+/**
+ * Quality. Per minutia: the orientation certainty and the ridge clarity around it. Per image: an NFIQ-style
+ * combination of four measures, each mapped linearly to a 0-100 sub-score between a "useless" and a "good" value:
+ *
+ * | measure            | value                                                         | 0 at  | 100 at | weight |
+ * |--------------------|---------------------------------------------------------------|-------|--------|--------|
+ * | foreground         | fraction of the image that is finger                          | 0.10  | 0.55   | 0.25   |
+ * | orientation        | mean orientation certainty in the foreground                  | 0.25  | 0.70   | 0.30   |
+ * | clarity            | mean correlation of normalised vs. enhanced image per block   | 0.25  | 0.75   | 0.30   |
+ * | minutiae           | number of minutiae found                                      | 5     | 30     | 0.15   |
+ *
+ * score = weighted mean of the sub-scores, but never more than 1.5x the worst of foreground and clarity (a clean
+ * sliver or a large smear is still a retry). Captures scoring below RETRY_BELOW (35) should be taken again: in the
+ * synthetic tests, noise, blank and partial images fall below it and clean prints score well above.
+ */
+import type { QualityReport } from '../../modality.ts';
+import { clamp01, type BlockGrid } from './fields.ts';
+
+export const RETRY_BELOW = 35;
+
+/** Pearson correlation of the normalised and the enhanced image in each foreground block (0 elsewhere). */
+export function blockClarity(normalised: Float32Array, enhanced: Float32Array, blocks: Uint8Array, grid: BlockGrid, width: number, height: number): Float32Array {
+  const out = new Float32Array(grid.cols * grid.rows);
+  for (let by = 0; by < grid.rows; by++) {
+    for (let bx = 0; bx < grid.cols; bx++) {
+      const b = by * grid.cols + bx;
+      if (!blocks[b]) continue;
+      let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, n = 0;
+      for (let y = by * grid.block; y < Math.min(height, (by + 1) * grid.block); y++) {
+        for (let x = bx * grid.block; x < Math.min(width, (bx + 1) * grid.block); x++) {
+          const a = normalised[y * width + x]!;
+          const e = enhanced[y * width + x]!;
+          sa += a; sb += e; saa += a * a; sbb += e * e; sab += a * e; n++;
+        }
+      }
+      const cov = sab / n - (sa / n) * (sb / n);
+      const va = saa / n - (sa / n) ** 2;
+      const vb = sbb / n - (sb / n) ** 2;
+      out[b] = va > 1e-9 && vb > 1e-9 ? Math.max(0, cov / Math.sqrt(va * vb)) : 0;
+    }
+  }
+  return out;
+}
+
+/** 0-100 from the certainty and the clarity at a minutia. */
+export function minutiaQuality(certainty: number, clarity: number): number {
+  const c = clamp01((certainty - 0.15) / 0.6);
+  const k = clamp01((clarity - 0.15) / 0.6);
+  return Math.round(100 * Math.sqrt(c * k));
+}
+
+const ramp = (v: number, lo: number, hi: number) => Math.round(100 * clamp01((v - lo) / (hi - lo)));
+
+export function imageQuality(m: { foreground: number; certainty: number; clarity: number; minutiae: number }): QualityReport {
+  const measures: QualityReport['measures'] = {
+    foreground: { value: round3(m.foreground), score: ramp(m.foreground, 0.1, 0.55), unit: 'fraction', note: 'share of the image that is finger' },
+    orientation: { value: round3(m.certainty), score: ramp(m.certainty, 0.25, 0.7), note: 'mean orientation certainty in the foreground' },
+    clarity: { value: round3(m.clarity), score: ramp(m.clarity, 0.25, 0.75), note: 'mean correlation of the image with its Gabor-enhanced version' },
+    minutiae: { value: m.minutiae, score: ramp(m.minutiae, 5, 30), unit: 'count' },
+  };
+  const s = (k: string) => measures[k]!.score;
+  const weighted = 0.25 * s('foreground') + 0.3 * s('orientation') + 0.3 * s('clarity') + 0.15 * s('minutiae');
+  const score = Math.round(Math.min(weighted, 1.5 * Math.min(s('foreground'), s('clarity'))));
+  return { score, retryBelow: RETRY_BELOW, measures };
+}
+
+const round3 = (v: number) => Math.round(v * 1000) / 1000;
