@@ -7,7 +7,9 @@ import { BiokioskError, UsageError } from '../protocol/errors.ts';
 import { jwkThumbprint, p256PublicJwk } from '../protocol/signer.ts';
 import { assertDeviceId } from '../protocol/topics.ts';
 import { readManifest } from '../models/face/models.ts';
-import { parseModality } from '../models/engines.ts';
+import { fingerprintExtractorIdentity } from '../models/fingerprint/engine.ts';
+import { TEMPLATE_FORMATS } from './extract.ts';
+import { createEngine, parseModality } from '../models/engines.ts';
 import { SqliteAuditStore } from '../verifier/audit/store.ts';
 import { p256TreeHeadVerifier } from '../verifier/audit/tree-head.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
@@ -19,9 +21,12 @@ import { parseNumber, printJson } from './options.ts';
 
 const DEFAULT_DIR = 'biokiosk-verifier';
 
+/** The template makers of this build: the face embedding net, and the fingerprint extractor (its graphs' identity). */
 async function defaultAllowedModels(): Promise<string[]> {
   const m = await readManifest();
-  return Object.values(m.models).map((e) => e.sha256);
+  const face = Object.entries(m.models).filter(([, e]) => e.modality === 'face').map(([, e]) => e.sha256);
+  const fp = Object.fromEntries(Object.entries(m.models).filter(([, e]) => e.modality === 'fingerprint').map(([n, e]) => [n, e.sha256]));
+  return [...face, fingerprintExtractorIdentity(fp).sha256];
 }
 
 export function registerVerifier(program: Command): void {
@@ -36,13 +41,14 @@ export function registerVerifier(program: Command): void {
     .option('--group <name>', 'shared subscription group', 'verifiers')
     .option('--allow-model <sha256...>', 'model hashes whose templates are accepted (default: the models in models/manifest.json)')
     .option('--face-threshold <d>', 'face match threshold (Euclidean distance)', parseNumber('--face-threshold', 0, 2))
+    .option('--fingerprint-threshold <s>', 'fingerprint match threshold (minimum MCC score, 0-1)', parseNumber('--fingerprint-threshold', 0, 1))
     .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
     // One core stays with the main thread, which decides, logs and signs verdicts.
     .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread; default: one per core but one)', parseNumber('--workers', 0, 64, true), Math.max(1, availableParallelism() - 1))
-    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number }) => {
+    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number }) => {
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
-      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers });
+      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers });
       const node = new VerifierNode(inst.verifier, inst.store, {
         brokerUrl: o.broker,
         clientId: `${inst.keys.verifierId}-${process.pid}`,
@@ -65,23 +71,23 @@ export function registerVerifier(program: Command): void {
   v.command('enroll')
     .description('Enrol a subject in the gallery from an image (the template is extracted here).')
     .requiredOption('--subject <id>', 'subject id')
-    .requiredOption('--modality <name>', 'face')
+    .requiredOption('--modality <name>', 'face | fingerprint')
     .requiredOption('--image <file>', 'image of the subject')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
     .option('--json', 'print one JSON object')
     .action(async (o: { subject: string; modality: string; image: string; dir: string; json?: boolean }) => {
       const modality = parseModality(o.modality);
-      if (modality !== 'face') throw new UsageError(`enrolment supports face for now (got ${modality})`);
+      if (modality !== 'face' && modality !== 'fingerprint') throw new UsageError(`enrolment supports face and fingerprint (got ${modality})`);
       const bytes = await readInput(o.image);
-      const { FaceEngine } = await import('../models/face/engine.ts');
-      const engine = await FaceEngine.create();
+      const engine = await createEngine(modality);
       try {
         const x = await engine.extract(bytes);
-        if (x.quality.score < x.quality.retryBelow) throw new BiokioskError('LowQuality', `the enrolment image's quality is ${x.quality.score}, below ${x.quality.retryBelow}: take a better photo`);
+        if (x.quality.score < x.quality.retryBelow) throw new BiokioskError('LowQuality', `the enrolment image's quality is ${x.quality.score}, below ${x.quality.retryBelow}: take a better capture`);
+        const model = x.info['model'] as { name: string; sha256: string };
         const inst = await openVerifier(o.dir, { allowedModels: [] });
-        inst.store.enroll({ subject: o.subject, modality, template: x.template, templateFormat: 'biokiosk-face/1', modelSha256: engine.pipeline.model.sha256 });
-        inst.close();
-        const r = { ok: true, subject: o.subject, modality, quality: x.quality.score, faceCount: x.info['faceCount'], model: engine.pipeline.model };
+        inst.store.enroll({ subject: o.subject, modality, template: x.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
+        await inst.close();
+        const r = { ok: true, subject: o.subject, modality, quality: x.quality.score, ...(modality === 'face' ? { faceCount: x.info['faceCount'] } : { minutiae: x.info['minutiae'] }), model };
         if (o.json) printJson(r);
         else process.stdout.write(`enrolled ${o.subject} (${modality}, quality ${x.quality.score}) in ${o.dir}\n`);
       } finally {

@@ -15,7 +15,11 @@ export async function createEngine(name: ModalityName, options: Record<string, u
       const { FaceEngine } = await import('./face/engine.ts');
       return FaceEngine.create(options);
     }
+    case 'fingerprint': {
+      const { FingerprintEngine } = await import('./fingerprint/engine.ts');
+      return FingerprintEngine.create(options);
+    }
     default:
-      throw new UsageError(`modality "${name}" is not available yet in this build (available: face)`);
+      throw new UsageError(`modality "${name}" is not available yet in this build (available: face, fingerprint)`);
   }
 }

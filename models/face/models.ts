@@ -18,7 +18,7 @@ export interface LoadedNet {
 }
 
 interface ManifestFile {
-  models: Record<string, { file: string; sha256: string }>;
+  models: Record<string, { file: string; sha256: string; modality?: string }>;
 }
 
 export async function readManifest(modelsDir = MODELS_DIR): Promise<ManifestFile> {

@@ -1,0 +1,207 @@
+/**
+ * Global consolidation: Local Similarity Sort with Relaxation (LSS-R, MCC paper section 5).
+ *
+ * 1. Take the nR = min(nA, nB, maxRelaxPairs) pairs of highest local similarity (optionally one per minutia).
+ * 2. Relaxation: each pair's value is pulled towards the values of the pairs that are geometrically compatible with
+ *    it (same distance between the two minutiae on both sides, same relative directions, same radial angle), so
+ *    pairs that agree with a consistent global arrangement reinforce each other and isolated lucky pairs fade.
+ * 3. Keep the nP pairs whose value held up best (efficiency = final / initial), each minutia used at most once, and
+ *    average their final values: the score, in [0, 1].
+ *
+ * Compatibility uses per-template tables precomputed at prepare time (pairwise distances and relative angles in
+ * 1/256 turns), so a comparison needs no trigonometry.
+ */
+import { sigmoid, type MccParams } from './params.ts';
+import type { SimilarityList } from './similarity.ts';
+
+export interface GeometrySide {
+  /** Number of minutiae with a valid cylinder. */
+  count: number;
+  /** count x count distances (px). */
+  dist: Float32Array;
+  /** count x count: direction of minutia k minus direction of t, in 1/256 turns. */
+  dirRel: Uint8Array;
+  /** count x count: direction of the segment t -> k minus direction of t, in 1/256 turns. */
+  radRel: Uint8Array;
+}
+
+/** Sigmoid tables for one parameter set. */
+export interface CompatTables {
+  /** Z(d1) sampled every 1/D1_SCALE px. */
+  d1: Float32Array;
+  /** Z(d2), Z(d3) for 0..128 units of 1/256 turn. */
+  d2: Float32Array;
+  d3: Float32Array;
+}
+
+const D1_SCALE = 4;
+const D1_MAX = 256; // px; beyond it the sigmoid is 0 for any sane tau1.
+
+export function compatTables(p: MccParams): CompatTables {
+  const d1 = new Float32Array(D1_MAX * D1_SCALE + 1);
+  for (let i = 0; i < d1.length; i++) d1[i] = sigmoid(i / D1_SCALE, p.mu1, p.tau1);
+  const d2 = new Float32Array(129);
+  const d3 = new Float32Array(129);
+  for (let i = 0; i <= 128; i++) {
+    const a = (i * 2 * Math.PI) / 256;
+    d2[i] = sigmoid(a, p.mu2, p.tau2);
+    d3[i] = sigmoid(a, p.mu3, p.tau3);
+  }
+  return { d1, d2, d3 };
+}
+
+/** nP of the paper: between minNP and maxNP, growing with the smaller template. */
+export function pairsToAverage(nA: number, nB: number, p: MccParams): number {
+  return p.minNP + Math.round(sigmoid(Math.min(nA, nB), p.muP, p.tauP) * (p.maxNP - p.minNP));
+}
+
+// Scratch buffers, grown on demand: consolidation runs tens of thousands of times a second and must not allocate.
+interface Scratch {
+  cap: number;
+  cand: Int32Array;
+  r: Int32Array; c: Int32Array;
+  l0: Float64Array; l: Float64Array; l2: Float64Array;
+  /** Compatible pairs of pairs (k < h) and their rho. */
+  eu: Int32Array; ev: Int32Array; ew: Float64Array;
+  order: Int32Array; eff: Float64Array;
+  usedA: Uint8Array; usedB: Uint8Array;
+}
+let scratch: Scratch | undefined;
+const hist = new Int32Array(1025);
+/** Compatibilities below this are treated as 0 (they change no ranking) so relaxation can skip them. */
+const RHO_EPSILON = 1e-3;
+
+function ensure(n: number, listLength: number, na: number, nb: number): Scratch {
+  if (scratch && scratch.cap >= n && scratch.cand.length >= listLength && scratch.usedA.length >= na && scratch.usedB.length >= nb) return scratch;
+  const cap = Math.max(n, 64);
+  const m = Math.max(na, nb, 64);
+  scratch = {
+    cap, cand: new Int32Array(Math.max(listLength, 4096)),
+    r: new Int32Array(cap), c: new Int32Array(cap), l0: new Float64Array(cap), l: new Float64Array(cap), l2: new Float64Array(cap),
+    eu: new Int32Array(cap * cap), ev: new Int32Array(cap * cap), ew: new Float64Array(cap * cap),
+    order: new Int32Array(cap), eff: new Float64Array(cap),
+    usedA: new Uint8Array(m), usedB: new Uint8Array(m),
+  };
+  return scratch;
+}
+
+/** Sorts idx[0..n) by key[idx] descending (ties: smaller value first); n is small (tens): insertion sort. */
+function sortDesc(idx: Int32Array, n: number, key: ArrayLike<number>): void {
+  for (let i = 1; i < n; i++) {
+    const v = idx[i]!;
+    const kv = key[v]!;
+    let j = i - 1;
+    while (j >= 0) {
+      const u = idx[j]!;
+      const ku = key[u]!;
+      if (ku > kv || (ku === kv && u < v)) break;
+      idx[j + 1] = u;
+      j--;
+    }
+    idx[j + 1] = v;
+  }
+}
+
+/** Score in [0, 1] from the pairs of positive local similarity (`list`, indices i * b.count + j). */
+export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityList, p: MccParams, t: CompatTables): number {
+  const na = a.count, nb = b.count;
+  const len = list.length;
+  if (na === 0 || nb === 0 || len === 0) return 0;
+  const nR = Math.min(na, nb, p.maxRelaxPairs);
+  const s = ensure(nR, len, na, nb);
+  const vals = list.value, idxs = list.index;
+
+  // Top nR pairs by local similarity, each minutia used at most once (greedy, best first): histogram the values to
+  // find a cut that leaves a few times nR candidates, sort those exactly, then take them in order.
+  hist.fill(0);
+  for (let i = 0; i < len; i++) hist[(vals[i]! * 1024) | 0]!++;
+  const want = p.uniquePairs ? 3 * nR : nR;
+  let cut = 1024, acc = 0;
+  while (cut > 0 && acc + hist[cut]! < want) acc += hist[cut--]!;
+  const cand = s.cand;
+  let nc = 0;
+  for (let i = 0; i < len; i++) if (((vals[i]! * 1024) | 0) >= cut) cand[nc++] = i;
+  sortDesc(cand, nc, vals);
+  const usedA = s.usedA, usedB = s.usedB;
+  let n = 0;
+  for (let q = 0; q < nc && n < nR; q++) {
+    const e = cand[q]!;
+    const idx = idxs[e]!;
+    const r = (idx / nb) | 0, c = idx - r * nb;
+    if (p.uniquePairs) {
+      if (usedA[r] || usedB[c]) continue;
+      usedA[r] = 1;
+      usedB[c] = 1;
+    }
+    s.r[n] = r;
+    s.c[n] = c;
+    s.l0[n] = vals[e]!;
+    s.l[n] = vals[e]!;
+    n++;
+  }
+  if (p.uniquePairs) for (let k = 0; k < n; k++) { usedA[s.r[k]!] = 0; usedB[s.c[k]!] = 0; }
+
+  // Pairwise compatibility rho(k, h) = rho(h, k) of the selected pairs, kept as an edge list: most pairs of pairs
+  // are incompatible, so relaxation only visits the few that support each other.
+  const { d1, d2, d3 } = t;
+  const d1Max = d1.length - 1;
+  const eu = s.eu, ev = s.ev, ew = s.ew;
+  let e = 0;
+  for (let k = 0; k < n; k++) {
+    const rk = s.r[k]!, ck = s.c[k]!;
+    const rowA = rk * na, rowB = ck * nb;
+    for (let h = k + 1; h < n; h++) {
+      const rh = s.r[h]!, ch = s.c[h]!;
+      if (rk === rh || ck === ch) continue;
+      const ia = rowA + rh, ib = rowB + ch;
+      const dd = Math.abs(a.dist[ia]! - b.dist[ib]!) * D1_SCALE;
+      const z1 = d1[dd < d1Max ? dd | 0 : d1Max]!;
+      if (z1 < RHO_EPSILON) continue;
+      let q2 = (a.dirRel[ia]! - b.dirRel[ib]!) & 255;
+      if (q2 > 128) q2 = 256 - q2;
+      const z2 = z1 * d2[q2]!;
+      if (z2 < RHO_EPSILON) continue;
+      let q3 = (a.radRel[ia]! - b.radRel[ib]!) & 255;
+      if (q3 > 128) q3 = 256 - q3;
+      const rho = z2 * d3[q3]!;
+      if (rho < RHO_EPSILON) continue;
+      eu[e] = k;
+      ev[e] = h;
+      ew[e] = rho;
+      e++;
+    }
+  }
+
+  // Relaxation: lambda_k <- w lambda_k + (1 - w) / (n - 1) * sum_h rho(k, h) lambda_h.
+  const w = p.relaxWeight;
+  const norm = n > 1 ? (1 - w) / (n - 1) : 0;
+  let cur = s.l, next = s.l2;
+  for (let it = 0; it < p.relaxIterations; it++) {
+    for (let k = 0; k < n; k++) next[k] = 0;
+    for (let q = 0; q < e; q++) {
+      const u = eu[q]!, v = ev[q]!, wt = ew[q]!;
+      next[u]! += wt * cur[v]!;
+      next[v]! += wt * cur[u]!;
+    }
+    for (let k = 0; k < n; k++) next[k] = w * cur[k]! + norm * next[k]!;
+    const tmp = cur; cur = next; next = tmp;
+  }
+
+  // Most efficient pairs (final / initial value), one use per minutia, averaged over nP.
+  const nP = pairsToAverage(na, nb, p);
+  const order = s.order, eff = s.eff;
+  for (let k = 0; k < n; k++) { order[k] = k; eff[k] = cur[k]! / s.l0[k]!; }
+  sortDesc(order, n, eff);
+  let sum = 0, taken = 0;
+  for (let i = 0; i < n && taken < nP; i++) {
+    const k = order[i]!;
+    const r = s.r[k]!, c = s.c[k]!;
+    if (usedA[r] || usedB[c]) continue;
+    usedA[r] = 1;
+    usedB[c] = 1;
+    sum += cur[k]!;
+    taken++;
+  }
+  for (let k = 0; k < n; k++) { usedA[s.r[k]!] = 0; usedB[s.c[k]!] = 0; }
+  return Math.max(0, Math.min(1, sum / nP));
+}

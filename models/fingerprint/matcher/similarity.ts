@@ -1,0 +1,138 @@
+/**
+ * Local similarity of every pair of cylinders (one from each template), bit-based MCC:
+ *
+ *   sim(a, b) = 1 - sqrt(popcount(a' xor b')) / (sqrt(popcount(a')) + sqrt(popcount(b')))
+ *
+ * where a' and b' keep only the cells valid in BOTH cylinders. Pairs whose directions differ by more than the
+ * allowed rotation, or with too few commonly valid cells, or with no set bit, score 0.
+ *
+ * This is the matcher's hot loop (about 40 x 40 / 3 pairs per comparison), so it is plain 32-bit integer work: a SWAR
+ * popcount whose per-byte partial sums are accumulated over several words before being folded, a mask-free path when
+ * both cylinders are valid everywhere, and popcount(a') computed as popcount(a) minus the (usually zero) bits of a in
+ * cells invalid in b.
+ */
+import type { CylinderLayout, CylinderSet } from './cylinders.ts';
+
+function popcount(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
+}
+
+/** Horizontal sum of the four byte counters of a SWAR accumulator. */
+function foldBytes(acc: number): number {
+  acc = (acc & 0x00ff00ff) + ((acc >>> 8) & 0x00ff00ff);
+  return (acc & 0xffff) + (acc >>> 16);
+}
+
+export interface SimilaritySide {
+  cyl: CylinderSet;
+  /** Minutia directions quantised to 1/256 of a turn. */
+  angleQ: Uint8Array;
+}
+
+/** sqrt(0..n), grown on demand: popcounts are small integers, and a lookup is cheaper than Math.sqrt here. */
+let sqrtTable = new Float64Array(0);
+function sqrtTableFor(bits: number): Float64Array {
+  if (sqrtTable.length <= bits) sqrtTable = Float64Array.from({ length: bits + 1 }, (_, i) => Math.sqrt(i));
+  return sqrtTable;
+}
+
+/** The pairs with a similarity above 0, as parallel arrays: pair index (i * b.count + j) and value. */
+export interface SimilarityList {
+  index: Int32Array;
+  value: Float32Array;
+  /** Entries in use. */
+  length: number;
+}
+
+export function similarityList(capacity: number): SimilarityList {
+  return { index: new Int32Array(capacity), value: new Float32Array(capacity), length: 0 };
+}
+
+/**
+ * Fills `out` (capacity at least a.count * b.count) with every pair whose similarity is above 0.
+ * `maxRotationQ`: largest direction difference allowed, in 1/256 turns. `minCommonCells`: absolute cell count.
+ */
+export function localSimilarities(a: SimilaritySide, b: SimilaritySide, layout: CylinderLayout, maxRotationQ: number, minCommonCells: number, out: SimilarityList): void {
+  const na = a.cyl.index.length;
+  const nb = b.cyl.index.length;
+  const W = layout.words;
+  const CW = layout.cellWords;
+  const bitsA = a.cyl.bits, bitsB = b.cyl.bits;
+  const masksA = a.cyl.masks, masksB = b.cyl.masks;
+  const cmA = a.cyl.cellMasks, cmB = b.cyl.cellMasks;
+  const angA = a.angleQ, angB = b.angleQ;
+  const fullAs = a.cyl.full, fullBs = b.cyl.full;
+  const onesAs = a.cyl.ones, onesBs = b.cyl.ones;
+  const outIndex = out.index, outValue = out.value;
+  const sq = sqrtTableFor(W * 32);
+  let nonZero = 0;
+  // Both sides are sorted by direction, so the B cylinders within maxRotationQ of A's i-th form a circular run that
+  // starts at `first`, found by binary search; no pair outside the allowed rotation is even looked at.
+  const everything = 2 * maxRotationQ + 1 >= 256;
+  for (let i = 0; i < na; i++) {
+    const oa = i * W;
+    const qa = angA[i]!;
+    const fullA = fullAs[i] === 1;
+    const onesA = onesAs[i]!;
+    const row = i * nb;
+    let first = 0, count = nb;
+    if (!everything) {
+      const lo = (qa - maxRotationQ) & 255;
+      let l = 0, h = nb;
+      while (l < h) { const m = (l + h) >> 1; if (angB[m]! < lo) l = m + 1; else h = m; }
+      first = l === nb ? 0 : l;
+      count = 0;
+      for (let k = 0; k < nb; k++) {
+        let dq = (qa - angB[(first + k) % nb]!) & 255;
+        if (dq > 128) dq = 256 - dq;
+        if (dq > maxRotationQ) break;
+        count++;
+      }
+    }
+    for (let step = 0; step < count; step++) {
+      let j = first + step;
+      if (j >= nb) j -= nb;
+      const ob = j * W;
+      let pa = onesA, pb = onesBs[j]!;
+      let x = 0;
+      if (fullA && fullBs[j] === 1) {
+        // Byte counters hold at most 8 per word: fold every 30 words.
+        let acc = 0;
+        for (let w = 0, k = 0; w < W; w++, k++) {
+          if (k === 30) { x += foldBytes(acc); acc = 0; k = 0; }
+          let v = bitsA[oa + w]! ^ bitsB[ob + w]!;
+          v = (v - ((v >>> 1) & 0x55555555)) | 0;
+          v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+          acc = (acc + ((v + (v >>> 4)) & 0x0f0f0f0f)) | 0;
+        }
+        x += foldBytes(acc);
+      } else {
+        let common = 0;
+        const ca = i * CW, cb = j * CW;
+        for (let w = 0; w < CW; w++) common += popcount(cmA[ca + w]! & cmB[cb + w]!);
+        if (common < minCommonCells) continue;
+        let acc = 0;
+        for (let w = 0, k = 0; w < W; w++, k++) {
+          if (k === 30) { x += foldBytes(acc); acc = 0; k = 0; }
+          const wa = bitsA[oa + w]!, wb = bitsB[ob + w]!;
+          const ma = masksA[oa + w]!, mb = masksB[ob + w]!;
+          // Bits are only set in valid cells: a's bits where b is invalid (usually none) leave popcount(a').
+          const outA = wa & ~mb, outB = wb & ~ma;
+          if (outA !== 0) pa -= popcount(outA);
+          if (outB !== 0) pb -= popcount(outB);
+          let v = (wa ^ wb) & ma & mb;
+          v = (v - ((v >>> 1) & 0x55555555)) | 0;
+          v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+          acc = (acc + ((v + (v >>> 4)) & 0x0f0f0f0f)) | 0;
+        }
+        x += foldBytes(acc);
+      }
+      if (pa + pb === 0) continue;
+      const s = 1 - sq[x]! / (sq[pa]! + sq[pb]!);
+      if (s > 0) { outIndex[nonZero] = row + j; outValue[nonZero] = s; nonZero++; }
+    }
+  }
+  out.length = nonZero;
+}

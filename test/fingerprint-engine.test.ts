@@ -1,0 +1,107 @@
+/**
+ * The fingerprint modality end to end: synthetic impressions -> extractor -> biokiosk-fingerprint/1 template ->
+ * MCC matcher; the same through `biokiosk extract` / `match`, and through the verifier (enrol, attest, decide).
+ */
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { FingerprintEngine } from '../models/fingerprint/engine.ts';
+import { synthesizeFingerprintDataset } from '../models/fingerprint/synth/index.ts';
+import { decodeFingerprintTemplate, FINGERPRINT_TEMPLATE_FORMAT, MAX_TEMPLATE_BYTES } from '../models/fingerprint/template.ts';
+import { createAttestation, newAttestationId } from '../protocol/attestation.ts';
+import { encodeEnvelope } from '../protocol/envelope.ts';
+import { encryptTemplate } from '../protocol/jwe.ts';
+import { deviceTopics } from '../protocol/topics.ts';
+import { openVerifier } from '../verifier/setup.ts';
+import { tempDir } from './helpers/e2e.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '..', 'bin', 'biokiosk.js');
+let dir: string;
+let engine: FingerprintEngine;
+/** files[finger][impression] */
+const files: string[][] = [];
+
+beforeAll(async () => {
+  dir = await tempDir('bk-fp-engine-');
+  const r = await synthesizeFingerprintDataset({ out: dir, fingers: 4, impressions: 3, seed: 7, workers: 0 });
+  for (const f of r.files.filter((p) => p.endsWith('.png')).sort()) {
+    const m = /f(\d+)_(\d+)\.png$/.exec(f)!;
+    ((files[Number(m[1]) - 1] ??= [])[Number(m[2]) - 1] = f.startsWith('/') ? f : join(dir, f));
+  }
+  engine = await FingerprintEngine.create();
+}, 120_000);
+
+afterAll(async () => {
+  await engine?.close();
+});
+
+describe('fingerprint modality', () => {
+  it('extracts a standard template of at most 1 KB naming the extractor, and tells genuine from impostor', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const templates: Uint8Array[][] = [];
+    for (const finger of files) templates.push(await Promise.all(finger.map(async (f) => (await engine.extract(await readFile(f))).template)));
+    for (const t of templates.flat()) {
+      expect(t.length).toBeLessThanOrEqual(MAX_TEMPLATE_BYTES);
+      const d = decodeFingerprintTemplate(t);
+      expect(d.model).toEqual(engine.model);
+      expect(d.record.minutiae.length).toBeGreaterThan(12);
+      expect(d.record.resolution).toEqual({ x: 500, y: 500 });
+    }
+    const genuine: number[] = [];
+    const impostor: number[] = [];
+    for (let a = 0; a < templates.length; a++) {
+      for (let b = a; b < templates.length; b++) {
+        for (let i = 0; i < 3; i++) for (let j = a === b ? i + 1 : 0; j < 3; j++) (a === b ? genuine : impostor).push(engine.compare(templates[a]![i]!, templates[b]![j]!).score);
+      }
+    }
+    expect(genuine.length).toBe(12);
+    expect(impostor.length).toBe(54);
+    // Every genuine pair of these clean-ish impressions scores above every impostor pair.
+    expect(Math.min(...genuine)).toBeGreaterThan(Math.max(...impostor));
+    expect(engine.compare(templates[0]![0]!, templates[0]![1]!).decision).toBe('match');
+    expect(engine.compare(templates[0]![0]!, templates[1]![0]!).decision).toBe('no_match');
+  }, 120_000);
+
+  it('works through biokiosk extract and match', async () => {
+    const a = join(dir, 'a.json');
+    const b = join(dir, 'b.json');
+    await writeFile(a, (await run(process.execPath, [BIN, 'extract', '--modality', 'fingerprint', '--image', files[2]![0]!, '--json'])).stdout);
+    await writeFile(b, (await run(process.execPath, [BIN, 'extract', '--modality', 'fingerprint', '--image', files[2]![2]!, '--json'])).stdout);
+    const x = JSON.parse((await run(process.execPath, [BIN, 'match', '--modality', 'fingerprint', a, b, '--json'])).stdout);
+    expect(x).toMatchObject({ ok: true, modality: 'fingerprint', decision: 'match' });
+    const bad = await run(process.execPath, [BIN, 'match', '--modality', 'face', a, b]).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(bad?.code).toBe(2);
+    expect(bad?.stderr).toMatch(/fingerprint template, not face/);
+  }, 120_000);
+
+  it('is enrolled and decided by the verifier like a face', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const v = await openVerifier(await tempDir('bk-fp-ver-'), { allowedModels: [engine.model.sha256] });
+    try {
+      const enrol = await engine.extract(await readFile(files[3]![0]!));
+      v.store.enroll({ subject: 'dana', modality: 'fingerprint', template: enrol.template, templateFormat: FINGERPRINT_TEMPLATE_FORMAT, modelSha256: engine.model.sha256 });
+      const ks = SoftwareKeyStore.ephemeral();
+      v.store.registerDevice({ ueid: 'counter-9', kid: ks.kid, publicJwk: ks.publicJwk as never, site: 's' });
+      const attempt = async (file: string, seq: number) => {
+        const x = await engine.extract(await readFile(file));
+        const claims = {
+          ueid: 'counter-9', iat: Math.floor(Date.now() / 1000), seq, att_id: newAttestationId(), sub: 'dana', modality: 'fingerprint' as const,
+          template: await encryptTemplate(x.template, v.keys.fleet.publicJwk), template_format: FINGERPRINT_TEMPLATE_FORMAT, quality: x.quality.score,
+          model: engine.model, sensor: { make: 'virtual', model: 'R307', serial: 'vs-1', firmware: '1' }, site: 's',
+        };
+        return { topic: deviceTopics('counter-9').attestations, payload: encodeEnvelope({ v: 1, kind: 'attestation', corr: claims.att_id, body: await createAttestation(claims, ks) }) };
+      };
+      const out = await v.verifier.handleBatch([await attempt(files[3]![1]!, 1), await attempt(files[1]![1]!, 2)]);
+      expect(out.map((o) => o.decision)).toEqual(['match', 'no_match']);
+    } finally {
+      await v.close();
+    }
+  }, 120_000);
+});
