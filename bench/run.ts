@@ -149,6 +149,34 @@ ${row('total, capture to verdict, second attempt', total, 1)}
 `;
 }
 
+if (!only || only === 'fingerprint') {
+  const env = { ...process.env, PATH: `${process.env['PATH']}:/usr/sbin` };
+  const json = async (script: string, args: string[] = []) =>
+    JSON.parse((await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', script), ...args], { cwd: ROOT, maxBuffer: 1 << 24, env })).stdout.trim().split('\n').pop()!) as Record<string, any>;
+  const x = await json('fingerprint-extract.ts');
+  const m = await json('fingerprint-match.ts');
+  const sp = await json('fingerprint-serial.ts');
+  const sy = await json('fingerprint-synth.ts');
+  const baud = (b: string) => sp['baud'][b] as Record<string, number>;
+  report += `
+## ${date}: fingerprints (issue 5)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=fingerprint\` (bench/fingerprint-extract.ts, fingerprint-match.ts, fingerprint-serial.ts, fingerprint-synth.ts)
+
+| measure | result | goal |
+| --- | --- | --- |
+| extraction, 256x288 synthetic impressions at 500 dpi, ${x['runs']} runs | median ${x['medianMs']} ms, p90 ${x['p90Ms']} ms; ${x['minutiaeMedian']} minutiae (median) | median <= 60 ms |
+| matching, prepared templates (~${Math.round(m['meanMinutiae'])} minutiae), one core | ${m['comparisonsPerSecond'].median} comparisons/s (median of rounds; best ${m['comparisonsPerSecond'].best}) | >= 20,000 /s |
+| template size, 40 minutiae / ${Object.keys(m['templateBytes'])[1]!.replace('minutiae', '')} (the cap) | ${m['templateBytes'].minutiae40} / ${Object.values(m['templateBytes'])[1]} bytes | <= 1 KB |
+| serial: finger placed to image in memory at 57600 baud (${baud('57600')['runs']} runs) | ${baud('57600')['median_ms']!.toFixed(0)} ms; the wire's limit ${baud('57600')['wire_limit_ms']!.toFixed(0)} ms (${baud('57600')['wire_bytes']} bytes): ${baud('57600')['ratio_to_limit']!.toFixed(3)}x | |
+| serial: the same at 115200 baud | ${baud('115200')['median_ms']!.toFixed(0)} ms; the wire's limit ${baud('115200')['wire_limit_ms']!.toFixed(0)} ms: ${baud('115200')['ratio_to_limit']!.toFixed(3)}x | |
+| synthetic dataset (\`biokiosk synth fingerprint\`), ${sy['fingers']} fingers x ${sy['impressions']} impressions on ${sy['workers']} workers | ${(sy['wallMs'] / 1000).toFixed(1)} s; ${sy['masterMs']} ms per master, ${sy['impressionMs']} ms per impression (CPU) | |
+
+Extraction stage medians: ${Object.entries(x['stagesMedianMs'] as Record<string, number>).map(([k, v]) => `${k} ${v} ms`).join(', ')}.
+`;
+}
+
 process.stdout.write(report);
 if (process.argv.includes('--record')) {
   const path = join(ROOT, 'BENCHMARKS.md');
