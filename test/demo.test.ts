@@ -1,23 +1,12 @@
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mosquitto } from './helpers/mosquitto.ts';
 import { Swtpm } from './helpers/swtpm.ts';
+import { biokioskWith } from './helpers/cli.ts';
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '..', 'bin', 'biokiosk.js');
 
-async function biokiosk(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { timeout: 90_000 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+const biokiosk = (...args: string[]) => biokioskWith({ timeout: 90_000 }, ...args);
 
 let broker: Mosquitto;
 beforeAll(async () => {
