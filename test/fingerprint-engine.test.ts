@@ -81,6 +81,24 @@ describe('fingerprint modality', () => {
     expect(bad?.stderr).toMatch(/fingerprint template, not face/);
   }, 120_000);
 
+  it('evaluates an FVC-named folder (1_1.tif ...) of 500 dpi images of another size', async () => {
+    const { default: sharp } = await import('sharp');
+    const { mkdir } = await import('node:fs/promises');
+    const fvc = join(dir, 'fvc');
+    await mkdir(fvc);
+    const big = await tempDir('bk-fp-big-');
+    const r = await synthesizeFingerprintDataset({ out: big, fingers: 3, impressions: 2, seed: 11, width: 300, height: 400, workers: 0 });
+    for (const f of r.files.filter((p) => p.endsWith('.png'))) {
+      const m = /f(\d+)_(\d+)\.png$/.exec(f)!;
+      await sharp(f.startsWith('/') ? f : join(big, f)).tiff().toFile(join(fvc, `${Number(m[1])}_${m[2]}.tif`));
+    }
+    const out = JSON.parse((await run(process.execPath, [BIN, 'eval', '--modality', 'fingerprint', '--dataset', fvc, '--impostors', 'fvc', '--json'], { timeout: 120_000 })).stdout);
+    expect(out).toMatchObject({ ok: true, modality: 'fingerprint', dataset: { images: 6, identities: 3 }, failures: [] });
+    expect(out.genuine.pairs).toBe(3);
+    expect(out.impostor.pairs).toBe(3);
+    expect(out.genuine.scores.min).toBeGreaterThan(out.impostor.scores.max);
+  }, 120_000);
+
   it('is enrolled and decided by the verifier like a face', async () => {
     const { readFile } = await import('node:fs/promises');
     const v = await openVerifier(await tempDir('bk-fp-ver-'), { allowedModels: [engine.model.sha256] });
