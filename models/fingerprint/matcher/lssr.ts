@@ -68,6 +68,7 @@ interface Scratch {
 }
 let scratch: Scratch | undefined;
 const hist = new Int32Array(1025);
+const binStart = new Int32Array(1025);
 /** Compatibilities below this are treated as 0 (they change no ranking) so relaxation can skip them. */
 const RHO_EPSILON = 1e-3;
 
@@ -118,9 +119,15 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
   const want = p.uniquePairs ? 3 * nR : nR;
   let cut = 1024, acc = 0;
   while (cut > 0 && acc + hist[cut]! < want) acc += hist[cut--]!;
+  // Bucket the candidates by histogram bin, best bin first: the insertion sort then only reorders within bins.
   const cand = s.cand;
-  let nc = 0;
-  for (let i = 0; i < len; i++) if (((vals[i]! * 1024) | 0) >= cut) cand[nc++] = i;
+  binStart[1024] = 0;
+  for (let b = 1024; b > cut; b--) binStart[b - 1] = binStart[b]! + hist[b]!;
+  const nc = cut >= 0 ? binStart[cut]! + hist[cut]! : 0;
+  for (let i = 0; i < len; i++) {
+    const b = (vals[i]! * 1024) | 0;
+    if (b >= cut) cand[binStart[b]!++] = i;
+  }
   sortDesc(cand, nc, vals);
   const usedA = s.usedA, usedB = s.usedB;
   let n = 0;
