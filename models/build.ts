@@ -1,7 +1,9 @@
 /**
  * `npm run models`: rebuilds every ONNX file from its source and rewrites models/manifest.json.
  * Reproducible: the same sources give the same bytes (checked by test/models-build.test.ts).
- * With --check it writes nothing and fails if any file on disk differs from what it would build.
+ * With --check it writes nothing and fails if any file on disk differs from what it would build. With --install
+ * (npm's postinstall: the .onnx files are not in git) it writes the model files only, and fails if what it built
+ * is not what the committed manifest pins.
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -81,7 +83,13 @@ async function addFingerprintGraphs(models: Record<string, ManifestEntry>, files
 
 async function main(): Promise<void> {
   const check = process.argv.includes('--check');
+  const install = process.argv.includes('--install');
   const { manifest, files } = await buildAll();
+  const manifestText = JSON.stringify(manifest, null, 2) + '\n';
+  if (install && (await readFile(MANIFEST_PATH, 'utf8').catch(() => '')) !== manifestText) {
+    console.error(`models: the built models differ from ${relative(process.cwd(), MANIFEST_PATH)} (a different @vladmandic/face-api, or changed sources?); run \`npm run models\` and review the change`);
+    process.exit(1);
+  }
   let differences = 0;
   for (const [file, bytes] of files) {
     const path = join(MODELS_DIR, file);
@@ -95,7 +103,7 @@ async function main(): Promise<void> {
       console.log(`wrote ${relative(process.cwd(), path)}  ${bytes.length} bytes  sha256 ${sha256(bytes)}`);
     }
   }
-  const manifestText = JSON.stringify(manifest, null, 2) + '\n';
+  if (install) return;
   if (check) {
     const onDisk = await readFile(MANIFEST_PATH, 'utf8').catch(() => '');
     if (onDisk !== manifestText) differences++;
