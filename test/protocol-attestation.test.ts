@@ -9,6 +9,7 @@ import { Rejection, type RejectionCode } from '../protocol/rejections.ts';
 import type { TrustedKeyResolver } from '../protocol/trust.ts';
 import { createVerdict, MAX_VERDICT_BYTES, parseVerdict } from '../protocol/verdict.ts';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { rejectionOf } from './helpers/rejections.ts';
 
 const kiosk = SoftwareKeyStore.ephemeral();
 const kiosk2 = SoftwareKeyStore.ephemeral();
@@ -40,15 +41,6 @@ async function claims(over: Partial<AttestationClaims> = {}): Promise<Attestatio
 
 const receipt: Receipt = { leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], treeHeadTimestamp: 1_700_000_000_000, treeHeadSignature: 's'.repeat(86) };
 
-async function rejectionOf(p: Promise<unknown>): Promise<Rejection> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof Rejection) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 async function expectRejected(p: Promise<unknown>, code: RejectionCode, detail?: RegExp): Promise<Rejection> {
   const r = await rejectionOf(p);
   expect(r.code).toBe(code);

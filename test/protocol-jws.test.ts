@@ -6,21 +6,13 @@ import { ATTESTATION_TYP, signCompactJws, VERDICT_TYP, verifyCompactJws, type Ke
 import { isRejection, Rejection, type RejectionCode } from '../protocol/rejections.ts';
 import { jwkThumbprint } from '../protocol/signer.ts';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { rejectionOf } from './helpers/rejections.ts';
 
 const signer = SoftwareKeyStore.ephemeral();
 const other = SoftwareKeyStore.ephemeral();
 const resolve: KeyResolver = (kid) => (kid === signer.kid ? signer.publicJwk : kid === other.kid ? other.publicJwk : undefined);
 const opts = { maxBytes: 4096, typ: ATTESTATION_TYP } as const;
 
-async function rejectionOf(p: Promise<unknown>): Promise<Rejection> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof Rejection) return e;
-    throw e;
-  }
-  throw new Error('expected a rejection');
-}
 
 async function expectRejected(p: Promise<unknown>, code: RejectionCode, detail?: RegExp): Promise<void> {
   const r = await rejectionOf(p);
