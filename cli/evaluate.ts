@@ -80,6 +80,7 @@ function printHuman(r: EvalReport, plot?: string): void {
     `impostor    ${r.impostor.pairs} pairs, ${r.impostor.mode}${r.impostor.seed !== undefined ? ` (seed ${r.impostor.seed}, of ${r.impostor.ofAll})` : ''}${r.impostor.excluded ? ` (${r.impostor.excluded} excluded)` : ''}; scores median ${r.impostor.scores.median.toFixed(4)}`,
     `EER         ${pct(r.eer.value)} at score ${r.eer.threshold.toFixed(4)}`,
     ...r.fnmrAt.map((f) => `FNMR        ${pct(f.fnmr)} at FMR ${f.targetFmr}${f.measurable ? ` (score threshold ${f.threshold!.toFixed(4)}, FMR ${pct(f.fmr)})` : ' (not measurable: too few impostor pairs)'}`),
+    `default     threshold ${r.atDefaultThreshold.threshold.toFixed(4)}: FMR ${r.atDefaultThreshold.fmr.toExponential(2)} (${r.atDefaultThreshold.falseMatches} of ${r.impostor.pairs}), FNMR ${pct(r.atDefaultThreshold.fnmr)} (${r.atDefaultThreshold.falseNonMatches} of ${r.genuine.pairs})`,
     `time        extract ${(r.timings.extractMs / 1000).toFixed(1)} s (${r.timings.extractPerImageMs.toFixed(1)} ms/image), compare ${(r.timings.compareMs / 1000).toFixed(1)} s`,
   ];
   if (plot) lines.push(`DET curve   ${plot}`);

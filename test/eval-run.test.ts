@@ -152,6 +152,11 @@ describe('runEval with a real (tiny) modality', () => {
     expect(r.eer.value).toBeGreaterThanOrEqual(Math.min(p.fmr, q.fnmr) - 1e-12);
     expect(r.eer.value).toBeLessThanOrEqual(Math.max(q.fmr, p.fnmr) + 1e-12);
     expect(r.eer.value).toBeGreaterThan(0); // the classes overlap by construction
+    // The engine's own decisions at its default threshold (-10): counted from the same scores.
+    const falseMatches = imp.filter((v) => v >= -10).length;
+    const falseNonMatches = gen.filter((v) => v < -10).length;
+    expect(r.atDefaultThreshold).toEqual({ threshold: -10, fmr: falseMatches / 252, falseMatches, fnmr: falseNonMatches / 24, falseNonMatches });
+    expect(falseMatches + falseNonMatches).toBeGreaterThan(0); // the classes overlap: the count is not trivially 0
     expect(r.genuine.scores.max).toBe(Math.max(...gen));
     expect(r.impostor.scores.min).toBe(Math.min(...imp));
 

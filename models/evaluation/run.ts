@@ -17,6 +17,8 @@ export interface EvalReport {
   impostor: { pairs: number; excluded: number; mode: string; seed?: number; ofAll: number; scores: ReturnType<typeof summary> };
   eer: ErrorRates['eer'];
   fnmrAt: ErrorRates['fnmrAt'];
+  /** The engine's own decisions at its default threshold (what a verifier with default settings would do). */
+  atDefaultThreshold: { threshold: number; fmr: number; falseMatches: number; fnmr: number; falseNonMatches: number };
   timings: { extractMs: number; compareMs: number; extractPerImageMs: number };
   rates: ErrorRates;
 }
@@ -51,17 +53,24 @@ export async function runEval(engine: ModalityEngine, ds: Dataset, o: EvalOption
   const imp = impostorPairs(ids, o.impostors);
   const total = gen.a.length + imp.a.length;
   let done = 0;
+  let threshold = NaN;
   const score = (p: Pairs) => {
     const out: number[] = [];
     let excluded = 0;
+    let matches = 0;
     for (let k = 0; k < p.a.length; k++) {
       const a = templates[p.a[k]!];
       const b = templates[p.b[k]!];
       if (!a || !b) excluded++;
-      else out.push(engine.compare(a, b).score);
+      else {
+        const r = engine.compare(a, b);
+        out.push(r.score);
+        threshold = r.threshold;
+        if (r.decision === 'match') matches++;
+      }
       if (++done % 5000 === 0) o.onProgress?.('compare', done, total);
     }
-    return { scores: Float64Array.from(out), excluded };
+    return { scores: Float64Array.from(out), excluded, matches };
   };
   const g = score(gen);
   const im = score(imp);
@@ -87,6 +96,13 @@ export async function runEval(engine: ModalityEngine, ds: Dataset, o: EvalOption
     },
     eer: rates.eer,
     fnmrAt: rates.fnmrAt,
+    atDefaultThreshold: {
+      threshold,
+      fmr: im.matches / im.scores.length,
+      falseMatches: im.matches,
+      fnmr: (g.scores.length - g.matches) / g.scores.length,
+      falseNonMatches: g.scores.length - g.matches,
+    },
     timings: { extractMs: t1 - t0, compareMs: t2 - t1, extractPerImageMs: (t1 - t0) / ds.items.length },
     rates,
   };

@@ -1,14 +1,16 @@
 /**
  * The fingerprint extractor's convolution-heavy stages as ONNX graphs, built from code (no weights to download):
  *
- * - `fp_orientation`: Sobel gradients -> structure tensor (gxx - gyy, 2 gxy, gxx + gyy) -> Gaussian smoothing
- *   (sigma ORIENTATION.tensorSigma) -> coherence and the coherence-weighted doubled-angle vector -> a second, wider
- *   Gaussian smoothing (sigma ORIENTATION.fieldSigma) of that vector. Output channels: [U, V, coherence, energy].
- *   The dominant gradient direction (the ridge NORMAL) at a pixel is 0.5 * atan2(V, U), in image coordinates
- *   (x right, y down); |(U, V)| is the smoothed orientation certainty.
+ * - `fp_orientation`: Sobel gradients -> structure tensor (gxx - gyy, 2 gxy, gxx + gyy) -> 2x2 mean (half
+ *   resolution from here on) -> Gaussian smoothing (sigma ORIENTATION.tensorSigma) -> the coherence-weighted
+ *   doubled-angle vector -> a second, wider Gaussian smoothing (sigma ORIENTATION.fieldSigma) of that vector.
+ *   Output channels [U, V] at ceil(H/2) x ceil(W/2); the caller interpolates them to full resolution. The dominant
+ *   gradient direction (the ridge NORMAL) is 0.5 * atan2(V, U), in image coordinates (x right, y down); |(U, V)| is
+ *   the smoothed orientation certainty.
  * - `fp_gabor`: a bank of GABOR.orientations x GABOR.periods even-symmetric Gabor filters with an isotropic Gaussian
- *   (sigma GABOR.sigma), so that each filter splits into two separable products (cos*cos - sin*sin): a horizontal Conv,
- *   a depthwise vertical Conv and a grouped 1x1 Conv that subtracts the pair. Output channel p * K + k is the filter
+ *   (sigma GABOR.sigma), so that each filter is a sum of separable products (cos*cos -+ sin*sin), shared by mirrored
+ *   orientations: a vertical Conv, a depthwise horizontal Conv, and a grouped 1x1 Conv that combines the products of
+ *   each period into its K filters (see buildGaborGraph). Output channel p * K + k is the filter
  *   whose cosine runs along the normal angle k * pi / K with period GABOR.periods[p]; each filter has unit gain at its
  *   own frequency, so neighbouring channels can be blended per pixel.
  *
@@ -35,9 +37,9 @@ export const FINGERPRINT_GRAPHS: FingerprintGraphSpec[] = [
   {
     name: 'fp_orientation',
     inputs: { image: [1, 1, 'height', 'width'] },
-    outputs: { field: [1, 4, 'height', 'width'] },
+    outputs: { field: [1, 2, 'half_height', 'half_width'] },
     description:
-      'Fingerprint orientation: Sobel structure tensor smoothed (sigma 3), coherence, coherence-weighted doubled-angle vector smoothed (sigma 6); channels U, V, coherence, gradient energy.',
+      'Fingerprint orientation at half resolution: Sobel structure tensor, 2x2 mean, smoothed (sigma 3 full-resolution px), coherence-weighted doubled-angle vector smoothed (sigma 6); channels U, V.',
     build: buildOrientationGraph,
   },
   {
@@ -103,17 +105,18 @@ function buildOrientationGraph(): GraphBuilder {
   const gxx = g.node('Mul', [gx, gx]);
   const gyy = g.node('Mul', [gy, gy]);
   const gxy = g.node('Mul', [gx, gy]);
-  const tensor = blur(g, g.node('Concat', [g.node('Sub', [gxx, gyy]), g.node('Mul', [gxy, 'two']), g.node('Add', [gxx, gyy])], { axis: 1 }), 3, ORIENTATION.tensorSigma, 'tensor');
+  const products = g.node('Concat', [g.node('Sub', [gxx, gyy]), g.node('Mul', [gxy, 'two']), g.node('Add', [gxx, gyy])], { axis: 1 });
+  // The tensor is smooth from here on: a 2x2 mean halves each side, and both smoothings run at half resolution
+  // (sigmas halved), a quarter of the work. The 2x2 box adds a variance of 1/4 full-resolution pixel^2: negligible.
+  const half = g.node('AveragePool', [products], { kernel_shape: [2, 2], strides: [2, 2], ceil_mode: 1 });
+  const tensor = blur(g, half, 3, ORIENTATION.tensorSigma / 2, 'tensor');
   const a = pick(g, tensor, 3, 0);
   const b = pick(g, tensor, 3, 1);
   const c = pick(g, tensor, 3, 2);
   const denom = g.node('Add', [c, 'eps']);
-  const magnitude = g.node('Sqrt', [g.node('Add', [g.node('Mul', [a, a]), g.node('Mul', [b, b])])]);
-  const coherence = g.node('Div', [magnitude, denom]);
-  // Coherence-weighted unit doubled-angle vectors: noisy regions vote weakly in the wide smoothing.
-  const uv = blur(g, g.node('Div', [g.node('Concat', [a, b], { axis: 1 }), denom]), 2, ORIENTATION.fieldSigma, 'field');
-  const field = g.node('Concat', [uv, coherence, c], { axis: 1 });
-  g.output(field, [1, 4, 'height', 'width'], 'field');
+  // Coherence-weighted unit doubled-angle vectors ((a, b) / c has length = coherence): noisy regions vote weakly.
+  const uv = blur(g, g.node('Div', [g.node('Concat', [a, b], { axis: 1 }), denom]), 2, ORIENTATION.fieldSigma / 2, 'field');
+  g.output(uv, [1, 2, 'half_height', 'half_width'], 'field');
   return g;
 }
 
@@ -138,47 +141,67 @@ export function gaborKernel(k: number, p: number): Float32Array {
   return out;
 }
 
+/**
+ * The bank as separable products. Orientations k and K - k mirror each other (cos(u x + v y) and cos(-u x + v y)), so
+ * they share their two products cos(u x) cos(v y) and sin(u x) sin(v y): the filter of k is their difference, that of
+ * K - k their sum. With k = 0 (no vertical phase) and k = K / 2 (no horizontal phase) one product each, a period
+ * needs exactly K product channels for its K filters, half of what a product pair per filter costs.
+ */
 function buildGaborGraph(): GraphBuilder {
   const g = new GraphBuilder('fp_gabor');
   const x = g.input('image', [1, 1, 'height', 'width']);
   const { sigma, radius, orientations: K, periods } = GABOR;
+  if (K % 2 !== 0) throw new Error('the Gabor bank needs an even number of orientations');
   const C = K * periods.length;
   const size = 2 * radius + 1;
   const taps = gaussianTaps(sigma, radius);
-  const horizontal = new Float32Array(2 * C * size);
-  const vertical = new Float32Array(2 * C * size);
+  const horizontal = new Float32Array(C * size);
+  const vertical = new Float32Array(C * size);
+  const combine = new Float32Array(C * K);
+  const setProduct = (channel: number, h: (i: number) => number, v: (i: number) => number) => {
+    for (let i = -radius; i <= radius; i++) {
+      const t = taps[i + radius]!;
+      horizontal[channel * size + i + radius] = t * h(i);
+      vertical[channel * size + i + radius] = t * v(i);
+    }
+  };
+  // Gain of filter (u, v) at its own frequency: each filter gets unit gain (see gaborKernel).
+  const gainOf = (u: number, v: number) => {
+    let gain = 0;
+    for (let yy = -radius; yy <= radius; yy++) {
+      for (let xx = -radius; xx <= radius; xx++) gain += taps[xx + radius]! * taps[yy + radius]! * Math.cos(u * xx + v * yy) ** 2;
+    }
+    return gain;
+  };
   for (let p = 0; p < periods.length; p++) {
     const w = (2 * Math.PI) / periods[p]!;
-    for (let k = 0; k < K; k++) {
-      const c = p * K + k;
-      const angle = (k * Math.PI) / K;
+    const base = p * K; // product channels of this period, and its output channels
+    // weight of product channel j (0..K-1 within the period) in output filter k, in the grouped 1x1 Conv
+    const weight = (k: number, j: number, value: number) => (combine[(base + k) * K + j] = value);
+    setProduct(base, (i) => Math.cos(w * i), () => 1);
+    weight(0, 0, 1 / gainOf(w, 0));
+    for (let m = 1; m < K / 2; m++) {
+      const angle = (m * Math.PI) / K;
       const u = w * Math.cos(angle);
       const v = w * Math.sin(angle);
-      // Gain of the full 2-D filter at its own frequency, folded into the horizontal taps.
-      let gain = 0;
-      for (let yy = -radius; yy <= radius; yy++) {
-        for (let xx = -radius; xx <= radius; xx++) gain += taps[xx + radius]! * taps[yy + radius]! * Math.cos(u * xx + v * yy) ** 2;
-      }
-      for (let i = -radius; i <= radius; i++) {
-        const t = taps[i + radius]!;
-        horizontal[(2 * c) * size + i + radius] = (t * Math.cos(u * i)) / gain;
-        horizontal[(2 * c + 1) * size + i + radius] = (t * Math.sin(u * i)) / gain;
-        vertical[(2 * c) * size + i + radius] = t * Math.cos(v * i);
-        vertical[(2 * c + 1) * size + i + radius] = t * Math.sin(v * i);
-      }
+      const gain = gainOf(u, v);
+      setProduct(base + 2 * m - 1, (i) => Math.cos(u * i), (i) => Math.cos(v * i));
+      setProduct(base + 2 * m, (i) => Math.sin(u * i), (i) => Math.sin(v * i));
+      weight(m, 2 * m - 1, 1 / gain);
+      weight(m, 2 * m, -1 / gain);
+      weight(K - m, 2 * m - 1, 1 / gain);
+      weight(K - m, 2 * m, 1 / gain);
     }
+    setProduct(base + K - 1, () => 1, (i) => Math.cos(w * i));
+    weight(K / 2, K - 1, 1 / gainOf(0, w));
   }
-  const pairs = new Float32Array(2 * C);
-  for (let c = 0; c < C; c++) {
-    pairs[2 * c] = 1;
-    pairs[2 * c + 1] = -1;
-  }
-  g.constant('gabor_h', [2 * C, 1, 1, size], horizontal);
-  g.constant('gabor_v', [2 * C, 1, size, 1], vertical);
-  g.constant('gabor_pairs', [C, 2, 1, 1], pairs);
-  const h = g.node('Conv', [x, 'gabor_h'], { pads: [0, radius, 0, radius] });
-  const hv = g.node('Conv', [h, 'gabor_v'], { pads: [radius, 0, radius, 0], group: 2 * C });
-  const responses = g.node('Conv', [hv, 'gabor_pairs'], { group: C });
+  g.constant('gabor_h', [C, 1, 1, size], horizontal);
+  g.constant('gabor_v', [C, 1, size, 1], vertical);
+  g.constant('gabor_combine', [C, K, 1, 1], combine);
+  // Vertical pass first: onnxruntime's depthwise Conv is about twice as fast along rows as down columns.
+  const v = g.node('Conv', [x, 'gabor_v'], { pads: [radius, 0, radius, 0] });
+  const vh = g.node('Conv', [v, 'gabor_h'], { pads: [0, radius, 0, radius], group: C });
+  const responses = g.node('Conv', [vh, 'gabor_combine'], { group: periods.length });
   g.output(responses, [1, C, 'height', 'width'], 'responses');
   return g;
 }

@@ -17,10 +17,13 @@ export async function loadFingerprintGraphs(options: { modelsDir?: string; threa
   return { orientation, gabor };
 }
 
-/** Orientation field channels for a [0, 1] gray image: [U, V, coherence, energy], each width*height. */
-export async function runOrientation(net: LoadedNet, image: Float32Array, width: number, height: number): Promise<Float32Array> {
+/** Orientation field of a [0, 1] gray image: channels [U, V] at half resolution, ceil(width/2) x ceil(height/2). */
+export async function runOrientation(net: LoadedNet, image: Float32Array, width: number, height: number): Promise<{ data: Float32Array; width: number; height: number }> {
   const out = await net.session.run({ image: new ort.Tensor('float32', image, [1, 1, height, width]) });
-  return out.field!.data as Float32Array;
+  const field = out.field!;
+  const [, , h, w] = field.dims as number[];
+  if (w !== Math.ceil(width / 2) || h !== Math.ceil(height / 2)) throw new Error(`fp_orientation gave a ${w}x${h} field for a ${width}x${height} image`);
+  return { data: field.data as Float32Array, width: w, height: h };
 }
 
 /**

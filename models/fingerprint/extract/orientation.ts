@@ -10,15 +10,48 @@ export interface OrientationField {
   certainty: Float32Array;
 }
 
-export function orientationFromGraph(field: Float32Array, width: number, height: number): OrientationField {
+/**
+ * Full-resolution field from the graph's half-resolution [U, V]: the doubled-angle vectors are interpolated
+ * bilinearly (pixel centres: full x sits at half (x + 0.5) / 2 - 0.5), then turned into an angle and a length.
+ * Interpolating the vectors, not the angles, keeps the wrap-around at +-pi/2 harmless.
+ */
+export function orientationFromGraph(half: { data: Float32Array; width: number; height: number }, width: number, height: number): OrientationField {
+  const { data, width: hw, height: hh } = half;
+  const plane = hw * hh;
   const n = width * height;
   const normal = new Float32Array(n);
   const certainty = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = field[i]!;
-    const v = field[n + i]!;
-    normal[i] = 0.5 * Math.atan2(v, u);
-    certainty[i] = Math.min(1, Math.sqrt(u * u + v * v));
+  // Per column: the two half-resolution columns and the weight of the right one (edges clamp).
+  const x0s = new Int32Array(width);
+  const x1s = new Int32Array(width);
+  const fxs = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    const s = Math.min(hw - 1, Math.max(0, (x + 0.5) / 2 - 0.5));
+    const x0 = Math.floor(s);
+    x0s[x] = x0;
+    x1s[x] = Math.min(hw - 1, x0 + 1);
+    fxs[x] = s - x0;
+  }
+  for (let y = 0; y < height; y++) {
+    const s = Math.min(hh - 1, Math.max(0, (y + 0.5) / 2 - 0.5));
+    const y0 = Math.floor(s);
+    const fy = s - y0;
+    const r0 = y0 * hw;
+    const r1 = Math.min(hh - 1, y0 + 1) * hw;
+    for (let x = 0; x < width; x++) {
+      const x0 = x0s[x]!;
+      const x1 = x1s[x]!;
+      const fx = fxs[x]!;
+      const u0 = data[r0 + x0]! + fx * (data[r0 + x1]! - data[r0 + x0]!);
+      const u1 = data[r1 + x0]! + fx * (data[r1 + x1]! - data[r1 + x0]!);
+      const v0 = data[plane + r0 + x0]! + fx * (data[plane + r0 + x1]! - data[plane + r0 + x0]!);
+      const v1 = data[plane + r1 + x0]! + fx * (data[plane + r1 + x1]! - data[plane + r1 + x0]!);
+      const u = u0 + fy * (u1 - u0);
+      const v = v0 + fy * (v1 - v0);
+      const i = y * width + x;
+      normal[i] = 0.5 * Math.atan2(v, u);
+      certainty[i] = Math.min(1, Math.sqrt(u * u + v * v));
+    }
   }
   return { normal, certainty };
 }
