@@ -9,6 +9,7 @@ import { writeDetPng } from '../models/evaluation/det-plot.ts';
 import { countImpostorPairs, type ImpostorMode } from '../models/evaluation/pairs.ts';
 import { ProgressBar } from '../models/evaluation/progress.ts';
 import { runEval, type EvalReport } from '../models/evaluation/run.ts';
+import { checkDpi } from './extract.ts';
 import { parseNumber, printJson } from './options.ts';
 
 interface EvalOptions {
@@ -19,6 +20,7 @@ interface EvalOptions {
   impostors: string;
   seed: number;
   maxImpostors: number;
+  dpi?: number;
 }
 
 export function parseImpostorMode(value: string, seed: number): ImpostorMode {
@@ -40,8 +42,10 @@ export function registerEval(program: Command): void {
     .option('--impostors <mode>', 'all | fvc (first samples against each other) | sample:N (seeded)', 'all')
     .option('--seed <n>', 'seed for sampled impostor pairs', parseNumber('--seed', 0, 2 ** 32 - 1, true), 1)
     .option('--max-impostors <n>', 'with --impostors all, sample this many when there are more pairs', parseNumber('--max-impostors', 1, 1e9, true), 2_000_000)
+    .option('--dpi <n>', 'fingerprint only: resolution of the images, dots per inch (default 500; 250-1500)', parseNumber('--dpi', 250, 1500))
     .action(async (o: EvalOptions) => {
       const modality = parseModality(o.modality);
+      checkDpi(modality, o.dpi);
       // Fail now, not after an hour of extraction, when the plot cannot be written.
       if (o.plot) await access(dirname(resolve(o.plot)), constants.W_OK).catch(() => {
         throw new UsageError(`--plot: folder ${dirname(resolve(o.plot!))} does not exist or is not writable`);
@@ -49,7 +53,7 @@ export function registerEval(program: Command): void {
       const ds = await loadDataset(o.dataset);
       let mode = parseImpostorMode(o.impostors, o.seed);
       if (mode.kind === 'all' && countImpostorPairs(ds.items.map((x) => x.identity)) > o.maxImpostors) mode = { kind: 'sample', count: o.maxImpostors, seed: o.seed };
-      const engine = await createEngine(modality);
+      const engine = await createEngine(modality, o.dpi === undefined ? {} : { dpi: o.dpi });
       let report: EvalReport;
       try {
         const bars = { extract: new ProgressBar('extract', ds.items.length, !o.json && Boolean(process.stderr.isTTY)), compare: null as ProgressBar | null };

@@ -20,6 +20,7 @@ interface ExtractOptions {
   detectorSize?: number;
   minDetectionScore?: number;
   threads?: number;
+  dpi?: number;
 }
 
 export function registerExtract(program: Command): void {
@@ -33,10 +34,12 @@ export function registerExtract(program: Command): void {
     .option('--detector-size <px>', 'face detector input size, a multiple of 32', parseNumber('--detector-size', 64, 1024, true))
     .option('--min-detection-score <p>', 'minimum face detector confidence', parseNumber('--min-detection-score', 0.01, 0.99))
     .option('--threads <n>', 'ONNX Runtime threads (0: one per core)', parseNumber('--threads', 0, 64, true))
+    .option('--dpi <n>', 'fingerprint only: resolution of the image, dots per inch (default 500; 250-1500)', parseNumber('--dpi', 250, 1500))
     .action(async (o: ExtractOptions) => {
       const modality = parseModality(o.modality);
+      checkDpi(modality, o.dpi);
       const bytes = await readInput(o.image);
-      const engine = await createEngine(modality, { detectorSize: o.detectorSize, minDetectionScore: o.minDetectionScore, threads: o.threads });
+      const engine = await createEngine(modality, { detectorSize: o.detectorSize, minDetectionScore: o.minDetectionScore, threads: o.threads, dpi: o.dpi });
       try {
         const result = extractionJson(modality, await engine.extract(bytes), o.image);
         if (o.out) await writeFile(o.out, JSON.stringify(result, null, 2) + '\n');
@@ -46,6 +49,11 @@ export function registerExtract(program: Command): void {
         await engine.close();
       }
     });
+}
+
+/** `--dpi` describes fingerprint sensor images; face images have no fixed scale, so it is refused there. */
+export function checkDpi(modality: ModalityName, dpi: number | undefined): void {
+  if (dpi !== undefined && modality !== 'fingerprint') throw new UsageError(`--dpi applies to fingerprint images, not ${modality}`);
 }
 
 export async function readInput(path: string): Promise<Buffer> {

@@ -81,6 +81,30 @@ describe('fingerprint modality', () => {
     expect(bad?.stderr).toMatch(/fingerprint template, not face/);
   }, 120_000);
 
+  it('takes --dpi: an image at 1000 dpi gives a 1000 dpi record that matches the same finger at 500 dpi', async () => {
+    const { default: sharp } = await import('sharp');
+    const hi = join(dir, 'hi.png');
+    const meta = await sharp(files[1]![0]!).metadata();
+    await sharp(files[1]![0]!).resize(meta.width! * 2, meta.height! * 2, { kernel: 'cubic' }).png().toFile(hi);
+    const a = join(dir, 'dpi500.json');
+    const b = join(dir, 'dpi1000.json');
+    await writeFile(a, (await run(process.execPath, [BIN, 'extract', '--modality', 'fingerprint', '--image', files[1]![1]!, '--json'])).stdout);
+    await writeFile(b, (await run(process.execPath, [BIN, 'extract', '--modality', 'fingerprint', '--image', hi, '--dpi', '1000', '--json'])).stdout);
+    const { readFile } = await import('node:fs/promises');
+    const rec = decodeFingerprintTemplate(Buffer.from(JSON.parse(await readFile(b, 'utf8')).template, 'base64')).record;
+    // ISO 19794-2 stores pixels per centimetre: 1000 dpi is 394 px/cm, read back as 1000.76 dpi.
+    expect(Math.abs(rec.resolution.x - 1000)).toBeLessThanOrEqual(1);
+    expect(rec.resolution.y).toBe(rec.resolution.x);
+    expect([rec.width, rec.height]).toEqual([meta.width! * 2, meta.height! * 2]);
+    const x = JSON.parse((await run(process.execPath, [BIN, 'match', '--modality', 'fingerprint', a, b, '--json'])).stdout);
+    expect(x).toMatchObject({ ok: true, decision: 'match' });
+    for (const args of [['--modality', 'fingerprint', '--dpi', '100'], ['--modality', 'face', '--dpi', '1000']]) {
+      const bad = await run(process.execPath, [BIN, 'extract', ...args, '--image', hi]).then(() => null, (e: { code: number; stderr: string }) => e);
+      expect(bad?.code).toBe(2);
+      expect(bad?.stderr).toMatch(/--dpi/);
+    }
+  }, 120_000);
+
   it('evaluates an FVC-named folder (1_1.tif ...) of 500 dpi images of another size', async () => {
     const { default: sharp } = await import('sharp');
     const { mkdir } = await import('node:fs/promises');

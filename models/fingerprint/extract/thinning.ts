@@ -39,10 +39,14 @@ const LUT = [0, 1].map((pass) => {
 /** Number of 0 -> 1 transitions around the 8-neighbourhood (2x the crossing number). */
 export const TRANSITIONS = Uint8Array.from({ length: 256 }, (_, code) => transitions(code));
 
+/** The 8-neighbour code of pixel i (bit k set when neighbour k, in the order of DX/DY, is set). Unrolled: hot. */
 export function neighbourCode(img: Uint8Array, width: number, i: number): number {
-  let code = 0;
-  for (let k = 0; k < 8; k++) if (img[i + DY[k]! * width + DX[k]!]) code |= 1 << k;
-  return code;
+  const n = i - width;
+  const s = i + width;
+  return (
+    (img[n] ? 1 : 0) | (img[n + 1] ? 2 : 0) | (img[i + 1] ? 4 : 0) | (img[s + 1] ? 8 : 0) |
+    (img[s] ? 16 : 0) | (img[s - 1] ? 32 : 0) | (img[i - 1] ? 64 : 0) | (img[n - 1] ? 128 : 0)
+  );
 }
 
 /** Number of 8-connected groups among the set neighbours (two 4-neighbours touch diagonally across a corner). */
