@@ -9,8 +9,7 @@ import { writeDetPng } from '../models/evaluation/det-plot.ts';
 import { countImpostorPairs, type ImpostorMode } from '../models/evaluation/pairs.ts';
 import { ProgressBar } from '../models/evaluation/progress.ts';
 import { runEval, type EvalReport } from '../models/evaluation/run.ts';
-import { checkDpi } from './extract.ts';
-import { parseNumber, printJson } from './options.ts';
+import { checkDpi, parseNumber, printJson } from './options.ts';
 
 interface EvalOptions {
   modality: string;

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
 import { createEngine, parseModality } from '../models/engines.ts';
 import type { Extraction, ModalityName } from '../models/modality.ts';
-import { ms, parseNumber, printJson } from './options.ts';
+import { checkDpi, ms, parseNumber, printJson } from './options.ts';
 
 export const TEMPLATE_FORMATS: Record<ModalityName, string> = {
   face: 'biokiosk-face/1',
@@ -49,11 +49,6 @@ export function registerExtract(program: Command): void {
         await engine.close();
       }
     });
-}
-
-/** `--dpi` describes fingerprint sensor images; face images have no fixed scale, so it is refused there. */
-export function checkDpi(modality: ModalityName, dpi: number | undefined): void {
-  if (dpi !== undefined && modality !== 'fingerprint') throw new UsageError(`--dpi applies to fingerprint images, not ${modality}`);
 }
 
 export async function readInput(path: string): Promise<Buffer> {

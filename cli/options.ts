@@ -1,4 +1,5 @@
 /** Parsing helpers for CLI option values: every bad value is a UsageError naming the option. */
+import type { ModalityName } from '../models/modality.ts';
 import { UsageError } from '../protocol/errors.ts';
 
 export function parseNumber(name: string, min: number, max: number, integer = false): (value: string) => number {
@@ -17,4 +18,9 @@ export function printJson(value: unknown): void {
 
 export function ms(v: number): string {
   return `${v.toFixed(1)} ms`;
+}
+
+/** `--dpi` describes fingerprint sensor images; face images have no fixed scale, so it is refused there. */
+export function checkDpi(modality: ModalityName, dpi: number | undefined): void {
+  if (dpi !== undefined && modality !== 'fingerprint') throw new UsageError(`--dpi applies to fingerprint images, not ${modality}`);
 }

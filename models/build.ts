@@ -33,6 +33,17 @@ export interface Manifest {
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
+/** A manifest entry for model bytes written to `file`, with the spec's interface and where the bytes came from. */
+function manifestEntry(
+  spec: Pick<ManifestEntry, 'inputs' | 'outputs' | 'description'>,
+  file: string,
+  bytes: Uint8Array,
+  modality: ManifestEntry['modality'],
+  source: ManifestEntry['source'],
+): ManifestEntry {
+  return { file, sha256: sha256(bytes), bytes: bytes.length, modality, source, inputs: spec.inputs, outputs: spec.outputs, description: spec.description };
+}
+
 export async function buildAll(): Promise<{ manifest: Manifest; files: Map<string, Uint8Array> }> {
   const models: Record<string, ManifestEntry> = {};
   const files = new Map<string, Uint8Array>();
@@ -44,16 +55,7 @@ export async function buildAll(): Promise<{ manifest: Manifest; files: Map<strin
     const sourceFiles = [{ path: `model/${spec.sourceManifest}`, sha256: sha256(manifestJson) }];
     for (const s of shards) sourceFiles.push({ path: `model/${s}`, sha256: sha256(await readFile(join(faceApiDir(), 'model', s))) });
     files.set(file, bytes);
-    models[spec.name] = {
-      file,
-      sha256: sha256(bytes),
-      bytes: bytes.length,
-      modality: 'face',
-      source: { package: SOURCE_PACKAGE, version: faceApiVersion(), files: sourceFiles },
-      inputs: spec.inputs,
-      outputs: spec.outputs,
-      description: spec.description,
-    };
+    models[spec.name] = manifestEntry(spec, file, bytes, 'face', { package: SOURCE_PACKAGE, version: faceApiVersion(), files: sourceFiles });
   }
   await addFingerprintGraphs(models, files);
   return { manifest: { format: 'biokiosk-models/1', models }, files };
@@ -68,16 +70,11 @@ async function addFingerprintGraphs(models: Record<string, ManifestEntry>, files
     const bytes = built.get(spec.name)!;
     const file = `fingerprint/${spec.name}.onnx`;
     files.set(file, bytes);
-    models[spec.name] = {
-      file,
-      sha256: sha256(bytes),
-      bytes: bytes.length,
-      modality: 'fingerprint',
-      source: { package: pkg.name, version: pkg.version, files: [{ path: 'models/fingerprint/build.ts', sha256: sha256(script) }] },
-      inputs: spec.inputs,
-      outputs: spec.outputs,
-      description: spec.description,
-    };
+    models[spec.name] = manifestEntry(spec, file, bytes, 'fingerprint', {
+      package: pkg.name,
+      version: pkg.version,
+      files: [{ path: 'models/fingerprint/build.ts', sha256: sha256(script) }],
+    });
   }
 }
 

@@ -17,6 +17,7 @@ import { impostorPairs } from '../models/evaluation/pairs.ts';
 import { runEval } from '../models/evaluation/run.ts';
 import type { ComparisonResult, Extraction, ModalityEngine } from '../models/modality.ts';
 import { BadTemplateError } from '../protocol/errors.ts';
+import { bmp } from './helpers/bmp.ts';
 
 class MeanGreyEngine implements ModalityEngine {
   readonly name = 'iris' as const; // any ModalityName; the report echoes it
@@ -44,28 +45,10 @@ function read(t: Uint8Array): number {
   return new Float64Array(t.slice().buffer)[0]!;
 }
 
-/** An 8-bit grey-palette BMP of one flat level. */
-function greyBmp(w: number, h: number, level: number): Buffer {
-  const stride = Math.ceil(w / 4) * 4;
-  const offset = 14 + 40 + 1024;
-  const b = Buffer.alloc(offset + stride * h);
-  b.write('BM', 0, 'latin1');
-  b.writeUInt32LE(b.length, 2);
-  b.writeUInt32LE(offset, 10);
-  b.writeUInt32LE(40, 14);
-  b.writeInt32LE(w, 18);
-  b.writeInt32LE(h, 22);
-  b.writeUInt16LE(1, 26);
-  b.writeUInt16LE(8, 28);
-  for (let i = 0; i < 256; i++) b.writeUInt32LE(i * 0x010101, 54 + i * 4);
-  for (let y = 0; y < h; y++) b.fill(level, offset + y * stride, offset + y * stride + w);
-  return b;
-}
-
 async function flat(path: string, level: number): Promise<void> {
   const raw = sharp(Buffer.alloc(8 * 8 * 3, level), { raw: { width: 8, height: 8, channels: 3 } });
   const lower = path.toLowerCase();
-  if (lower.endsWith('.bmp')) await writeFile(path, greyBmp(8, 8, level));
+  if (lower.endsWith('.bmp')) await writeFile(path, bmp(8, 8, () => [level, level, level], { bpp: 8 }));
   else if (lower.endsWith('.tif')) await raw.tiff().toFile(path);
   else if (lower.endsWith('.webp')) await raw.webp({ lossless: true }).toFile(path);
   else await raw.png().toFile(path);

@@ -119,28 +119,41 @@ function sample(img: Float32Array, w: number, h: number, x: number, y: number): 
   return (1 - ay) * ((1 - ax) * img[y0 * w + x0]! + ax * img[y0 * w + x1]!) + ay * ((1 - ax) * img[y1 * w + x0]! + ax * img[y1 * w + x1]!);
 }
 
+/**
+ * Weighted mean over block (x, y) and its in-grid 8-neighbours, weight(j, dx, dy) for block j; NaN when every
+ * weight is 0.
+ */
+function neighbourMean(v: Float32Array, grid: BlockGrid, x: number, y: number, weight: (j: number, dx: number, dy: number) => number): number {
+  let s = 0;
+  let c = 0;
+  for (let dy = -1; dy <= 1; dy++) {
+    for (let dx = -1; dx <= 1; dx++) {
+      const xx = x + dx;
+      const yy = y + dy;
+      if (xx < 0 || yy < 0 || xx >= grid.cols || yy >= grid.rows) continue;
+      const j = yy * grid.cols + xx;
+      const k = weight(j, dx, dy);
+      if (!k) continue; // (a block left out may hold NaN)
+      s += k * v[j]!;
+      c += k;
+    }
+  }
+  return c ? s / c : NaN;
+}
+
 /** Invalid blocks take the mean of valid 8-neighbours, in rounds, until every block has a value. */
 function fillInvalid(raw: Float32Array, valid: Uint8Array, grid: BlockGrid, fallback: number): Float32Array {
   const v = Float32Array.from(raw);
   const ok = Uint8Array.from(valid);
+  const validWeight = (j: number) => ok[j]!;
   for (let round = 0; round < grid.cols + grid.rows; round++) {
     const updates: Array<[number, number]> = [];
     for (let y = 0; y < grid.rows; y++) {
       for (let x = 0; x < grid.cols; x++) {
         const i = y * grid.cols + x;
         if (ok[i]) continue;
-        let s = 0;
-        let c = 0;
-        for (let dy = -1; dy <= 1; dy++) {
-          for (let dx = -1; dx <= 1; dx++) {
-            const xx = x + dx;
-            const yy = y + dy;
-            if (xx < 0 || yy < 0 || xx >= grid.cols || yy >= grid.rows) continue;
-            const j = yy * grid.cols + xx;
-            if (ok[j]) (s += v[j]!, c++);
-          }
-        }
-        if (c) updates.push([i, s / c]);
+        const m = neighbourMean(v, grid, x, y, validWeight);
+        if (!Number.isNaN(m)) updates.push([i, m]);
       }
     }
     if (!updates.length) break;
@@ -153,23 +166,7 @@ function fillInvalid(raw: Float32Array, valid: Uint8Array, grid: BlockGrid, fall
 /** 3x3 binomial smoothing of the block periods. */
 function smoothBlocks(v: Float32Array, grid: BlockGrid): Float32Array {
   const out = new Float32Array(v.length);
-  const w = [1, 2, 1];
-  for (let y = 0; y < grid.rows; y++) {
-    for (let x = 0; x < grid.cols; x++) {
-      let s = 0;
-      let c = 0;
-      for (let dy = -1; dy <= 1; dy++) {
-        for (let dx = -1; dx <= 1; dx++) {
-          const xx = x + dx;
-          const yy = y + dy;
-          if (xx < 0 || yy < 0 || xx >= grid.cols || yy >= grid.rows) continue;
-          const k = w[dx + 1]! * w[dy + 1]!;
-          s += k * v[yy * grid.cols + xx]!;
-          c += k;
-        }
-      }
-      out[y * grid.cols + x] = s / c;
-    }
-  }
+  const binomial = (_j: number, dx: number, dy: number) => (dx ? 1 : 2) * (dy ? 1 : 2);
+  for (let y = 0; y < grid.rows; y++) for (let x = 0; x < grid.cols; x++) out[y * grid.cols + x] = neighbourMean(v, grid, x, y, binomial);
   return out;
 }
