@@ -11,7 +11,8 @@ import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { createAttestation, newAttestationId, parseAttestation } from '../protocol/attestation.ts';
 import type { AttestationClaims } from '../protocol/claims.ts';
 import { decodeEnvelope, encodeEnvelope } from '../protocol/envelope.ts';
-import { decryptTemplate, decryptTemplateSync, decryptTemplateWithJose, encryptTemplate, generateFleetKeyPair } from '../protocol/jwe.ts';
+import { decryptTemplate, decryptTemplateSync, decryptTemplateWithJose, generateFleetKeyPair } from '../protocol/jwe.ts';
+import { newReplyKey, sealContent } from '../protocol/sealed.ts';
 import { parseTemplateJwe } from '../protocol/jwe-fast.ts';
 import { signCompactJws, ATTESTATION_TYP } from '../protocol/jws.ts';
 import type { TrustedKey } from '../protocol/trust.ts';
@@ -47,11 +48,12 @@ for (let d = 0; d < DEVICES; d++) {
   const ks = SoftwareKeyStore.ephemeral();
   const ueid = `kiosk-${String(d).padStart(4, '0')}`;
   registry.set(ks.kid, { owner: ueid, key: ks.publicJwk });
+  const att_id = newAttestationId();
   const claims: AttestationClaims = {
-    ueid, iat: now, seq: 1, att_id: newAttestationId(), sub: `subject-${d}`, modality: 'face',
-    template: await encryptTemplate(randomBytes(TEMPLATE_BYTES), fleet.publicJwk),
-    template_format: 'biokiosk-face/1', quality: 90, model: { name: 'facenet-128', sha256: 'a'.repeat(64) },
-    sensor: { make: 'Logitech', model: 'C920', serial: `SN-${d}`, firmware: '1.0' }, site: 'Lobby',
+    ueid, iat: now, seq: 1, att_id, modality: 'face',
+    sealed: await sealContent({ attId: att_id, subject: `subject-${d}`, site: 'Lobby', quality: 90, template: randomBytes(TEMPLATE_BYTES) }, fleet.publicJwk, newReplyKey()),
+    template_format: 'biokiosk-face/1', model: { name: 'facenet-128', sha256: 'a'.repeat(64) },
+    sensor: { make: 'Logitech', model: 'C920', serial: `SN-${d}`, firmware: '1.0' },
   };
   attestations.push(await createAttestation(claims, ks));
 }
@@ -62,7 +64,7 @@ const pick = <T>(a: T[], i: number) => a[i % a.length] as T;
 console.log(`node ${process.version}; ${DEVICES} devices; ${TEMPLATE_BYTES}-byte templates; attestation ≈ ${attestations[0]!.length} bytes; ${seconds} s per case`);
 const verify = await rate('attestation parse+verify', (i) => parseAttestation(pick(attestations, i), resolve));
 await rate('envelope decode + attestation parse+verify', (i) => parseAttestation(decodeEnvelope(pick(envelopes, i), 'attestation').body, resolve));
-const templates = await Promise.all(attestations.slice(0, 50).map((a) => parseAttestation(a, resolve).then((p) => p.claims.template)));
+const templates = await Promise.all(attestations.slice(0, 50).map((a) => parseAttestation(a, resolve).then((p) => p.claims.sealed)));
 // Template decryption, fast path vs jose, one case at a time.
 const decryptFast = await rate('template JWE decrypt: fast (node:crypto)', (i) => decryptTemplate(pick(templates, i), fleet.privateJwk));
 await rate('template JWE decrypt: fast, sync (decryptTemplateSync)', (i) => decryptTemplateSync(pick(templates, i), fleet.privateJwk));
@@ -86,7 +88,7 @@ await rate('ECDH only: diffieHellman(KeyObjects) + epk import', (i) =>
 
 const boundary = (decrypt: typeof decryptTemplate) => async (i: number) => {
   const p = await parseAttestation(pick(attestations, i), resolve);
-  return decrypt(p.claims.template, fleet.privateJwk);
+  return decrypt(p.claims.sealed, fleet.privateJwk);
 };
 const whole = await rate('parse+verify+decrypt (whole boundary), fast decrypt', boundary(decryptTemplate));
 await rate('parse+verify+decrypt (whole boundary), fast decrypt', boundary(decryptTemplate), 32);

@@ -14,14 +14,11 @@ import mqtt from 'mqtt';
 import { Attester } from '../device/attester.ts';
 import { Outbox } from '../device/outbox.ts';
 import { openKioskState } from '../device/setup.ts';
-import { createAttestation, newAttestationId } from '../protocol/attestation.ts';
-import { encodeEnvelope } from '../protocol/envelope.ts';
-import { encryptTemplate } from '../protocol/jwe.ts';
-import { deviceTopics } from '../protocol/topics.ts';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import type { PreparedBatch } from '../verifier/verifier.ts';
 import { faceTemplate, MODEL, startKiosk, startVerifier, waitFor } from '../test/helpers/e2e.ts';
+import { signedMessage } from '../test/helpers/attest.ts';
 import { Mosquitto } from '../test/helpers/mosquitto.ts';
 
 const pct = (a: number[], p: number) => [...a].sort((x, y) => x - y)[Math.min(a.length - 1, Math.floor(a.length * p))]!;
@@ -75,14 +72,8 @@ try {
         const ueid = `bench-${round}-${d}`;
         inst.store.registerDevice({ ueid, kid: ks.kid, publicJwk: ks.publicJwk as never, site: 'bench' });
         for (let s = 1; s <= per; s++) {
-          const attId = newAttestationId();
           // A fresh JWE per attestation, as kiosks send: each has its own ephemeral key.
-          const jwe = await encryptTemplate(plain, inst.keys.fleet.publicJwk);
-          const jws = await createAttestation(
-            { ueid, iat: Math.floor(Date.now() / 1000), seq: s, att_id: attId, sub: 'alice', modality: 'face', template: jwe, template_format: 'biokiosk-face/1', quality: 80, model: MODEL, sensor: { make: 'm', model: 'm', serial: 's', firmware: 'f' }, site: 'bench' },
-            ks,
-          );
-          msgs.push({ topic: deviceTopics(ueid).attestations, payload: encodeEnvelope({ v: 1, kind: 'attestation', corr: attId, body: jws }) });
+          msgs.push((await signedMessage(inst.keys.fleet.publicJwk, ks, { ueid, seq: s, template: plain, site: 'bench' })).msg);
         }
       }
       // Interleave devices, as many kiosks would.

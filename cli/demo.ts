@@ -19,6 +19,7 @@ import { createFrameSource } from '../drivers/camera/index.ts';
 import { faceApiDir } from '../models/face/convert.ts';
 import { FaceEngine } from '../models/face/engine.ts';
 import { decodeFaceTemplate } from '../models/face/template.ts';
+import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
 import { UsageError } from '../protocol/errors.ts';
 import { deviceTopics } from '../protocol/topics.ts';
 import { VerifierNode } from '../verifier/node.ts';
@@ -31,6 +32,8 @@ interface DemoOptions {
   mqttVersion?: string;
   keep?: boolean;
   tpm?: string;
+  /** A folder laid out as scripts/dev-pki.sh writes it: ca.pem, devices/demo-kiosk-1.*, verifiers/verifier-1.*. */
+  pki?: string;
 }
 
 export function registerDemo(program: Command): void {
@@ -41,6 +44,7 @@ export function registerDemo(program: Command): void {
     .option('--mqtt-version <4|5>', 'MQTT protocol version (default: 4 with the embedded broker, 5 with --broker)')
     .option('--keep', 'keep the temporary folder (keys, stores, audit log) and print where it is')
     .option('--tpm <setting>', "sign with a key in this TPM (e.g. swtpm:host=127.0.0.1,port=2321) instead of the development key file")
+    .option('--pki <dir>', 'for an mqtts:// fleet broker: the CA and the two identities the demo needs, laid out as scripts/dev-pki.sh writes them (ca.pem, devices/demo-kiosk-1.pem/.key, verifiers/verifier-1.pem/.key)')
     .option('--json', 'print one JSON object')
     .action(async (o: DemoOptions) => {
       const result = await runDemo(o);
@@ -99,6 +103,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const version = o.mqttVersion === undefined ? (o.broker ? 5 : 4) : Number(o.mqttVersion);
   if (version !== 4 && version !== 5) throw new UsageError(`--mqtt-version must be 4 or 5, got ${o.mqttVersion}`);
   const folder = await mkdtemp(join(tmpdir(), 'biokiosk-demo-'));
+  if (o.pki !== undefined && o.broker === undefined) throw new UsageError('--pki is for a fleet broker given with --broker mqtts://...');
+  const ueid = 'demo-kiosk-1';
+  // The demo is two parties on the broker, a verifier and a kiosk: each connects under its own identity.
+  const identity = (kind: 'devices' | 'verifiers', id: string) =>
+    o.broker ? brokerConnectOptions(o.broker, o.pki === undefined ? {} : { ca: join(o.pki, 'ca.pem'), cert: join(o.pki, kind, `${id}.pem`), key: join(o.pki, kind, `${id}.key`) }) : Promise.resolve({});
+  const verifierMqtt = await identity('verifiers', 'verifier-1');
+  const kioskMqtt = await identity('devices', ueid);
   const embedded = o.broker ? null : await startEmbeddedBroker();
   const brokerUrl = o.broker ?? embedded!.url;
   const samples = join(faceApiDir(), 'demo');
@@ -110,11 +121,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     cleanups.push(() => v.close());
     // How long the verifier took over each attestation's batch (for the latency table).
     const verifyMs = new Map<string, number>();
+    // The verifier's own view of each decision's score (verdicts do not carry it).
+    const scores = new Map<string, number | null>();
     const node = new VerifierNode(v.verifier, v.store, {
       brokerUrl,
       clientId: 'demo-verifier',
+      mqtt: verifierMqtt,
       protocolVersion: version as 4 | 5,
-      onVerdict: (r, _m, ms) => void (r.attId && verifyMs.set(r.attId, ms)),
+      onVerdict: (r, _m, ms) => {
+        if (!r.attId) return;
+        verifyMs.set(r.attId, ms);
+        scores.set(r.attId, r.score);
+      },
     });
     await node.start();
     cleanups.push(() => node.stop());
@@ -126,13 +144,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 
     // The kiosk: key store (the software one, development only, unless --tpm), outbox, relay; registered with the
     // verifier.
-    const ueid = 'demo-kiosk-1';
     const state = await openKioskState(join(folder, 'kiosk'), { keyStore: o.tpm ? { kind: 'tpm', tpm: o.tpm } : { kind: 'software' } });
     cleanups.push(() => state.close());
     v.store.registerDevice({ ueid, kid: state.keystore.kid, publicJwk: state.keystore.publicJwk as never, site: 'demo-pharmacy' });
     const attester = new Attester({ ueid, site: 'demo-pharmacy', sensor: { make: 'biokiosk', model: 'virtual-camera', serial: 'vcam-0001', firmware: '1.0' } }, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);
     const t = deviceTopics(ueid);
-    const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: '0.1.0', topics: { attestations: t.attestations, verdicts: t.verdicts }, outbox: state.outbox, protocolVersion: version as 4 | 5, ...verdictChecker(ueid, [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]) });
+    const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: '0.1.0', topics: { attestations: t.attestations, verdicts: t.verdicts }, outbox: state.outbox, protocolVersion: version as 4 | 5, mqtt: kioskMqtt, ...verdictChecker(ueid, [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]) });
     const waiting = new Map<string, (v: VerdictInfo) => void>();
     relay.on('verdict', (x) => waiting.get(x.attId)?.(x));
     relay.start();
@@ -178,7 +195,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         relay.nudge();
       });
       const t4 = performance.now();
-      const claims = verdict['claims'] as { reasons: Array<{ code: string }>; score: number | null; receipt: { leafIndex: number; treeSize: number } };
+      const claims = verdict.claims;
       const verify = verifyMs.get(a.attId) ?? 0;
       attempts.push({
         name,
@@ -186,7 +203,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
         photo,
         decision: verdict.decision,
         reasons: claims.reasons.map((r) => r.code),
-        score: claims.score,
+        score: scores.get(a.attId) ?? null,
         quality: x.quality.score,
         latencyMs: { capture: t1 - t0, extract: t2 - t1, sign: t3 - t2, relay: Math.max(0, t4 - t3 - verify), verify, total: t4 - t0 },
         receipt: { leafIndex: claims.receipt.leafIndex, treeSize: claims.receipt.treeSize },

@@ -1,7 +1,8 @@
 /** `biokiosk extract`: one image in, one template out, with quality and per-stage timings. */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
+import { readRegularFile } from '../protocol/input-files.ts';
 import { createEngine, parseModality } from '../models/engines.ts';
 import type { Extraction, ModalityName } from '../models/modality.ts';
 import { checkDpi, ms, parseNumber, printJson } from './options.ts';
@@ -51,13 +52,9 @@ export function registerExtract(program: Command): void {
     });
 }
 
+/** A file named on the command line: regular files only (a FIFO or device would hang the command). */
 export async function readInput(path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(code ?? e)}`);
-  }
+  return readRegularFile(path);
 }
 
 export interface ExtractionJson {

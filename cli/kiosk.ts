@@ -9,7 +9,6 @@
  * Key store: `--tpm SETTING`, or the TPM at /dev/tpmrm0 when it exists; the software key file only with
  * `--keystore software`.
  */
-import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { Attester } from '../device/attester.ts';
@@ -23,7 +22,9 @@ import { FaceEngine } from '../models/face/engine.ts';
 import { decodeFaceTemplate } from '../models/face/template.ts';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
 import { assertDeviceId, deviceTopics } from '../protocol/topics.ts';
-import { parseNumber, printJson } from './options.ts';
+import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
+import { NotARegularFileError, readRegularFile } from '../protocol/input-files.ts';
+import { addBrokerCredentialOptions, brokerCredentialFiles, parseNumber, printJson, type BrokerCredentialOptions } from './options.ts';
 
 const DEFAULT_DIR = 'biokiosk-kiosk';
 
@@ -47,11 +48,15 @@ interface VerifierKeysDoc {
   fleetKey: Record<string, unknown>;
 }
 
+/** A state folder or file that was looser than it should be and has been tightened: the operator is told. */
+const notice = (m: string) => process.stderr.write(`biokiosk: ${m}\n`);
+
 async function readVerifierKeys(path: string): Promise<VerifierKeysDoc> {
   let doc: VerifierKeysDoc;
   try {
-    doc = JSON.parse(await readFile(path, 'utf8')) as VerifierKeysDoc;
-  } catch {
+    doc = JSON.parse((await readRegularFile(path)).toString('utf8')) as VerifierKeysDoc;
+  } catch (e) {
+    if (e instanceof NotARegularFileError) throw e;
     throw new UsageError(`cannot read the verifier keys ${path} (write it with \`biokiosk verifier keys > ${path}\`)`);
   }
   if (typeof doc.verifierId !== 'string' || !doc.verdictKey || !doc.fleetKey) throw new UsageError(`${path} is not the output of \`biokiosk verifier keys\``);
@@ -59,10 +64,12 @@ async function readVerifierKeys(path: string): Promise<VerifierKeysDoc> {
 }
 
 export function registerKiosk(program: Command): void {
-  program
-    .command('run')
-    .description('Run the kiosk: for each subject id read on stdin, capture a face, attest, and print the verdict.')
-    .requiredOption('--broker <url>', 'MQTT broker URL')
+  addBrokerCredentialOptions(
+    program
+      .command('run')
+      .description('Run the kiosk: for each subject id read on stdin, capture a face, attest, and print the verdict.')
+      .requiredOption('--broker <url>', 'MQTT broker URL (mqtts://host:8883 for a fleet broker)'),
+  )
     .requiredOption('--camera <spec>', 'frame source: v4l2:/dev/video0, http://..., dir:/path, virtual:/path')
     .requiredOption('--verifier-keys <file>', 'output of `biokiosk verifier keys` (verdict and fleet public keys)')
     .requiredOption('--ueid <id>', 'this device id')
@@ -76,10 +83,11 @@ export function registerKiosk(program: Command): void {
     .option('--tpm <setting>', 'the TPM holding the attestation key: device:/dev/tpmrm0, swtpm:host=H,port=P, swtpm:unix=PATH (default: /dev/tpmrm0 when it exists)')
     .option('--tpm-handle <handle>', 'persistent handle of the attestation key', parseHandle, undefined)
     .option('--keystore <kind>', 'software: the development key file, instead of a TPM')
-    .action(async (o: RunOptions & KeyStoreOptions) => {
+    .action(async (o: RunOptions & KeyStoreOptions & BrokerCredentialOptions) => {
       assertDeviceId(o.ueid);
       const keys = await readVerifierKeys(o.verifierKeys);
-      const state = await openKioskState(o.dir, { keyStore: keyStoreChoice(o) });
+      const mqttOptions = await brokerConnectOptions(o.broker, brokerCredentialFiles(o));
+      const state = await openKioskState(o.dir, { keyStore: keyStoreChoice(o), onNotice: notice });
       process.stderr.write(state.keystore.developmentOnly ? `${SoftwareKeyStore.warning}\n` : `key store: ${state.keystore.description}\n`);
       const engine = await FaceEngine.create();
       const camera = await openFrameSource(o.camera);
@@ -92,6 +100,7 @@ export function registerKiosk(program: Command): void {
         topics: { attestations: t.attestations, verdicts: t.verdicts, challengeRequest: t.challengeRequest, challengeResponse: t.challengeResponse },
         outbox: state.outbox,
         protocolVersion: o.mqttVersion as 4 | 5,
+        mqtt: mqttOptions,
         ...verdictChecker(o.ueid, [{ id: keys.verifierId, publicJwk: keys.verdictKey as never }]),
       });
       const attester = new Attester({ ueid: o.ueid, site: o.site, sensor: { make: 'biokiosk', model: 'camera', serial: o.camera.slice(0, 120), firmware: '1' } }, state.keystore, keys.fleetKey as never, state.seq, state.outbox);
@@ -130,8 +139,7 @@ export function registerKiosk(program: Command): void {
             });
             waiting.delete(a.attId);
             if (verdict) {
-              const claims = verdict['claims'] as { reasons: Array<{ code: string }>; score: number | null };
-              print({ subject, attId: a.attId, quality: best.quality.score, decision: verdict.decision, score: claims.score, reasons: claims.reasons.map((r) => r.code) });
+              print({ subject, attId: a.attId, quality: best.quality.score, decision: verdict.decision, reasons: verdict.claims.reasons.map((r) => r.code) });
             } else print({ subject, attId: a.attId, quality: best.quality.score, status: 'queued', error: '(no verdict yet: kept in the outbox, delivered when the network returns)' });
           } catch (e) {
             print({ subject, status: 'failed', error: e instanceof Error ? e.message : String(e) });
@@ -156,7 +164,7 @@ export function registerKiosk(program: Command): void {
     .option('--keystore <kind>', 'software: the development key file, instead of a TPM')
     .option('--json', 'print one JSON object')
     .action(async (o: { dir: string; json?: boolean } & KeyStoreOptions) => {
-      const state = await openKioskState(o.dir, { keyStore: keyStoreChoice(o) });
+      const state = await openKioskState(o.dir, { keyStore: keyStoreChoice(o), onNotice: notice });
       try {
         const r: Record<string, unknown> = { kid: state.keystore.kid, publicJwk: state.keystore.publicJwk, keyStore: state.keystore.developmentOnly ? 'software' : 'tpm', description: state.keystore.description };
         if (state.tpm) {

@@ -12,6 +12,7 @@ import { registerDemo } from './demo.ts';
 import { registerVerifier } from './verifier.ts';
 import { registerKiosk } from './kiosk.ts';
 import { registerCapture } from './capture.ts';
+import { registerBroker } from './broker.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerVerifier(program);
   registerKiosk(program);
   registerCapture(program);
+  registerBroker(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -17,7 +17,11 @@ import { openVerifierKeys } from '../verifier/keys.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier } from '../verifier/setup.ts';
 import { readInput } from './extract.ts';
-import { parseNumber, printJson } from './options.ts';
+import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
+import { addBrokerCredentialOptions, brokerCredentialFiles, parseNumber, printJson, type BrokerCredentialOptions } from './options.ts';
+
+/** A state folder or file that was looser than it should be and has been tightened: the operator is told. */
+const notice = (m: string) => process.stderr.write(`biokiosk: ${m}\n`);
 
 const DEFAULT_DIR = 'biokiosk-verifier';
 
@@ -32,9 +36,12 @@ async function defaultAllowedModels(): Promise<string[]> {
 export function registerVerifier(program: Command): void {
   const v = program.command('verifier').description('The verifier node: decide attestations, keep the gallery, the device registry and the audit log.');
 
-  v.command('run')
-    .description('Run a verifier node on an MQTT broker (MQTT 5 shared subscription: start several to share the stream).')
-    .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtt://127.0.0.1:1883')
+  addBrokerCredentialOptions(
+    v
+      .command('run')
+      .description('Run a verifier node on an MQTT broker (MQTT 5 shared subscription: start several to share the stream).')
+      .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtts://broker:8883 (a fleet broker) or mqtt://127.0.0.1:1883'),
+  )
     .option('--dir <dir>', 'state folder (keys, store, audit log)', DEFAULT_DIR)
     .option('--id <id>', 'verifier id (used when the key file is first created)', 'verifier-1')
     .option('--mqtt-version <n>', '5 (shared subscriptions) or 4 (MQTT 3.1.1: one verifier)', parseNumber('--mqtt-version', 4, 5, true), 5)
@@ -45,17 +52,23 @@ export function registerVerifier(program: Command): void {
     .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
     // One core stays with the main thread, which decides, logs and signs verdicts.
     .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread; default: one per core but one)', parseNumber('--workers', 0, 64, true), Math.max(1, availableParallelism() - 1))
-    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number }) => {
+    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number } & BrokerCredentialOptions) => {
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
-      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers });
+      const mqttOptions = await brokerConnectOptions(o.broker, brokerCredentialFiles(o));
+      const onError = (e: unknown, where?: string) => process.stderr.write(`verifier: ${where ? `${where}: ` : ''}${e instanceof Error ? e.message : String(e)}\n`);
+      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers, onNotice: notice, onInternalError: onError });
       const node = new VerifierNode(inst.verifier, inst.store, {
         brokerUrl: o.broker,
         clientId: `${inst.keys.verifierId}-${process.pid}`,
         protocolVersion: o.mqttVersion as 4 | 5,
         group: o.group,
-        onVerdict: (r) => process.stdout.write(JSON.stringify({ ueid: r.ueid, att_id: r.attId, decision: r.decision, reasons: r.reasons.map((x) => x.code), duplicate: r.duplicate }) + '\n'),
-        onError: (e) => process.stderr.write(`verifier: ${e instanceof Error ? e.message : String(e)}\n`),
+        mqtt: mqttOptions,
+        // Attestations a trusted device signed, one line each; what nobody trusted signed is counted (`verifier stats`).
+        onVerdict: (r) => {
+          if (r.authenticated) process.stdout.write(JSON.stringify({ ueid: r.ueid, att_id: r.attId, decision: r.decision, reasons: r.reasons.map((x) => x.code), duplicate: r.duplicate }) + '\n');
+        },
+        onError,
       });
       await node.start();
       process.stderr.write(`verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), state in ${o.dir}\n`);
@@ -84,7 +97,7 @@ export function registerVerifier(program: Command): void {
         const x = await engine.extract(bytes);
         if (x.quality.score < x.quality.retryBelow) throw new BiokioskError('LowQuality', `the enrolment image's quality is ${x.quality.score}, below ${x.quality.retryBelow}: take a better capture`);
         const model = x.info['model'] as { name: string; sha256: string };
-        const inst = await openVerifier(o.dir, { allowedModels: [] });
+        const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
         inst.store.enroll({ subject: o.subject, modality, template: x.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
         await inst.close();
         const r = { ok: true, subject: o.subject, modality, quality: x.quality.score, ...(modality === 'face' ? { faceCount: x.info['faceCount'] } : { minutiae: x.info['minutiae'] }), model };
@@ -111,7 +124,7 @@ export function registerVerifier(program: Command): void {
         throw new UsageError(`${o.jwk} is not JSON`);
       }
       const jwk = p256PublicJwk((doc['publicJwk'] ?? doc) as Record<string, unknown>);
-      const inst = await openVerifier(o.dir, { allowedModels: [] });
+      const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
       inst.store.registerDevice({ ueid: o.ueid, kid: jwkThumbprint(jwk), publicJwk: jwk as never, site: o.site });
       inst.close();
       process.stdout.write(`registered ${o.ueid} (kid ${jwkThumbprint(jwk)}) at ${o.site}\n`);
@@ -122,7 +135,7 @@ export function registerVerifier(program: Command): void {
     .requiredOption('--ueid <id>', 'device id')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
     .action(async (o: { ueid: string; dir: string }) => {
-      const inst = await openVerifier(o.dir, { allowedModels: [] });
+      const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
       const done = inst.store.revokeDevice(o.ueid);
       inst.close();
       if (!done) throw new UsageError(`no active device ${o.ueid} in ${o.dir}`);
@@ -134,8 +147,28 @@ export function registerVerifier(program: Command): void {
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
     .option('--id <id>', 'verifier id (used when the key file is first created)', 'verifier-1')
     .action(async (o: { dir: string; id: string }) => {
-      const keys = await openVerifierKeys(join(o.dir, 'verifier-keys.json'), o.id);
+      const keys = await openVerifierKeys(join(o.dir, 'verifier-keys.json'), o.id, notice);
       printJson({ verifierId: keys.verifierId, verdictKey: p256PublicJwk(keys.signing as Record<string, unknown>), fleetKey: keys.fleet.publicJwk });
+    });
+
+  v.command('stats')
+    .description('What the verifier refused without logging it: counts per reason of messages no trusted device signed, and recent samples.')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--hours <n>', 'hours of counts', parseNumber('--hours', 1, 24 * 30, true), 24)
+    .option('--samples <n>', 'recent samples to show', parseNumber('--samples', 0, 1000, true), 10)
+    .option('--json', 'print one JSON object')
+    .action(async (o: { dir: string; hours: number; samples: number; json?: boolean }) => {
+      const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
+      try {
+        const report = { ...inst.store.rejectionReport(Date.now(), { hours: o.hours, samples: o.samples }), nonces: inst.store.nonceCount(), auditLogEntries: inst.audit.size };
+        if (o.json) return printJson(report);
+        const counts = Object.entries(report.counts);
+        const lines = [`unauthenticated rejections in the last ${o.hours} h: ${counts.length ? counts.map(([c, n]) => `${c} ${n}`).join(', ') : 'none'}`, `outstanding nonces: ${report.nonces}; audit log: ${report.auditLogEntries} entries`];
+        for (const x of report.samples) lines.push(`  ${new Date(x.at).toISOString()}  ${x.code.padEnd(16)} ${(x.ueid || '-').padEnd(20)} ${x.bytes} B  ${x.detail}`);
+        process.stdout.write(lines.join('\n') + '\n');
+      } finally {
+        await inst.close();
+      }
     });
 
   v.command('audit')

@@ -1,12 +1,13 @@
 /**
- * Turns a template into an attestation and puts it in the outbox: encrypt the template to the verifier fleet's
- * key, take the next seq, sign (through the key store's Signer), wrap in the MQTT envelope, store durably.
+ * Turns a template into an attestation and puts it in the outbox: seal the person's part (subject, site,
+ * template, quality, and a fresh key for the verdict) to the verifier fleet's key, take the next seq, sign
+ * (through the key store's Signer), wrap in the MQTT envelope, store durably with the reply key.
  */
 import type { JsonWebKey } from 'node:crypto';
 import { createAttestation, newAttestationId } from '../protocol/attestation.ts';
 import type { AttestationClaims } from '../protocol/claims.ts';
 import { encodeEnvelope, ENVELOPE_VERSION } from '../protocol/envelope.ts';
-import { encryptTemplate } from '../protocol/jwe.ts';
+import { newReplyKey, sealContent } from '../protocol/sealed.ts';
 import type { Signer } from '../protocol/signer.ts';
 import type { Outbox } from './outbox.ts';
 import type { SeqSource } from './seq-counter.ts';
@@ -45,28 +46,26 @@ export class Attester {
 
   async attest(t: TemplateToAttest): Promise<Attested> {
     const t0 = performance.now();
-    const template = await encryptTemplate(t.template, this.fleetPublicJwk);
+    const attId = newAttestationId();
+    const replyKey = newReplyKey();
+    const sealed = await sealContent({ attId, subject: t.subject, site: this.identity.site, quality: t.quality, template: t.template }, this.fleetPublicJwk, replyKey);
     const t1 = performance.now();
     const seq = await this.seq.next();
-    const attId = newAttestationId();
     const claims: AttestationClaims = {
       ueid: this.identity.ueid,
       ...(t.nonce ? { eat_nonce: t.nonce } : {}),
       iat: Math.floor(Date.now() / 1000),
       seq,
       att_id: attId,
-      sub: t.subject,
       modality: t.modality,
-      template,
       template_format: t.templateFormat,
-      quality: t.quality,
       model: t.model,
       sensor: this.identity.sensor,
-      site: this.identity.site,
+      sealed,
     };
     const jws = await createAttestation(claims, this.signer);
     const t2 = performance.now();
-    this.outbox.enqueue(attId, seq, encodeEnvelope({ v: ENVELOPE_VERSION, kind: 'attestation', corr: attId, body: jws }));
+    this.outbox.enqueue(attId, seq, encodeEnvelope({ v: ENVELOPE_VERSION, kind: 'attestation', corr: attId, body: jws }), Date.now(), replyKey);
     const t3 = performance.now();
     return { attId, seq, jws, timings: { encrypt: t1 - t0, sign: t2 - t1, enqueue: t3 - t2 } };
   }

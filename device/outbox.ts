@@ -7,6 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { BiokioskError } from '../protocol/errors.ts';
+import { ensurePrivateDatabase, type NoticeSink } from '../protocol/private-files.ts';
 
 export class OutboxFullError extends BiokioskError {
   constructor(entries: number, bytes: number, limits: { maxEntries: number; maxBytes: number }) {
@@ -21,6 +22,8 @@ export interface OutboxEntry {
   attId: string;
   seq: number;
   payload: Buffer;
+  /** The key the verdict for this attestation is sealed with (null for entries written before verdicts were sealed). */
+  replyKey: Buffer | null;
   createdAt: number;
   attempts: number;
   nextAttemptAt: number;
@@ -42,6 +45,8 @@ export interface OutboxOptions {
   onAlarm?: (alarm: { level: 'warning' | 'full'; entries: number; bytes: number }) => void;
   /** Randomness for jitter (tests pass a seeded one). */
   random?: () => number;
+  /** Told when the file was looser than 0600 and has been tightened. */
+  onNotice?: NoticeSink;
 }
 
 const DEFAULTS = { maxEntries: 100_000, maxBytes: 512 * 1024 * 1024, backoff: { baseMs: 2_000, maxMs: 60_000 } };
@@ -64,6 +69,7 @@ export class Outbox {
   private readonly stmt: Record<'insert' | 'remove' | 'due' | 'attempt' | 'get' | 'all' | 'reschedule', Database.Statement>;
 
   constructor(path: string, options: OutboxOptions = {}) {
+    ensurePrivateDatabase(path, options.onNotice);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -74,15 +80,19 @@ export class Outbox {
       created_at INTEGER NOT NULL,
       attempts INTEGER NOT NULL DEFAULT 0,
       next_attempt_at INTEGER NOT NULL,
-      last_error TEXT
+      last_error TEXT,
+      reply_key BLOB
     );
     CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at, seq);`);
+    // Outboxes from before sealed verdicts lack the column: their entries get plain verdicts.
+    const columns = (this.db.prepare('PRAGMA table_info(outbox)').all() as Array<{ name: string }>).map((c) => c.name);
+    if (!columns.includes('reply_key')) this.db.exec('ALTER TABLE outbox ADD COLUMN reply_key BLOB');
     this.limits = { maxEntries: options.maxEntries ?? DEFAULTS.maxEntries, maxBytes: options.maxBytes ?? DEFAULTS.maxBytes };
     this.backoff = { ...DEFAULTS.backoff, ...options.backoff };
     this.random = options.random ?? Math.random;
     this.onAlarm = options.onAlarm;
     this.stmt = {
-      insert: this.db.prepare('INSERT OR IGNORE INTO outbox (att_id, seq, payload, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?)'),
+      insert: this.db.prepare('INSERT OR IGNORE INTO outbox (att_id, seq, payload, created_at, next_attempt_at, reply_key) VALUES (?, ?, ?, ?, ?, ?)'),
       remove: this.db.prepare('DELETE FROM outbox WHERE att_id = ? RETURNING length(payload) AS n'),
       due: this.db.prepare('SELECT * FROM outbox WHERE next_attempt_at <= ? ORDER BY seq LIMIT ?'),
       attempt: this.db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE att_id = ?'),
@@ -95,13 +105,13 @@ export class Outbox {
     this.bytes = row.b;
   }
 
-  /** Durably stores an attestation. Returns false if that id is already queued (idempotent). */
-  enqueue(attId: string, seq: number, payload: Uint8Array, now = Date.now()): boolean {
+  /** Durably stores an attestation (with its verdict's reply key). Returns false if that id is already queued (idempotent). */
+  enqueue(attId: string, seq: number, payload: Uint8Array, now = Date.now(), replyKey: Uint8Array | null = null): boolean {
     if (this.entries + 1 > this.limits.maxEntries || this.bytes + payload.length > this.limits.maxBytes) {
       this.onAlarm?.({ level: 'full', entries: this.entries, bytes: this.bytes });
       throw new OutboxFullError(this.entries, this.bytes, this.limits);
     }
-    const changes = this.stmt.insert.run(attId, seq, Buffer.from(payload), now, now).changes;
+    const changes = this.stmt.insert.run(attId, seq, Buffer.from(payload), now, now, replyKey ? Buffer.from(replyKey) : null).changes;
     if (changes === 0) return false;
     this.entries++;
     this.bytes += payload.length;
@@ -167,8 +177,9 @@ interface RawRow {
   attempts: number;
   next_attempt_at: number;
   last_error: string | null;
+  reply_key: Buffer | null;
 }
 
 function fromRow(r: RawRow): OutboxEntry {
-  return { attId: r.att_id, seq: r.seq, payload: r.payload, createdAt: r.created_at, attempts: r.attempts, nextAttemptAt: r.next_attempt_at, lastError: r.last_error };
+  return { attId: r.att_id, seq: r.seq, payload: r.payload, replyKey: r.reply_key, createdAt: r.created_at, attempts: r.attempts, nextAttemptAt: r.next_attempt_at, lastError: r.last_error };
 }

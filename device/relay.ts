@@ -10,13 +10,9 @@ import { noDelay } from '../protocol/mqtt-socket.ts';
 import { randomUUID } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION, requestProperties, statusPublishes } from '../protocol/envelope.ts';
 import type { Outbox } from './outbox.ts';
+import type { VerdictCheck, VerdictInfo } from './verdicts.ts';
 
-export interface VerdictInfo {
-  attId: string;
-  attHash: string;
-  decision: string;
-  [key: string]: unknown;
-}
+export type { VerdictInfo } from './verdicts.ts';
 
 export interface RelayTopics {
   attestations: string;
@@ -31,10 +27,8 @@ export interface RelayOptions {
   clientId: string;
   topics: RelayTopics;
   outbox: Outbox;
-  /** Verifies a verdict message and says which attestation it answers; throws when it is not to be trusted. */
-  verifyVerdict: (payload: Buffer) => Promise<VerdictInfo>;
-  /** The hash the verdict must name for this outbox entry (the attestation's SHA-256, base64url). */
-  expectedHash: (payload: Buffer) => string;
+  /** Opens and verifies a verdict for the outbox entry it names; throws when it is not to be trusted (verdicts.ts). */
+  checkVerdict: VerdictCheck;
   protocolVersion?: 4 | 5;
   /** The device id (for the retained status and its last will) and software version. */
   ueid: string;
@@ -169,23 +163,27 @@ export class Relay extends EventEmitter<RelayEvents> {
   }
 
   private async onVerdict(payload: Buffer): Promise<void> {
-    let v: VerdictInfo;
+    let env;
     try {
-      v = await this.o.verifyVerdict(payload);
+      env = decodeEnvelope(payload, 'verdict');
     } catch (e) {
       this.stats.badVerdicts++;
       this.emit('rejectedVerdict', { reason: e instanceof Error ? e.message : String(e) });
       return;
     }
-    const entry = this.o.outbox.get(v.attId);
+    const entry = this.o.outbox.get(env.corr);
     if (!entry) {
-      // A second copy of a verdict already taken: nothing to do.
+      // A second copy of a verdict already taken, or one for nothing we sent: nothing to do.
       this.stats.unknownVerdicts++;
       return;
     }
-    if (this.o.expectedHash(entry.payload) !== v.attHash) {
+    let v: VerdictInfo;
+    try {
+      v = await this.o.checkVerdict(env, entry);
+    } catch (e) {
+      // Not a verdict for what we sent (forged, rebound, for another attestation): the entry stays.
       this.stats.badVerdicts++;
-      this.emit('rejectedVerdict', { reason: `verdict for ${v.attId} names another attestation hash` });
+      this.emit('rejectedVerdict', { reason: e instanceof Error ? e.message : String(e) });
       return;
     }
     this.o.outbox.acknowledge(v.attId);

@@ -5,6 +5,7 @@
  * refuses the repeated values.)
  */
 import Database from 'better-sqlite3';
+import { ensurePrivateDatabase, type NoticeSink } from '../protocol/private-files.ts';
 
 export interface SeqSource {
   next(): Promise<number>;
@@ -14,7 +15,8 @@ export class SqliteSeqCounter implements SeqSource {
   private readonly db: Database.Database;
   private readonly bump: Database.Statement;
 
-  constructor(path: string) {
+  constructor(path: string, onNotice?: NoticeSink) {
+    ensurePrivateDatabase(path, onNotice);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');

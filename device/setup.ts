@@ -6,9 +6,9 @@
  * asked for. With the TPM store, `seq` comes from a TPM NV counter, so a restored disk image cannot rewind it.
  */
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BiokioskError } from '../protocol/errors.ts';
+import { ensurePrivateDir, type NoticeSink } from '../protocol/private-files.ts';
 import type { Signer } from '../protocol/signer.ts';
 import { TpmClient } from '../drivers/tpm/index.ts';
 import { SoftwareKeyStore } from './keystore/software.ts';
@@ -47,14 +47,23 @@ export interface KioskState {
   close(): Promise<void>;
 }
 
-export async function openKioskState(dir: string, options: { outbox?: OutboxOptions; keyStore?: KeyStoreChoice } = {}): Promise<KioskState> {
+export interface KioskStateOptions {
+  outbox?: OutboxOptions;
+  keyStore?: KeyStoreChoice;
+  /** Told when the state folder or a file in it was looser than 0700/0600 and has been tightened. */
+  onNotice?: NoticeSink;
+}
+
+/** Opens (creating when new) the kiosk's state folder, 0700, its files 0600. */
+export async function openKioskState(dir: string, options: KioskStateOptions = {}): Promise<KioskState> {
   const choice = options.keyStore ?? defaultKeyStore();
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(dir, options.onNotice);
+  const outboxOptions = { onNotice: options.onNotice, ...options.outbox };
   if (choice.kind === 'software') {
     const soft = await SoftwareKeyStore.open(join(dir, 'device-key.json'));
     const keystore: KioskKeyStore = Object.assign(soft, { description: `software key file ${join(dir, 'device-key.json')} (development only)` });
-    const outbox = new Outbox(join(dir, 'outbox.db'), options.outbox);
-    const seq = new SqliteSeqCounter(join(dir, 'state.db'));
+    const outbox = new Outbox(join(dir, 'outbox.db'), outboxOptions);
+    const seq = new SqliteSeqCounter(join(dir, 'state.db'), options.onNotice);
     return {
       keystore,
       outbox,
@@ -78,7 +87,7 @@ export async function openKioskState(dir: string, options: { outbox?: OutboxOpti
       description: `TPM ${choice.tpm}, key at persistent handle 0x${tpmStore.handle.toString(16)}, seq from NV counter 0x${seq.index.toString(16)}`,
       sign: (digest) => tpmStore.sign(digest),
     };
-    const outbox = new Outbox(join(dir, 'outbox.db'), options.outbox);
+    const outbox = new Outbox(join(dir, 'outbox.db'), outboxOptions);
     return {
       keystore,
       outbox,

@@ -35,11 +35,15 @@ export async function createAttestation(claims: AttestationClaims, signer: Signe
   return jws;
 }
 
-export interface ParseAttestationOptions extends FreshnessOptions {
+export interface AuthenticateOptions {
   maxBytes?: number;
   /** The device id the message arrived for (from its topic); the claims must name the same device. */
   expectedUeid?: string;
+  /** The correlation id of the envelope it came in; the signed att_id must be the same. */
+  expectedAttId?: string;
 }
+
+export interface ParseAttestationOptions extends FreshnessOptions, AuthenticateOptions {}
 
 export interface ParsedAttestation {
   claims: AttestationClaims;
@@ -50,10 +54,12 @@ export interface ParsedAttestation {
 }
 
 /**
- * Size, structure, signature, schema, key ownership, revocation, time window. Throws a `Rejection` naming the
- * first check that failed.
+ * Everything that proves a registered, unrevoked device sent this message as it stands: size, structure,
+ * signature, claims schema, key ownership, revocation, the topic it came on and the envelope's correlation id.
+ * A message that fails here was not (as it arrived) sent by any device we trust: nothing may be bound to its
+ * claims. Throws a `Rejection` naming the first check that failed.
  */
-export async function parseAttestation(jws: string | Uint8Array, resolveKey: TrustedKeyResolver, opts: ParseAttestationOptions = {}): Promise<ParsedAttestation> {
+export async function authenticateAttestation(jws: string | Uint8Array, resolveKey: TrustedKeyResolver, opts: AuthenticateOptions = {}): Promise<ParsedAttestation> {
   const trust = capturingResolver(resolveKey);
   const { header, payload } = await verifyCompactJws(jws, trust.resolveKey, { maxBytes: opts.maxBytes ?? MAX_ATTESTATION_BYTES, typ: ATTESTATION_TYP });
   const parsed = AttestationClaims.safeParse(payload);
@@ -67,6 +73,15 @@ export async function parseAttestation(jws: string | Uint8Array, resolveKey: Tru
   if (opts.expectedUeid !== undefined && opts.expectedUeid !== claims.ueid) {
     throw new Rejection('malformed', `The attestation names device ${claims.ueid} but arrived on the topic of ${opts.expectedUeid}.`);
   }
-  checkFreshness(claims.iat, opts);
+  if (opts.expectedAttId !== undefined && opts.expectedAttId !== claims.att_id) {
+    throw new Rejection('malformed', `The envelope's correlation id ${opts.expectedAttId} is not the attestation's att_id ${claims.att_id}.`);
+  }
   return { claims, kid: header.kid, hash: attestationHash(jws) };
+}
+
+/** `authenticateAttestation`, then the `iat` window. */
+export async function parseAttestation(jws: string | Uint8Array, resolveKey: TrustedKeyResolver, opts: ParseAttestationOptions = {}): Promise<ParsedAttestation> {
+  const parsed = await authenticateAttestation(jws, resolveKey, opts);
+  checkFreshness(parsed.claims.iat, opts);
+  return parsed;
 }

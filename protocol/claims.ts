@@ -43,17 +43,22 @@ export const MODALITIES = ['face', 'fingerprint', 'iris'] as const;
 export const Modality = z.enum(MODALITIES);
 export type Modality = z.infer<typeof Modality>;
 
-/** Longest template JWE we accept inside an attestation (characters = bytes, it is ASCII). */
-export const MAX_TEMPLATE_JWE = 64 * 1024;
+/** Longest sealed-content JWE we accept inside an attestation (characters = bytes, it is ASCII). */
+export const MAX_SEALED_JWE = 64 * 1024;
 
 /** A compact JWE: five base64url parts (the encrypted key is never empty for ECDH-ES+A256KW). */
 export const CompactJwe = z
   .string()
-  .max(MAX_TEMPLATE_JWE)
+  .max(MAX_SEALED_JWE)
   .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'must be a compact JWE (five base64url parts)');
 
 // ---- attestation -----------------------------------------------------------------------------------------
 
+/**
+ * What an attestation says in the clear: who signed (device, seq, id, time), what kind of template and from
+ * which model and sensor, so a verifier can refuse cheaply before it decrypts anything. Everything about the
+ * person (subject id, template, quality) and where they were (site) is in `sealed`, readable by verifiers only.
+ */
 export const AttestationClaims = z.strictObject({
   /** The device id (EAT ueid). */
   ueid: DeviceId,
@@ -64,14 +69,9 @@ export const AttestationClaims = z.strictObject({
   seq: z.int().positive(),
   /** Unique attestation id: the kiosk outbox's key, and what a verdict echoes for correlation. */
   att_id: MessageId,
-  /** The claimed subject id. */
-  sub: text(128),
   modality: Modality,
-  /** The template, encrypted to the verifier fleet's key (compact JWE, ECDH-ES+A256KW / A256GCM). */
-  template: CompactJwe,
   /** e.g. 'biokiosk-face/1'. */
   template_format: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}\/[0-9]{1,4}$/, "must look like 'name/version', e.g. 'biokiosk-face/1'"),
-  quality: z.number().min(0).max(100),
   model: z.strictObject({
     name: text(128),
     sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
@@ -82,9 +82,35 @@ export const AttestationClaims = z.strictObject({
     serial: text(128),
     firmware: text(128),
   }),
-  site: text(128),
+  /** `SealedContent`, encrypted to the verifier fleet's key (compact JWE, ECDH-ES+A256KW / A256GCM). */
+  sealed: CompactJwe,
 });
 export type AttestationClaims = z.infer<typeof AttestationClaims>;
+
+/** Largest template inside the sealed content (base64url in JSON: 4/3 of this, well inside the JWE bound). */
+export const MAX_SEALED_TEMPLATE_BYTES = 30 * 1024;
+
+/** A 256-bit key, base64url (43 characters). */
+export const B64Key256 = base64url(43, 43);
+
+/**
+ * The sealed part of an attestation (the JWE's plaintext, JSON). `att_id` repeats the outer claim so sealed
+ * content cannot be lifted into another attestation; `reply_key` is a fresh AES-256 key the verifier encrypts
+ * its verdict with, so only this kiosk can read the answer.
+ */
+export const SealedContent = z.strictObject({
+  v: z.literal(1),
+  att_id: MessageId,
+  /** The claimed subject id. */
+  sub: text(128),
+  /** Where the kiosk stands. */
+  site: text(128),
+  quality: z.number().min(0).max(100),
+  reply_key: B64Key256,
+  /** The template bytes, base64url. */
+  template: base64url(1, Math.ceil((MAX_SEALED_TEMPLATE_BYTES * 4) / 3)),
+});
+export type SealedContent = z.infer<typeof SealedContent>;
 
 // ---- verdict ---------------------------------------------------------------------------------------------
 
@@ -131,8 +157,8 @@ export const VerdictClaims = z
     /** The attestation's seq, or null when the attestation could not be read. */
     seq: z.int().positive().nullable(),
     decision: Decision,
+    /** Codes and their fixed sentences only: never text the sender chose. */
     reasons: z.array(Reason).max(16),
-    score: z.number().finite().nullable(),
     receipt: Receipt,
   })
   .refine((v) => v.decision !== 'rejected' || v.reasons.length > 0, { message: 'a rejected verdict must give at least one reason', path: ['reasons'] });

@@ -6,8 +6,8 @@
  *   { "v": 1, "kind": "attestation", "corr": "<att_id>", "body": "<compact JWS>" }
  *
  * For attestations and verdicts `corr` is the att_id (the verifier must check it equals the attestation's
- * claims.att_id); for challenges it is the req_id (checked here against the body). `att_hash` is computed over
- * the body JWS, never over the envelope.
+ * claims.att_id before it binds anything to it: the envelope is not signed); for challenges it is the req_id
+ * (checked here against the body). `att_hash` is computed over the body JWS, never over the envelope.
  */
 import { z } from 'zod';
 import { ChallengeRequest, ChallengeResponse, describeIssues, DeviceStatus, MessageId } from './claims.ts';
@@ -15,7 +15,7 @@ import { BiokioskError } from './errors.ts';
 import { MAX_ATTESTATION_BYTES } from './attestation.ts';
 import { Rejection } from './rejections.ts';
 import { topicFor } from './topics.ts';
-import { MAX_VERDICT_BYTES } from './verdict.ts';
+import { MAX_SEALED_VERDICT_BYTES } from './verdict.ts';
 
 export const ENVELOPE_VERSION = 1;
 
@@ -26,7 +26,8 @@ const Jws = (max: number) => z.string().min(1).max(max);
 
 export const Envelope = z.discriminatedUnion('kind', [
   z.strictObject({ v: z.literal(ENVELOPE_VERSION), kind: z.literal('attestation'), corr: MessageId, body: Jws(MAX_ATTESTATION_BYTES) }),
-  z.strictObject({ v: z.literal(ENVELOPE_VERSION), kind: z.literal('verdict'), corr: MessageId, body: Jws(MAX_VERDICT_BYTES) }),
+  // A verdict's body is its JWS sealed for the kiosk (reply.ts), or the plain JWS when there was no reply key.
+  z.strictObject({ v: z.literal(ENVELOPE_VERSION), kind: z.literal('verdict'), corr: MessageId, body: Jws(MAX_SEALED_VERDICT_BYTES) }),
   z.strictObject({ v: z.literal(ENVELOPE_VERSION), kind: z.literal('challenge_request'), corr: MessageId, body: ChallengeRequest }),
   z.strictObject({ v: z.literal(ENVELOPE_VERSION), kind: z.literal('challenge_response'), corr: MessageId, body: ChallengeResponse }),
   z.strictObject({ v: z.literal(ENVELOPE_VERSION), kind: z.literal('status'), body: DeviceStatus }),

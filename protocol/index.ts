@@ -11,3 +11,5 @@ export * from './attestation.ts';
 export * from './verdict.ts';
 export * from './topics.ts';
 export * from './envelope.ts';
+export * from './sealed.ts';
+export * from './reply.ts';

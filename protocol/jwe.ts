@@ -10,7 +10,7 @@ import { CompactEncrypt, compactDecrypt } from 'jose';
 import { BiokioskError } from './errors.ts';
 import { Rejection } from './rejections.ts';
 import { jwkThumbprint, p256PublicJwk } from './signer.ts';
-import { MAX_TEMPLATE_JWE } from './claims.ts';
+import { MAX_SEALED_JWE } from './claims.ts';
 import { decryptTemplateJweSync } from './jwe-fast.ts';
 
 export const TEMPLATE_KEY_ALG = 'ECDH-ES+A256KW';
@@ -44,7 +44,7 @@ export async function encryptTemplate(template: Uint8Array, recipientPublicJwk: 
   // The kid lets a verifier holding several fleet keys (during rotation) pick the right one.
   const kid = opts.kid ?? (typeof recipientPublicJwk.kid === 'string' ? recipientPublicJwk.kid : jwkThumbprint(pub));
   const jwe = await new CompactEncrypt(template).setProtectedHeader({ alg: TEMPLATE_KEY_ALG, enc: TEMPLATE_ENC, kid }).encrypt(key);
-  if (jwe.length > MAX_TEMPLATE_JWE) throw new BiokioskError('TemplateTooLarge', `the encrypted template is ${jwe.length} characters; at most ${MAX_TEMPLATE_JWE}`);
+  if (jwe.length > MAX_SEALED_JWE) throw new BiokioskError('TemplateTooLarge', `the encrypted template is ${jwe.length} characters; at most ${MAX_SEALED_JWE}`);
   return jwe;
 }
 
@@ -96,7 +96,7 @@ export async function decryptTemplateWithJose(jwe: string, privateKey: Decryptio
 }
 
 function checkJweLength(jwe: string, maxBytes: number | undefined): void {
-  const max = maxBytes ?? MAX_TEMPLATE_JWE;
+  const max = maxBytes ?? MAX_SEALED_JWE;
   if (typeof jwe !== 'string') throw new Rejection('template_undecryptable', 'JWE: not a string');
   if (jwe.length > max) throw new Rejection('oversized', `The template JWE is ${jwe.length} characters; at most ${max} allowed.`);
 }

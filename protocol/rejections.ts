@@ -21,6 +21,8 @@ export const REJECTION_CODES = [
   'unsupported_modality',
   'no_enrollment',
   'bad_template',
+  'verifier_error',
+  'rate_limited',
 ] as const;
 
 export type RejectionCode = (typeof REJECTION_CODES)[number];
@@ -41,6 +43,8 @@ export const REJECTION_SENTENCES: Readonly<Record<RejectionCode, string>> = {
   unsupported_modality: 'The verifier does not handle this modality.',
   no_enrollment: 'The claimed subject has no enrolled template.',
   bad_template: 'The template is malformed or of an unknown format.',
+  verifier_error: 'The verifier could not decide this message; it has been recorded for the operators.',
+  rate_limited: 'The sender has sent more failing messages than allowed; its messages are dropped for a while.',
 };
 
 const CODE_SET: ReadonlySet<string> = new Set(REJECTION_CODES);
@@ -55,14 +59,38 @@ export class Rejection extends BiokioskError {
   readonly detail: string;
 
   constructor(code: RejectionCode, detail: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
-    super(code, `${REJECTION_SENTENCES[code]} ${detail}`.trim(), { kind: 'input', ...options });
-    this.detail = detail;
+    const clean = sanitizeText(detail, MAX_DETAIL);
+    super(code, `${REJECTION_SENTENCES[code]} ${clean}`.trim(), { kind: 'input', ...options });
+    this.detail = clean;
   }
 
-  /** The `{ code, message }` pair a verdict's `reasons` array carries. */
+  /**
+   * The `{ code, message }` pair a verdict's `reasons` array carries: the code's fixed sentence only. The detail
+   * often quotes what the sender sent (header members, ids): it stays in the verifier's own records, so no
+   * attacker string ever reaches a signed verdict (or makes one fail its schema).
+   */
   toReason(): { code: RejectionCode; message: string } {
-    return { code: this.code, message: this.message.slice(0, MAX_REASON_MESSAGE) };
+    return reasonFor(this.code);
   }
+}
+
+/** The reason a verdict carries for a code: the code and its fixed sentence. */
+export function reasonFor(code: RejectionCode): { code: RejectionCode; message: string } {
+  return { code, message: REJECTION_SENTENCES[code] };
+}
+
+/** Longest detail a rejection keeps (it goes to logs and the verifier's sampled-rejections table). */
+export const MAX_DETAIL = 300;
+
+/**
+ * Text that came from outside, made safe to print, log and store: control characters, lone surrogates and
+ * Unicode line/bidi controls become U+FFFD, and the result is cut to `max` UTF-16 units (never inside a pair).
+ */
+export function sanitizeText(s: string, max: number): string {
+  const cleaned = String(s).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+  if (cleaned.length <= max) return cleaned;
+  const cut = /[\ud800-\udbff]/.test(cleaned[max - 1] ?? '') ? max - 1 : max;
+  return cleaned.slice(0, cut) + '\u2026';
 }
 
 /** Longest reason message a verdict carries (claims.ts bounds it to the same length). */

@@ -14,6 +14,9 @@ import { capturingResolver, checkFreshness, type FreshnessOptions, type TrustedK
 /** Largest verdict JWS accepted (the largest schema-valid verdict, 16 reasons of 512 3-byte characters, is ~40,000 bytes). */
 export const MAX_VERDICT_BYTES = 48 * 1024;
 
+/** Largest verdict envelope body: a verdict JWS sealed for its kiosk (reply.ts) is base64url of it plus a header. */
+export const MAX_SEALED_VERDICT_BYTES = Math.ceil((MAX_VERDICT_BYTES * 4) / 3) + 256;
+
 export async function createVerdict(claims: VerdictClaims, signer: Signer): Promise<string> {
   const checked = VerdictClaims.safeParse(claims);
   if (!checked.success) throw new BiokioskError('BadClaims', `verdict claims do not follow the schema: ${describeIssues(checked.error)}`, { kind: 'internal' });

@@ -11,6 +11,8 @@ const REQUIRED = {
   swtpm_setup: 'swtpm-tools',
   tpm2_sign: 'tpm2-tools',
   socat: 'socat',
+  // The fleet broker's development PKI (scripts/dev-pki.sh).
+  openssl: 'openssl',
 };
 
 // Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.
@@ -34,5 +36,10 @@ if (missing.length > 0) {
     console.error(`test-env: still missing after install: ${still.map(([c]) => c).join(', ')}`);
     process.exit(1);
   }
+}
+// The fleet broker's access rules need mosquitto's dynamic-security plugin (part of Debian's mosquitto package).
+if (spawnSync('sh', ['-c', 'ls /usr/lib/*/mosquitto_dynamic_security.so'], { stdio: 'ignore' }).status !== 0) {
+  console.error('test-env: mosquitto_dynamic_security.so is missing (Debian package mosquitto 2.x)');
+  process.exit(1);
 }
 console.error('test-env: system tools present: ' + Object.keys(REQUIRED).join(', '));

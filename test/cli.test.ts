@@ -61,7 +61,7 @@ describe('biokiosk CLI', () => {
   it('exits 2 with a JSON error object when --json is given', async () => {
     const r = await biokiosk('extract', '--modality', 'face', '--image', join(tmpdir(), 'definitely-missing.png'), '--json');
     expect(r.code).toBe(2);
-    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'BadUsage' } });
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, error: { code: 'CannotRead', message: expect.stringMatching(/no such file/) } });
   });
 
   it('has --help for every command, exit 0', async () => {

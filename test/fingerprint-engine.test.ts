@@ -11,11 +11,9 @@ import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { FingerprintEngine } from '../models/fingerprint/engine.ts';
 import { synthesizeFingerprintDataset } from '../models/fingerprint/synth/index.ts';
 import { decodeFingerprintTemplate, FINGERPRINT_TEMPLATE_FORMAT, MAX_TEMPLATE_BYTES } from '../models/fingerprint/template.ts';
-import { createAttestation, newAttestationId } from '../protocol/attestation.ts';
-import { encodeEnvelope } from '../protocol/envelope.ts';
-import { encryptTemplate } from '../protocol/jwe.ts';
-import { deviceTopics } from '../protocol/topics.ts';
+import { createAttestation } from '../protocol/attestation.ts';
 import { openVerifier } from '../verifier/setup.ts';
+import { buildClaims, message } from './helpers/attest.ts';
 import { tempDir } from './helpers/e2e.ts';
 
 const run = promisify(execFile);
@@ -133,12 +131,11 @@ describe('fingerprint modality', () => {
       v.store.registerDevice({ ueid: 'counter-9', kid: ks.kid, publicJwk: ks.publicJwk as never, site: 's' });
       const attempt = async (file: string, seq: number) => {
         const x = await engine.extract(await readFile(file));
-        const claims = {
-          ueid: 'counter-9', iat: Math.floor(Date.now() / 1000), seq, att_id: newAttestationId(), sub: 'dana', modality: 'fingerprint' as const,
-          template: await encryptTemplate(x.template, v.keys.fleet.publicJwk), template_format: FINGERPRINT_TEMPLATE_FORMAT, quality: x.quality.score,
-          model: engine.model, sensor: { make: 'virtual', model: 'R307', serial: 'vs-1', firmware: '1' }, site: 's',
-        };
-        return { topic: deviceTopics('counter-9').attestations, payload: encodeEnvelope({ v: 1, kind: 'attestation', corr: claims.att_id, body: await createAttestation(claims, ks) }) };
+        const { claims } = await buildClaims(v.keys.fleet.publicJwk, {
+          ueid: 'counter-9', seq, sub: 'dana', template: x.template, quality: x.quality.score,
+          overrides: { modality: 'fingerprint', template_format: FINGERPRINT_TEMPLATE_FORMAT, model: engine.model, sensor: { make: 'virtual', model: 'R307', serial: 'vs-1', firmware: '1' } },
+        });
+        return message('counter-9', claims.att_id, await createAttestation(claims, ks));
       };
       const out = await v.verifier.handleBatch([await attempt(files[3]![1]!, 1), await attempt(files[1]![1]!, 2)]);
       expect(out.map((o) => o.decision)).toEqual(['match', 'no_match']);

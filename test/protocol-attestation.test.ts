@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { attestationHash, createAttestation, MAX_ATTESTATION_BYTES, newAttestationId, parseAttestation } from '../protocol/attestation.ts';
+import { attestationHash, authenticateAttestation, createAttestation, MAX_ATTESTATION_BYTES, newAttestationId, parseAttestation } from '../protocol/attestation.ts';
 import { encodeBase64url } from '../protocol/base64url.ts';
-import { AttestationClaims, ChallengeResponse, DeviceStatus, MAX_TEMPLATE_JWE, VerdictClaims, type Receipt } from '../protocol/claims.ts';
+import { AttestationClaims, ChallengeResponse, DeviceStatus, MAX_SEALED_JWE, SealedContent, VerdictClaims, type Receipt } from '../protocol/claims.ts';
 import { encryptTemplate, generateFleetKeyPair } from '../protocol/jwe.ts';
+import { newReplyKey, openSealedContent, sealContent } from '../protocol/sealed.ts';
 import { ATTESTATION_TYP, signCompactJws } from '../protocol/jws.ts';
 import { Rejection, type RejectionCode } from '../protocol/rejections.ts';
 import type { TrustedKeyResolver } from '../protocol/trust.ts';
@@ -22,19 +23,17 @@ const devices: TrustedKeyResolver = (kid) =>
 const verifiers: TrustedKeyResolver = (kid) => (kid === verifier.kid ? { owner: 'verifier-a', key: verifier.publicJwk } : undefined);
 
 async function claims(over: Partial<AttestationClaims> = {}): Promise<AttestationClaims> {
+  const att_id = over.att_id ?? newAttestationId();
   return {
     ueid: 'kiosk-0001',
     iat: NOW,
     seq: 1,
-    att_id: newAttestationId(),
-    sub: 'subject-42',
+    att_id,
     modality: 'face',
-    template: await encryptTemplate(new Uint8Array(512).fill(7), fleet.publicJwk),
     template_format: 'biokiosk-face/1',
-    quality: 87.5,
     model: { name: 'facenet-128', sha256: 'a'.repeat(64) },
     sensor: { make: 'Logitech', model: 'C920', serial: 'SN-0001', firmware: '1.0.3' },
-    site: 'Lobby A',
+    sealed: await sealContent({ attId: att_id, subject: 'subject-42', site: 'Lobby A', quality: 87.5, template: new Uint8Array(512).fill(7) }, fleet.publicJwk, newReplyKey()),
     ...over,
   };
 }
@@ -77,15 +76,17 @@ describe('attestations', () => {
       [{ ...base, seq: 2 ** 60 }, /seq:/],
       [{ ...base, modality: 'voice' }, /modality:/],
       [{ ...base, ueid: 'kiosk/0001' }, /ueid:/],
-      [{ ...base, quality: 101 }, /quality:/],
       [{ ...base, model: { name: 'm', sha256: 'XYZ' } }, /model\.sha256:/],
       [{ ...base, sensor: { ...base.sensor, serial: 'x'.repeat(200) } }, /sensor\.serial: Too big/],
       [{ ...base, sensor: { ...base.sensor, color: 'red' } }, /sensor: Unrecognized key: "color"/],
-      [{ ...base, template: 'not-a-jwe' }, /template:/],
+      [{ ...base, sealed: 'not-a-jwe' }, /sealed:/],
       [{ ...base, eat_nonce: 'short' }, /eat_nonce:/],
-      [{ ...base, site: 'a\nb' }, /site: must not contain control characters/],
+      [{ ...base, sensor: { ...base.sensor, make: 'a\nb' } }, /sensor\.make: must not contain control characters/],
       [{ ...base, admin: true }, /\(root\): Unrecognized key: "admin"/],
-      [(({ sub: _s, ...rest }) => rest)(base), /sub:/],
+      // Subject and site travel sealed only: in the clear they are unknown members.
+      [{ ...base, sub: 'subject-42' }, /\(root\): Unrecognized key: "sub"/],
+      [{ ...base, site: 'Lobby A' }, /\(root\): Unrecognized key: "site"/],
+      [(({ sealed: _s, ...rest }) => rest)(base), /sealed:/],
     ];
     for (const [payload, why] of cases) {
       const r = await expectRejected(parseAttestation(await signRaw(payload), devices, { now: NOW }), 'malformed', why);
@@ -123,7 +124,7 @@ describe('attestations', () => {
   it('tampered attestation is bad_signature; oversized is refused before parsing', async () => {
     const jws = await createAttestation(await claims(), kiosk);
     const [h, , s] = jws.split('.');
-    const forged = encodeBase64url(JSON.stringify({ ...(await claims()), sub: 'someone-else' }));
+    const forged = encodeBase64url(JSON.stringify({ ...(await claims()), seq: 999 }));
     await expectRejected(parseAttestation(`${h}.${forged}.${s}`, devices, { now: NOW }), 'bad_signature');
     await expectRejected(parseAttestation('a'.repeat(MAX_ATTESTATION_BYTES + 1), devices, { now: NOW }), 'oversized');
   });
@@ -136,30 +137,58 @@ describe('attestations', () => {
   it('the largest schema-valid attestation fits MAX_ATTESTATION_BYTES', async () => {
     const big = '€'.repeat(128); // 3 UTF-8 bytes per UTF-16 unit: the worst case
     const part = (n: number) => 'A'.repeat(n);
-    const template = `${part(100)}.${part(54)}.${part(16)}.${part(MAX_TEMPLATE_JWE - 100 - 54 - 16 - 22 - 4)}.${part(22)}`;
-    expect(template.length).toBe(MAX_TEMPLATE_JWE);
+    const sealed = `${part(100)}.${part(54)}.${part(16)}.${part(MAX_SEALED_JWE - 100 - 54 - 16 - 22 - 4)}.${part(22)}`;
+    expect(sealed.length).toBe(MAX_SEALED_JWE);
     const c = await claims({
-      ueid: 'k'.repeat(64), eat_nonce: 'n'.repeat(74), iat: 99_999_999_999.123, seq: Number.MAX_SAFE_INTEGER, att_id: 'i'.repeat(64), sub: big,
-      template, template_format: `${'f'.repeat(64)}/9999`, quality: 99.99999, model: { name: big, sha256: 'f'.repeat(64) },
-      sensor: { make: big, model: big, serial: big, firmware: big }, site: big,
+      ueid: 'k'.repeat(64), eat_nonce: 'n'.repeat(74), iat: 99_999_999_999.123, seq: Number.MAX_SAFE_INTEGER, att_id: 'i'.repeat(64),
+      sealed, template_format: `${'f'.repeat(64)}/9999`, model: { name: big, sha256: 'f'.repeat(64) },
+      sensor: { make: big, model: big, serial: big, firmware: big },
     });
     const jws = await createAttestation(c, kiosk);
     expect(jws.length).toBeLessThanOrEqual(MAX_ATTESTATION_BYTES);
     expect(jws.length).toBeGreaterThan(80_000);
-    expect((await parseAttestation(jws, () => ({ owner: 'k'.repeat(64), key: kiosk.publicJwk }), { now: 99_999_999_999 })).claims.sub).toBe(big);
+    expect((await parseAttestation(jws, () => ({ owner: 'k'.repeat(64), key: kiosk.publicJwk }), { now: 99_999_999_999 })).claims.model.name).toBe(big);
   });
 
   it('text fields refuse control characters and lone surrogates but take any other Unicode', async () => {
-    expect(AttestationClaims.shape.site.safeParse('Zürich — Hall 😀').success).toBe(true);
-    expect(AttestationClaims.shape.site.safeParse('bad \ud800 surrogate').success).toBe(false);
-    expect(AttestationClaims.shape.site.safeParse('tab\there').success).toBe(false);
+    expect(SealedContent.shape.site.safeParse('Zürich — Hall 😀').success).toBe(true);
+    expect(SealedContent.shape.site.safeParse('bad \ud800 surrogate').success).toBe(false);
+    expect(SealedContent.shape.site.safeParse('tab\there').success).toBe(false);
+  });
+
+  it('a signed attestation in an envelope with another correlation id is malformed, before anything is bound to it', async () => {
+    const c = await claims();
+    const jws = await createAttestation(c, kiosk);
+    expect((await authenticateAttestation(jws, devices, { expectedAttId: c.att_id })).claims.att_id).toBe(c.att_id);
+    await expectRejected(authenticateAttestation(jws, devices, { expectedAttId: newAttestationId() }), 'malformed', /correlation id .* is not the attestation's att_id/);
+  });
+});
+
+describe('sealed content', () => {
+  it('carries subject, site, quality, template and reply key to the fleet only, bound to its attestation', async () => {
+    const key = newReplyKey();
+    const attId = newAttestationId();
+    const template = Uint8Array.from({ length: 700 }, (_, i) => i & 0xff);
+    const jwe = await sealContent({ attId, subject: 'patient 0042', site: 'Ward 3', quality: 61.5, template }, fleet.publicJwk, key);
+    expect(jwe).not.toContain(encodeBase64url('patient'));
+    const opened = openSealedContent(jwe, fleet.privateJwk, attId);
+    expect(opened).toEqual({ subject: 'patient 0042', site: 'Ward 3', quality: 61.5, template, replyKey: key });
+    // Lifted into another attestation: refused.
+    await expectRejected(Promise.resolve().then(() => openSealedContent(jwe, fleet.privateJwk, newAttestationId())), 'malformed', /another attestation/);
+    // Another fleet's key: undecryptable.
+    await expectRejected(Promise.resolve().then(() => openSealedContent(jwe, generateFleetKeyPair().privateJwk, attId)), 'template_undecryptable');
+    // Decrypts, but is not sealed content.
+    const raw = await encryptTemplate(Buffer.from('{"v":1,"sub":"x"}'), fleet.publicJwk);
+    await expectRejected(Promise.resolve().then(() => openSealedContent(raw, fleet.privateJwk, attId)), 'malformed', /Sealed content: /);
+    const notJson = await encryptTemplate(Buffer.from([0xff, 1]), fleet.publicJwk);
+    await expectRejected(Promise.resolve().then(() => openSealedContent(notJson, fleet.privateJwk, attId)), 'malformed', /not JSON/);
   });
 });
 
 function verdictClaims(attHash: string, over: Partial<VerdictClaims> = {}): VerdictClaims {
   return {
     iss: 'verifier-a', iat: NOW, att_id: newAttestationId(), att_hash: attHash, ueid: 'kiosk-0001', seq: 1,
-    decision: 'match', reasons: [], score: 0.83, receipt, ...over,
+    decision: 'match', reasons: [], receipt, ...over,
   };
 }
 
@@ -173,9 +202,10 @@ describe('verdicts', () => {
     expect(parsed.claims.att_hash).toBe(attestationHash(att));
   });
 
-  it('a rejected verdict carries reasons (built from Rejection) and may lack seq and score', async () => {
-    const reason = new Rejection('bad_signature', 'The ES256 signature does not verify.').toReason();
-    const vc = verdictClaims('h'.repeat(43), { decision: 'rejected', reasons: [reason], score: null, seq: null });
+  it('a rejected verdict carries reasons (built from Rejection: the code and its fixed sentence) and may lack seq', async () => {
+    const reason = new Rejection('bad_signature', 'The ES256 signature does not verify with key \u0001\u2028evil.').toReason();
+    expect(reason.message).toBe('The signature does not verify.');
+    const vc = verdictClaims('h'.repeat(43), { decision: 'rejected', reasons: [reason], seq: null });
     const parsed = await parseVerdict(await createVerdict(vc, verifier), verifiers, { now: NOW });
     expect(parsed.claims.reasons[0]?.code).toBe('bad_signature');
     await expect(createVerdict(verdictClaims('h'.repeat(43), { decision: 'rejected' }), verifier)).rejects.toThrow(/reasons: a rejected verdict must give at least one reason/);
@@ -202,7 +232,7 @@ describe('verdict size bound', () => {
   it('the largest schema-valid verdict fits MAX_VERDICT_BYTES', async () => {
     const reasons = Array.from({ length: 16 }, () => ({ code: 'template_undecryptable' as const, message: '€'.repeat(512) }));
     const big: Receipt = { leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), treeHeadTimestamp: Number.MAX_SAFE_INTEGER, treeHeadSignature: 's'.repeat(1024) };
-    const vc = verdictClaims('h'.repeat(43), { iss: 'v'.repeat(64), ueid: 'u'.repeat(64), att_id: 'i'.repeat(64), seq: Number.MAX_SAFE_INTEGER, decision: 'rejected', reasons, score: -1.2345678901234567e-300, receipt: big, iat: 99_999_999_999.123 });
+    const vc = verdictClaims('h'.repeat(43), { iss: 'v'.repeat(64), ueid: 'u'.repeat(64), att_id: 'i'.repeat(64), seq: Number.MAX_SAFE_INTEGER, decision: 'rejected', reasons, receipt: big, iat: 99_999_999_999.123 });
     const jws = await createVerdict(vc, verifier);
     expect(jws.length).toBeLessThanOrEqual(MAX_VERDICT_BYTES);
     expect(jws.length).toBeGreaterThan(36_000);

@@ -18,7 +18,7 @@ import { deflateRawSync } from 'node:zlib';
 import { CompactEncrypt, compactDecrypt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.ts';
-import { MAX_TEMPLATE_JWE } from '../protocol/claims.ts';
+import { MAX_SEALED_JWE } from '../protocol/claims.ts';
 import { concatKdf, fleetEcdh, parseTemplateJwe } from '../protocol/jwe-fast.ts';
 import {
   decryptTemplate,
@@ -443,11 +443,11 @@ describe('template JWE: tampering and refusals, the same on both paths', () => {
   it('oversized: the JWE before any work, the plaintext after decryption', async () => {
     const jwe = await encryptTemplate(template, fleet.publicJwk);
     await bothReject(jwe, 'oversized', fleet.privateJwk, { maxBytes: 100 });
-    await bothReject(`${jwe}${'A'.repeat(MAX_TEMPLATE_JWE)}`, 'oversized');
-    await bothReject('x'.repeat(MAX_TEMPLATE_JWE + 1), 'oversized');
+    await bothReject(`${jwe}${'A'.repeat(MAX_SEALED_JWE)}`, 'oversized');
+    await bothReject('x'.repeat(MAX_SEALED_JWE + 1), 'oversized');
     // A genuine JWE under the character bound whose plaintext is over the template bound.
     const big = craft(randomBytes(MAX_TEMPLATE_BYTES + 1), fleet.publicJwk);
-    expect(big.length).toBeLessThanOrEqual(MAX_TEMPLATE_JWE);
+    expect(big.length).toBeLessThanOrEqual(MAX_SEALED_JWE);
     await bothReject(big, 'oversized');
   });
 

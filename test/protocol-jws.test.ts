@@ -3,7 +3,7 @@ import { calculateJwkThumbprint, compactVerify, CompactSign } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64url, encodeBase64url, isBase64url } from '../protocol/base64url.ts';
 import { ATTESTATION_TYP, signCompactJws, VERDICT_TYP, verifyCompactJws, type KeyResolver } from '../protocol/jws.ts';
-import { isRejection, Rejection, type RejectionCode } from '../protocol/rejections.ts';
+import { isRejection, Rejection, REJECTION_SENTENCES, type RejectionCode } from '../protocol/rejections.ts';
 import { jwkThumbprint } from '../protocol/signer.ts';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { rejectionOf } from './helpers/rejections.ts';
@@ -151,7 +151,9 @@ describe('compact JWS', () => {
     expect(isRejection(r)).toBe(true);
     expect(isRejection(r, 'expired')).toBe(true);
     expect(isRejection(r, 'malformed')).toBe(false);
-    expect(r.toReason()).toEqual({ code: 'expired', message: r.message });
+    // A verdict carries the code's fixed sentence, never the detail (which may quote the sender).
+    expect(r.toReason()).toEqual({ code: 'expired', message: REJECTION_SENTENCES.expired });
+    expect(r.message).toBe(`${REJECTION_SENTENCES.expired} x`);
     expect(r.toJSON().code).toBe('expired');
   });
 });

@@ -6,10 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
-import { createAttestation, newAttestationId } from '../protocol/attestation.ts';
-import { encodeEnvelope } from '../protocol/envelope.ts';
-import { encryptTemplate } from '../protocol/jwe.ts';
+import { createAttestation } from '../protocol/attestation.ts';
+import { openReply } from '../protocol/reply.ts';
 import { deviceTopics } from '../protocol/topics.ts';
+import { buildClaims, message, signedMessage } from './helpers/attest.ts';
 import { PrecheckPool } from '../verifier/precheck-pool.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
 import type { IncomingMessage, VerdictOut } from '../verifier/verifier.ts';
@@ -29,37 +29,30 @@ async function open(workers: number): Promise<VerifierInstance> {
 }
 
 /** A mixed batch, encrypted to `v`'s fleet key: each message with the outcome it must get. */
-async function mixedBatch(v: VerifierInstance, seq0: number): Promise<Array<{ msg: IncomingMessage; expect: string }>> {
-  const claims = async (ueid: string, seq: number, overrides: Record<string, unknown> = {}) => ({
-    ueid, iat: Math.floor(Date.now() / 1000), seq, att_id: newAttestationId(), sub: 'alice', modality: 'face' as const,
-    template: await encryptTemplate(faceTemplate(1, 0.02), v.keys.fleet.publicJwk), template_format: 'biokiosk-face/1', quality: 80, model: MODEL,
-    sensor: { make: 'm', model: 'm', serial: 's', firmware: 'f' }, site: 's', ...overrides,
-  });
-  const msg = (ueid: string, corr: string, body: string): IncomingMessage => ({ topic: deviceTopics(ueid).attestations, payload: encodeEnvelope({ v: 1, kind: 'attestation', corr, body }) });
-  const out: Array<{ msg: IncomingMessage; expect: string }> = [];
-  const genuine = await claims('k-good', seq0);
-  out.push({ msg: msg('k-good', genuine.att_id, await createAttestation(genuine, good)), expect: 'match' });
-  const impostor = await claims('k-good', seq0 + 1, { template: await encryptTemplate(faceTemplate(7), v.keys.fleet.publicJwk) });
-  out.push({ msg: msg('k-good', impostor.att_id, await createAttestation(impostor, good)), expect: 'no_match' });
-  const forged = await claims('k-good', seq0 + 2);
-  const [h, , sig] = (await createAttestation(forged, good)).split('.');
-  out.push({ msg: msg('k-good', forged.att_id, `${h}.${Buffer.from(JSON.stringify({ ...forged, sub: 'mallory' })).toString('base64url')}.${sig}`), expect: 'bad_signature' });
-  const unknown = await claims('k-stranger', 1);
-  out.push({ msg: msg('k-stranger', unknown.att_id, await createAttestation(unknown, stranger)), expect: 'unknown_device' });
-  const rev = await claims('k-revoked', 1);
-  out.push({ msg: msg('k-revoked', rev.att_id, await createAttestation(rev, revoked)), expect: 'revoked_device' });
-  const jwe = (await encryptTemplate(faceTemplate(1), v.keys.fleet.publicJwk)).split('.');
+async function mixedBatch(v: VerifierInstance, seq0: number): Promise<Array<{ msg: IncomingMessage; expect: string; replyKey?: Buffer }>> {
+  const fleet = v.keys.fleet.publicJwk;
+  const out: Array<{ msg: IncomingMessage; expect: string; replyKey?: Buffer }> = [];
+  out.push({ ...(await signedMessage(fleet, good, { ueid: 'k-good', seq: seq0 })), expect: 'match' });
+  out.push({ ...(await signedMessage(fleet, good, { ueid: 'k-good', seq: seq0 + 1, template: faceTemplate(7) })), expect: 'no_match' });
+  const forged = await buildClaims(fleet, { ueid: 'k-good', seq: seq0 + 2 });
+  const [h, , sig] = (await createAttestation(forged.claims, good)).split('.');
+  out.push({ msg: message('k-good', forged.claims.att_id, `${h}.${Buffer.from(JSON.stringify({ ...forged.claims, seq: 1 })).toString('base64url')}.${sig}`), expect: 'bad_signature' });
+  out.push({ msg: (await signedMessage(fleet, stranger, { ueid: 'k-stranger', seq: 1 })).msg, expect: 'unknown_device' });
+  out.push({ msg: (await signedMessage(fleet, revoked, { ueid: 'k-revoked', seq: 1 })).msg, expect: 'revoked_device' });
+  const tampered = await buildClaims(fleet, { ueid: 'k-good', seq: seq0 + 3 });
+  const jwe = tampered.claims.sealed.split('.');
   jwe[3] = (jwe[3]!.startsWith('A') ? 'B' : 'A') + jwe[3]!.slice(1);
-  const tampered = await claims('k-good', seq0 + 3, { template: jwe.join('.') });
-  out.push({ msg: msg('k-good', tampered.att_id, await createAttestation(tampered, good)), expect: 'template_undecryptable' });
-  const model = await claims('k-good', seq0 + 4, { model: { name: 'other', sha256: 'cd'.repeat(32) } });
-  out.push({ msg: msg('k-good', model.att_id, await createAttestation(model, good)), expect: 'untrusted_model' });
-  const nobody = await claims('k-good', seq0 + 5, { sub: 'bob' });
-  out.push({ msg: msg('k-good', nobody.att_id, await createAttestation(nobody, good)), expect: 'no_enrollment' });
+  tampered.claims.sealed = jwe.join('.');
+  out.push({ msg: message('k-good', tampered.claims.att_id, await createAttestation(tampered.claims, good)), expect: 'template_undecryptable' });
+  out.push({ msg: (await signedMessage(fleet, good, { ueid: 'k-good', seq: seq0 + 4, overrides: { model: { name: 'other', sha256: 'cd'.repeat(32) } } })).msg, expect: 'untrusted_model' });
+  out.push({ msg: (await signedMessage(fleet, good, { ueid: 'k-good', seq: seq0 + 5, sub: 'bob' })).msg, expect: 'no_enrollment' });
   out.push({ msg: { topic: deviceTopics('k-good').attestations, payload: Buffer.from('{"v":1,"kind":"attestation"') }, expect: 'malformed' });
   out.push({ msg: { topic: deviceTopics('k-good').attestations, payload: Buffer.from([0xff, 0x00, 0x13]) }, expect: 'malformed' });
   return out;
 }
+
+/** The outcomes of messages no trusted device signed: counted and sampled, never logged, never answered. */
+const UNAUTHENTICATED = new Set(['bad_signature', 'unknown_device', 'revoked_device', 'malformed']);
 
 const outcome = (r: VerdictOut) => (r.decision === 'rejected' ? r.reasons[0]?.code : r.decision);
 
@@ -80,25 +73,34 @@ describe('verifier pipeline', () => {
       const batch = await mixedBatch(v, 10);
       const results = await v.verifier.handleBatch(batch.map((b) => b.msg));
       expect(results.map(outcome)).toEqual(batch.map((b) => b.expect));
-      expect(v.audit.size).toBe(batch.length);
-      // Every message that names a device and an id gets a verdict; the unreadable ones are logged only.
-      expect(results.filter((r) => r.verdict).length).toBe(batch.length - 2);
+      // Only what a registered device signed is logged and answered; the rest is counted per code.
+      const signed = batch.filter((b) => !UNAUTHENTICATED.has(b.expect)).length;
+      expect(v.audit.size).toBe(signed);
+      expect(results.filter((r) => r.verdict).length).toBe(signed);
+      expect(results.map((r) => r.authenticated)).toEqual(batch.map((b) => !UNAUTHENTICATED.has(b.expect)));
+      const report = v.store.rejectionReport();
+      expect(report.counts).toEqual({ bad_signature: 1, unknown_device: 1, revoked_device: 1, malformed: 2 });
+      expect(report.samples.length).toBe(5);
     }
   });
 
   it('answers copies of a message (same batch, later batch) with the one verdict and one log entry', async () => {
     for (const v of [inline, pooled]) {
       const [genuine, impostor] = await mixedBatch(v, 100);
+      // Verdicts go out sealed for their kiosk (a fresh IV each time): compare what is inside.
+      const open = (r: VerdictOut, key: Buffer) => openReply(r.verdict!, key);
       const before = v.audit.size;
       const first = await v.verifier.handleBatch([genuine!.msg, impostor!.msg, genuine!.msg, genuine!.msg]);
       expect(first.map((r) => r.duplicate)).toEqual([false, false, true, true]);
       expect(first.map(outcome)).toEqual(['match', 'no_match', 'match', 'match']);
-      expect(first[2]!.verdict).toBe(first[0]!.verdict);
-      expect(first[3]!.verdict).toBe(first[0]!.verdict);
+      expect(open(first[2]!, genuine!.replyKey!)).toBe(open(first[0]!, genuine!.replyKey!));
+      expect(open(first[3]!, genuine!.replyKey!)).toBe(open(first[0]!, genuine!.replyKey!));
       const later = await v.verifier.handleBatch([impostor!.msg, genuine!.msg]);
       expect(later.map((r) => r.duplicate)).toEqual([true, true]);
-      expect(later[0]!.verdict).toBe(first[1]!.verdict);
-      expect(later[1]!.verdict).toBe(first[0]!.verdict);
+      expect(open(later[0]!, impostor!.replyKey!)).toBe(open(first[1]!, impostor!.replyKey!));
+      expect(open(later[1]!, genuine!.replyKey!)).toBe(open(first[0]!, genuine!.replyKey!));
+      // Nobody else can read them.
+      expect(() => open(first[0]!, impostor!.replyKey!)).toThrow(/does not decrypt/);
       expect(v.audit.size).toBe(before + 2);
     }
   });
@@ -122,7 +124,7 @@ describe('verifier pipeline', () => {
       const after = pool.workers().map((w) => w.threadId);
       expect(after[0]).not.toBe(before[0]);
       expect(after[1]).toBe(before[1]);
-      expect(v.audit.size).toBe(batch.length);
+      expect(v.audit.size).toBe(again.filter((r) => r.authenticated).length);
     } finally {
       await v.close();
     }

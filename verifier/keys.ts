@@ -1,11 +1,15 @@
 /**
- * The verifier's keys: its verdict-signing key (ES256) and the fleet's template-decryption key (ECDH-ES), each a
- * JWK file with mode 0600. Verifiers sign with node:crypto (the key is in process; no TPM on verifier nodes).
+ * The verifier's keys, in one JSON file of mode 0600 inside a 0700 folder: its verdict-signing key (ES256), the
+ * fleet's template-decryption key (ECDH-ES) and the gallery's at-rest key (AES-256-GCM). Verifiers sign with
+ * node:crypto (the key is in process; no TPM on verifier nodes).
  */
-import { createPrivateKey, generateKeyPairSync, sign as cryptoSign, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { chmod, open, readFile, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { decodeBase64url } from '../protocol/base64url.ts';
 import { BiokioskError } from '../protocol/errors.ts';
+import { ensurePrivateDir, type NoticeSink } from '../protocol/private-files.ts';
+import { GALLERY_KEY_BYTES } from './gallery-cipher.ts';
 import { generateFleetKeyPair, type FleetKeyPair } from '../protocol/jwe.ts';
 import { jwkThumbprint, p256PublicJwk, type P256PublicJwk, type Signer } from '../protocol/signer.ts';
 
@@ -41,22 +45,58 @@ export interface VerifierKeyFile {
   verifierId: string;
   signing: JsonWebKey;
   fleet: FleetKeyPair;
+  /** base64url AES-256 key for the gallery's templates at rest (added to older files on first open). */
+  galleryKey: string;
 }
 
-/** Reads the verifier's key file, creating it (mode 0600) when it does not exist. */
-export async function openVerifierKeys(path: string, verifierId: string): Promise<VerifierKeyFile> {
+/** The gallery key's bytes. */
+export function galleryKeyOf(keys: VerifierKeyFile): Buffer {
+  const k = decodeBase64url(keys.galleryKey);
+  if (!k || k.byteLength !== GALLERY_KEY_BYTES) throw new BiokioskError('BadKeyFile', 'the verifier key file\'s galleryKey is not a base64url 256-bit key');
+  return k;
+}
+
+/** Reads the verifier's key file, creating it (mode 0600, in a 0700 folder) when it does not exist. */
+export async function openVerifierKeys(path: string, verifierId: string, onNotice?: NoticeSink): Promise<VerifierKeyFile> {
+  ensurePrivateDir(dirname(path), onNotice);
   try {
     const st = await stat(path);
-    if ((st.mode & 0o077) !== 0) throw new BiokioskError('KeyFilePermissions', `${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+    if (!st.isFile()) throw new BiokioskError('BadKeyFile', `${path} is not a regular file`);
+    if ((st.mode & 0o077) !== 0) throw new BiokioskError('KeyFilePermissions', `${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}): treat its keys as exposed, or if you are sure they are not, run: chmod 600 ${path}`);
     const doc = JSON.parse(await readFile(path, 'utf8')) as VerifierKeyFile;
     if (doc.kind !== 'biokiosk-verifier-keys/1') throw new BiokioskError('BadKeyFile', `${path} is not a biokiosk verifier key file`);
+    if (doc.galleryKey === undefined) {
+      doc.galleryKey = randomBytes(GALLERY_KEY_BYTES).toString('base64url');
+      await writeKeyFile(path, doc, { replace: true });
+      onNotice?.(`${path}: added a gallery encryption key (templates are now encrypted at rest)`);
+    }
+    galleryKeyOf(doc);
     return doc;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  const doc: VerifierKeyFile = { kind: 'biokiosk-verifier-keys/1', verifierId, signing: NodeCryptoSigner.generate().privateJwk, fleet: generateFleetKeyPair() };
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, JSON.stringify(doc, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  await chmod(path, 0o600);
+  const doc: VerifierKeyFile = {
+    kind: 'biokiosk-verifier-keys/1',
+    verifierId,
+    signing: NodeCryptoSigner.generate().privateJwk,
+    fleet: generateFleetKeyPair(),
+    galleryKey: randomBytes(GALLERY_KEY_BYTES).toString('base64url'),
+  };
+  await writeKeyFile(path, doc, { replace: false });
   return doc;
+}
+
+/** Writes the key file with mode 0600 from its first byte: a new file (O_EXCL), or a temporary one renamed over the old. */
+async function writeKeyFile(path: string, doc: VerifierKeyFile, opts: { replace: boolean }): Promise<void> {
+  const target = opts.replace ? `${path}.tmp-${process.pid}` : path;
+  const fh = await open(target, 'wx', 0o600);
+  try {
+    await fh.chmod(0o600);
+    await fh.writeFile(JSON.stringify(doc, null, 2) + '\n');
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  if (opts.replace) await rename(target, path);
+  await chmod(path, 0o600);
 }

@@ -1,18 +1,24 @@
 /**
- * The verifier's stateless checks on one attestation message: envelope, signature, key ownership and revocation,
- * claims schema, `iat` window, nonce presence (when required), matcher for the format, model allowed, template
- * decrypts and names the same model. No store access, so it runs on the main thread or in a worker
- * (precheck-pool.ts) alike: the caller resolves the signing key beforehand (`peekKid`) and passes it in.
+ * The verifier's stateless checks on one attestation message, in two stages:
+ * 1. authentication: envelope, topic, signature, key ownership and revocation, claims schema, the envelope's
+ *    correlation id equal to the signed att_id (protocol/attestation.ts `authenticateAttestation`). A message
+ *    that fails here was not sent, as it arrived, by a device we trust: nothing is ever bound to its claims;
+ * 2. for authenticated messages: the sealed content (subject, site, template, the verdict's reply key) opened,
+ *    then `iat` window, nonce presence (when required), matcher for the format, model allowed, template names
+ *    the same model.
+ * No store access, so it runs on the main thread or in a worker (precheck-pool.ts) alike: the caller resolves
+ * the signing key beforehand (`peekKid`) and passes it in.
  *
  * The result is plain data (structured-clone safe), a failed check travelling as its rejection code and detail.
  */
-import { attestationHash, parseAttestation } from '../protocol/attestation.ts';
+import { attestationHash, authenticateAttestation } from '../protocol/attestation.ts';
 import type { AttestationClaims } from '../protocol/claims.ts';
-import { correlationOf, decodeEnvelope } from '../protocol/envelope.ts';
-import { decryptTemplate, type DecryptionKey } from '../protocol/jwe.ts';
+import { correlationOf, decodeEnvelope, MAX_ENVELOPE_BYTES } from '../protocol/envelope.ts';
+import type { DecryptionKey } from '../protocol/jwe.ts';
 import { Rejection, type RejectionCode } from '../protocol/rejections.ts';
+import { openSealedContent } from '../protocol/sealed.ts';
 import { deviceIdFromTopic } from '../protocol/topics.ts';
-import type { TrustedKey } from '../protocol/trust.ts';
+import { checkFreshness, type TrustedKey } from '../protocol/trust.ts';
 import type { TemplateMatcher } from './matchers.ts';
 
 /** What the stateless checks need to know about the verifier's configuration. */
@@ -34,20 +40,36 @@ export interface PrecheckTask {
   trusted: TrustedKey | undefined;
 }
 
+/** The person-related part of an attestation, from its sealed content. */
+export interface SealedFacts {
+  subject: string;
+  site: string;
+  quality: number;
+}
+
 export interface PrecheckResult {
   /** The device named by the topic ('' when the topic is not an attestation topic). */
   ueid: string;
+  /** The att_id: the signed one when authenticated, else the envelope's unverified corr (for records only). */
   attId: string | null;
   /** attestationHash of the JWS (of the whole payload when no JWS could be taken out of it). */
   hash: string;
-  /** The verified claims, without the template JWE (decrypted into `probe`; no need to carry it further). */
+  /** Payload size in bytes. */
+  bytes: number;
+  /** A registered, unrevoked device signed this message as it arrived (stage 1 passed). */
+  authenticated: boolean;
+  /** The verified claims (authenticated only), without the sealed JWE. */
   claims: CheckedClaims | null;
+  /** The sealed content's facts, when it opened. */
+  facts: SealedFacts | null;
+  /** The key to seal this attestation's verdict with, when the sealed content opened. */
+  replyKey: Uint8Array | null;
   rejection: { code: RejectionCode; detail: string } | null;
   /** The decrypted template, when every check passed. */
   probe: Uint8Array | null;
 }
 
-export type CheckedClaims = Omit<AttestationClaims, 'template'>;
+export type CheckedClaims = Omit<AttestationClaims, 'sealed'>;
 
 export interface PrecheckDeps {
   config: PrecheckConfig;
@@ -56,42 +78,43 @@ export interface PrecheckDeps {
 }
 
 export async function precheckAttestation(task: PrecheckTask, deps: PrecheckDeps): Promise<PrecheckResult> {
-  let ueid = '';
+  const r: PrecheckResult = { ueid: '', attId: null, hash: '', bytes: task.payload.byteLength, authenticated: false, claims: null, facts: null, replyKey: null, rejection: null, probe: null };
   try {
-    ueid = deviceIdFromTopic(task.topic, 'attestations');
+    r.ueid = deviceIdFromTopic(task.topic, 'attestations');
   } catch {
-    ueid = '';
+    r.ueid = '';
   }
-  const r: PrecheckResult = { ueid, attId: null, hash: '', claims: null, rejection: null, probe: null };
   try {
+    // The intake bounds sizes already; checked again so the precheck's contract does not depend on its caller.
+    if (task.payload.byteLength > MAX_ENVELOPE_BYTES) throw new Rejection('oversized', `The MQTT payload is ${task.payload.byteLength} bytes; at most ${MAX_ENVELOPE_BYTES} allowed.`);
+    if (!r.ueid) throw new Rejection('malformed', 'The message did not arrive on a device attestation topic.');
     const env = decodeEnvelope(task.payload, 'attestation');
-    r.attId = correlationOf(env, task.correlationData === undefined ? undefined : Buffer.from(task.correlationData)) ?? null;
+    const corr = correlationOf(env, task.correlationData === undefined ? undefined : Buffer.from(task.correlationData));
+    r.attId = corr ?? null;
     r.hash = attestationHash(env.body);
     const resolveKey = (kid: string) => (kid === task.kid ? task.trusted : undefined);
-    const parsed = await parseAttestation(env.body, resolveKey, {
-      expectedUeid: ueid || undefined,
-      maxAgeSeconds: deps.config.maxAgeSeconds,
-      maxFutureSeconds: deps.config.maxFutureSeconds,
-      now: (task.receivedAt ?? Date.now()) / 1000,
-    });
-    const { template: _jwe, ...c } = parsed.claims;
+    const parsed = await authenticateAttestation(env.body, resolveKey, { expectedUeid: r.ueid, expectedAttId: env.corr });
+    r.authenticated = true;
+    const { sealed, ...c } = parsed.claims;
     r.claims = c;
-    if (c.att_id !== r.attId) throw new Rejection('malformed', `The envelope's correlation id ${r.attId} is not the attestation's att_id ${c.att_id}.`);
+    const opened = openSealedContent(sealed, deps.fleetKey, c.att_id);
+    r.replyKey = opened.replyKey;
+    r.facts = { subject: opened.subject, site: opened.site, quality: opened.quality };
+    checkFreshness(c.iat, { maxAgeSeconds: deps.config.maxAgeSeconds, maxFutureSeconds: deps.config.maxFutureSeconds, now: (task.receivedAt ?? Date.now()) / 1000 });
     if (deps.config.requireNonce && !c.eat_nonce) throw new Rejection('nonce_unknown', 'This verifier requires a nonce (online check) and the attestation has none.');
     const matcher = deps.matchers.get(c.template_format);
     if (!matcher) throw new Rejection('unsupported_modality', `No matcher for template format ${c.template_format}.`);
     if (!deps.config.allowedModels.includes(c.model.sha256)) {
       throw new Rejection('untrusted_model', `Model ${c.model.name} (sha256 ${c.model.sha256}) is not on this verifier's allowed list.`);
     }
-    const probe = await decryptTemplate(parsed.claims.template, deps.fleetKey);
     let inner: string;
     try {
-      inner = matcher.modelOf(probe);
+      inner = matcher.modelOf(opened.template);
     } catch (e) {
       throw new Rejection('bad_template', `The decrypted template cannot be read: ${(e as Error).message}.`);
     }
     if (inner !== c.model.sha256) throw new Rejection('untrusted_model', `The template was made by model ${inner}, not the ${c.model.sha256} the attestation claims.`);
-    r.probe = probe;
+    r.probe = opened.template;
   } catch (e) {
     if (!(e instanceof Rejection)) throw e;
     r.rejection = { code: e.code, detail: e.detail };
@@ -102,11 +125,37 @@ export async function precheckAttestation(task: PrecheckTask, deps: PrecheckDeps
 }
 
 /**
+ * The verifier's intake test, on the main thread before anything is queued, without any cryptography: is this
+ * message even shaped like an attestation of the topic's device? Envelope, the correlation id equal to the att_id
+ * and ueid inside the (not yet verified) claims, and the header's kid. What fails here is certain to fail the full
+ * checks too, so it is refused at once: a rebound copy of a genuine attestation, or junk on a device's topic,
+ * never costs that device's queue or failure budget anything. Returns the kid for the caller to compare with the
+ * device's registered key.
+ */
+export function prescreen(topicUeid: string, payload: Uint8Array): { kid: string } | { rejection: { code: RejectionCode; detail: string } } {
+  try {
+    const env = decodeEnvelope(payload, 'attestation');
+    const parts = env.body.split('.');
+    if (parts.length !== 3 || parts[0]!.length > 512) throw new Rejection('malformed', 'A compact JWS has exactly three dot-separated parts.');
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as { kid?: unknown };
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { att_id?: unknown; ueid?: unknown };
+    if (typeof header?.kid !== 'string') throw new Rejection('malformed', 'The JWS header has no kid.');
+    if (claims?.att_id !== env.corr) throw new Rejection('malformed', `The envelope's correlation id ${env.corr} is not the attestation's att_id.`);
+    if (claims?.ueid !== topicUeid) throw new Rejection('malformed', `The attestation does not name the device of the topic it arrived on (${topicUeid}).`);
+    return { kid: header.kid };
+  } catch (e) {
+    if (e instanceof Rejection) return { rejection: { code: e.code, detail: e.detail } };
+    return { rejection: { code: 'malformed', detail: 'The attestation is not readable JSON.' } };
+  }
+}
+
+/**
  * The `kid` in the protected header of the attestation inside an MQTT payload, read without any check (the
  * precheck does them all): so that the thread holding the store can look the key up before handing the message
  * to a worker. Undefined when there is none to read; the precheck then says what was wrong.
  */
 export function peekKid(payload: Uint8Array): string | undefined {
+  if (payload.byteLength > MAX_ENVELOPE_BYTES) return undefined;
   try {
     const env = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8')) as { body?: unknown };
     if (typeof env.body !== 'string') return undefined;

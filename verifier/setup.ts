@@ -1,13 +1,14 @@
 /**
- * Opens a verifier node's state folder: keys (verifier-keys.json), the store and the audit log (one SQLite file,
- * verifier.db, so a batch's decisions and log entries commit together), and the decision pipeline.
+ * Opens a verifier node's state folder (0700): keys (verifier-keys.json, 0600), the store and the audit log (one
+ * SQLite file, verifier.db, 0600, so a batch's decisions and log entries commit together), and the decision
+ * pipeline.
  */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { ensurePrivateDir, type NoticeSink } from '../protocol/private-files.ts';
 import { AuditLog } from './audit/log.ts';
 import { SqliteAuditStore } from './audit/store.ts';
 import { treeHeadSignerFrom } from './audit/tree-head.ts';
-import { NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
+import { galleryKeyOf, NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
 import { faceMatcher, fingerprintMatcher, matcherRegistry } from './matchers.ts';
 import { PrecheckPool } from './precheck-pool.ts';
 import { SqliteVerifierStore } from './sqlite-store.ts';
@@ -32,13 +33,15 @@ export interface OpenVerifierOptions extends Omit<VerifierConfig, 'id'> {
    * thread; `biokiosk verifier run` uses one per core.
    */
   precheckWorkers?: number;
+  /** Told when a state folder or file was looser than it should be and has been tightened. */
+  onNotice?: NoticeSink;
 }
 
 export async function openVerifier(dir: string, config: OpenVerifierOptions): Promise<VerifierInstance> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const keys = await openVerifierKeys(join(dir, 'verifier-keys.json'), config.id ?? 'verifier-1');
+  ensurePrivateDir(dir, config.onNotice);
+  const keys = await openVerifierKeys(join(dir, 'verifier-keys.json'), config.id ?? 'verifier-1', config.onNotice);
   const signer = new NodeCryptoSigner(keys.signing);
-  const store = new SqliteVerifierStore(join(dir, 'verifier.db'));
+  const store = new SqliteVerifierStore(join(dir, 'verifier.db'), { galleryKey: galleryKeyOf(keys), onNotice: config.onNotice });
   const audit = new AuditLog(new SqliteAuditStore(store.db), { sign: treeHeadSignerFrom(signer) });
   const matchers = matcherRegistry([faceMatcher(config.faceThreshold), fingerprintMatcher(config.fingerprintThreshold)]);
   const verifier = new Verifier({ ...config, id: keys.verifierId }, store, audit, signer, keys.fleet.privateJwk, matchers);

@@ -1,13 +1,43 @@
-/** The verifier's default store: one SQLite file, WAL, synchronous=FULL. */
+/**
+ * The verifier's default store: one SQLite file (mode 0600), WAL, synchronous=FULL. Gallery templates are
+ * encrypted at rest (gallery-cipher.ts) under the key kept with the verifier's other keys.
+ */
 import Database from 'better-sqlite3';
 import type { JWK } from 'jose';
-import type { DeviceRecord, GalleryEntry, NonceCheck, SeqCheck, StoredVerdict, VerifierStore } from './store.ts';
+import { ensurePrivateDatabase, type NoticeSink } from '../protocol/private-files.ts';
+import { GalleryCipher, isSealedTemplate } from './gallery-cipher.ts';
+import {
+  NONCE_GRACE_MS,
+  REJECTION_COUNT_DAYS,
+  REJECTION_SAMPLE_DAYS,
+  REJECTION_SAMPLES_KEPT,
+  type DeviceRecord,
+  type GalleryEntry,
+  type NonceCheck,
+  type RejectionReport,
+  type RejectionSample,
+  type SeqCheck,
+  type StoredVerdict,
+  type VerifierStore,
+} from './store.ts';
+
+export interface SqliteVerifierStoreOptions {
+  /** The AES-256 key gallery templates are encrypted with (verifier-keys.json's galleryKey). */
+  galleryKey: Uint8Array;
+  onNotice?: NoticeSink;
+}
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
 
 export class SqliteVerifierStore implements VerifierStore {
   readonly db: Database.Database;
   private readonly s: Record<string, Database.Statement>;
+  private readonly cipher: GalleryCipher;
 
-  constructor(path: string) {
+  constructor(path: string, options: SqliteVerifierStoreOptions) {
+    this.cipher = new GalleryCipher(options.galleryKey);
+    ensurePrivateDatabase(path, options.onNotice);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -23,7 +53,13 @@ export class SqliteVerifierStore implements VerifierStore {
       CREATE TABLE IF NOT EXISTS gallery (subject TEXT NOT NULL, modality TEXT NOT NULL, template BLOB NOT NULL,
         template_format TEXT NOT NULL, model_sha256 TEXT NOT NULL, enrolled_at INTEGER NOT NULL, PRIMARY KEY (subject, modality));
       CREATE TABLE IF NOT EXISTS verdicts (att_hash TEXT PRIMARY KEY, att_id TEXT NOT NULL, verdict TEXT NOT NULL, created_at INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
+      CREATE TABLE IF NOT EXISTS rejection_samples (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, ueid TEXT NOT NULL, code TEXT NOT NULL,
+        detail TEXT NOT NULL, bytes INTEGER NOT NULL, hash TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS rejection_samples_at ON rejection_samples (at);
+      CREATE TABLE IF NOT EXISTS rejection_counts (hour INTEGER NOT NULL, code TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (hour, code)) WITHOUT ROWID;
     `);
+    this.encryptPlaintextGallery();
     const p = (sql: string) => this.db.prepare(sql);
     this.s = {
       register: p(`INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES (?, ?, ?, ?, 'active', ?)
@@ -38,6 +74,17 @@ export class SqliteVerifierStore implements VerifierStore {
       pruneSeen: p('DELETE FROM seen_seqs WHERE ueid = ? AND seq <= ?'),
       lastSeq: p('SELECT last_seq FROM counters WHERE ueid = ?'),
       issueNonce: p('INSERT OR REPLACE INTO nonces (ueid, nonce, expires_at, used_at) VALUES (?, ?, ?, NULL)'),
+      pruneNonces: p('DELETE FROM nonces WHERE expires_at < ?'),
+      capNonces: p(`DELETE FROM nonces WHERE ueid = ? AND nonce IN (
+        SELECT nonce FROM nonces WHERE ueid = ? ORDER BY expires_at DESC LIMIT -1 OFFSET ?)`),
+      countNonces: p('SELECT count(*) AS n FROM nonces'),
+      countRejection: p(`INSERT INTO rejection_counts (hour, code, n) VALUES (?, ?, ?)
+        ON CONFLICT (hour, code) DO UPDATE SET n = n + excluded.n`),
+      sampleRejection: p('INSERT INTO rejection_samples (at, ueid, code, detail, bytes, hash) VALUES (?, ?, ?, ?, ?, ?)'),
+      trimSamples: p(`DELETE FROM rejection_samples WHERE at < ? OR id <= (SELECT max(id) FROM rejection_samples) - ?`),
+      trimCounts: p('DELETE FROM rejection_counts WHERE hour < ?'),
+      reportCounts: p('SELECT code, sum(n) AS n FROM rejection_counts WHERE hour >= ? GROUP BY code ORDER BY code'),
+      reportSamples: p('SELECT at, ueid, code, detail, bytes, hash FROM rejection_samples ORDER BY id DESC LIMIT ?'),
       getNonce: p('SELECT expires_at, used_at FROM nonces WHERE ueid = ? AND nonce = ?'),
       useNonce: p('UPDATE nonces SET used_at = ? WHERE ueid = ? AND nonce = ? AND used_at IS NULL'),
       enroll: p(`INSERT OR REPLACE INTO gallery (subject, modality, template, template_format, model_sha256, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)`),
@@ -85,8 +132,19 @@ export class SqliteVerifierStore implements VerifierStore {
     return (this.s['lastSeq']!.get(ueid) as { last_seq: number } | undefined)?.last_seq ?? 0;
   }
 
-  issueNonce(ueid: string, nonce: string, expiresAt: number): void {
-    this.s['issueNonce']!.run(ueid, nonce, expiresAt);
+  issueNonce(ueid: string, nonce: string, expiresAt: number, opts: { now?: number; maxPerDevice?: number } = {}): void {
+    const now = opts.now ?? Date.now();
+    this.transaction(() => {
+      // Expired nonces go (after a grace period, so a late attestation hears "expired", not "unknown"); a device
+      // keeps at most maxPerDevice outstanding, the newest.
+      this.s['pruneNonces']!.run(now - NONCE_GRACE_MS);
+      this.s['issueNonce']!.run(ueid, nonce, expiresAt);
+      this.s['capNonces']!.run(ueid, ueid, opts.maxPerDevice ?? 16);
+    });
+  }
+
+  nonceCount(): number {
+    return (this.s['countNonces']!.get() as { n: number }).n;
   }
 
   consumeNonce(ueid: string, nonce: string, now: number): NonceCheck {
@@ -98,15 +156,41 @@ export class SqliteVerifierStore implements VerifierStore {
   }
 
   enroll(e: Omit<GalleryEntry, 'enrolledAt'>, now = Date.now()): void {
-    this.s['enroll']!.run(e.subject, e.modality, Buffer.from(e.template), e.templateFormat, e.modelSha256, now);
+    this.s['enroll']!.run(e.subject, e.modality, this.cipher.seal(e.template, e), e.templateFormat, e.modelSha256, now);
   }
 
   galleryEntry(subject: string, modality: string): GalleryEntry | undefined {
-    const r = this.s['gallery']!.get(subject, modality) as
-      | { subject: string; modality: string; template: Buffer; template_format: string; model_sha256: string; enrolled_at: number }
-      | undefined;
+    const r = this.s['gallery']!.get(subject, modality) as GalleryRow | undefined;
     if (!r) return undefined;
-    return { subject: r.subject, modality: r.modality, template: new Uint8Array(r.template), templateFormat: r.template_format, modelSha256: r.model_sha256, enrolledAt: r.enrolled_at };
+    const id = { subject: r.subject, modality: r.modality, templateFormat: r.template_format, modelSha256: r.model_sha256 };
+    return { ...id, template: this.cipher.open(r.template, id), enrolledAt: r.enrolled_at };
+  }
+
+  /** Rows written before templates were encrypted at rest: encrypted in place, once. */
+  private encryptPlaintextGallery(): void {
+    const rows = (this.db.prepare('SELECT * FROM gallery').all() as GalleryRow[]).filter((r) => !isSealedTemplate(r.template));
+    if (rows.length === 0) return;
+    const update = this.db.prepare('UPDATE gallery SET template = ? WHERE subject = ? AND modality = ?');
+    this.db.transaction(() => {
+      for (const r of rows) update.run(this.cipher.seal(r.template, { subject: r.subject, modality: r.modality, templateFormat: r.template_format, modelSha256: r.model_sha256 }), r.subject, r.modality);
+    })();
+  }
+
+  noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): void {
+    this.transaction(() => {
+      const hour = Math.floor(now / HOUR_MS);
+      for (const [code, n] of counts) this.s['countRejection']!.run(hour, code, n);
+      for (const x of samples) this.s['sampleRejection']!.run(x.at, x.ueid, x.code, x.detail, x.bytes, x.hash);
+      if (samples.length > 0) this.s['trimSamples']!.run(now - REJECTION_SAMPLE_DAYS * DAY_MS, REJECTION_SAMPLES_KEPT);
+      if (counts.size > 0) this.s['trimCounts']!.run(hour - REJECTION_COUNT_DAYS * 24);
+    });
+  }
+
+  rejectionReport(now = Date.now(), opts: { hours?: number; samples?: number } = {}): RejectionReport {
+    const since = Math.floor(now / HOUR_MS) - (opts.hours ?? 24) + 1;
+    const counts = Object.fromEntries((this.s['reportCounts']!.all(since) as Array<{ code: string; n: number }>).map((r) => [r.code, r.n]));
+    const samples = this.s['reportSamples']!.all(opts.samples ?? 20) as RejectionSample[];
+    return { sinceHour: since, counts, samples };
   }
 
   verdictFor(attHash: string): StoredVerdict | undefined {
@@ -139,6 +223,15 @@ export class SqliteVerifierStore implements VerifierStore {
   close(): void {
     if (this.db.open) this.db.close();
   }
+}
+
+interface GalleryRow {
+  subject: string;
+  modality: string;
+  template: Buffer;
+  template_format: string;
+  model_sha256: string;
+  enrolled_at: number;
 }
 
 function toDevice(row: unknown): DeviceRecord | undefined {

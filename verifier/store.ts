@@ -38,6 +38,35 @@ export interface StoredVerdict {
   createdAt: number;
 }
 
+/** An unauthenticated rejection kept for the operators (a bounded, expiring sample; never a log entry). */
+export interface RejectionSample {
+  at: number;
+  /** The device id of the topic it arrived on ('' when none). */
+  ueid: string;
+  code: string;
+  /** Sanitised (protocol/rejections.ts sanitizeText), bounded. */
+  detail: string;
+  bytes: number;
+  /** SHA-256 of what arrived (base64url), to recognise repeats. */
+  hash: string;
+}
+
+export interface RejectionReport {
+  /** First hour (ms / 3,600,000) the counts cover. */
+  sinceHour: number;
+  /** Unauthenticated rejections per code in that period. */
+  counts: Record<string, number>;
+  /** The newest samples, newest first. */
+  samples: RejectionSample[];
+}
+
+/** Samples kept at most, and for how long; hourly counts kept for this many days. */
+export const REJECTION_SAMPLES_KEPT = 1000;
+export const REJECTION_SAMPLE_DAYS = 7;
+export const REJECTION_COUNT_DAYS = 30;
+/** Expired nonces are pruned this long after they expire. */
+export const NONCE_GRACE_MS = 10 * 60_000;
+
 export interface VerifierStore {
   registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now?: number): void;
   revokeDevice(ueid: string, now?: number): boolean;
@@ -53,12 +82,19 @@ export interface VerifierStore {
   acceptSeq(ueid: string, seq: number, window: number): SeqCheck;
   lastSeq(ueid: string): number;
 
-  issueNonce(ueid: string, nonce: string, expiresAt: number): void;
+  /** Stores a nonce, pruning expired ones and keeping at most `maxPerDevice` (default 16) per device. */
+  issueNonce(ueid: string, nonce: string, expiresAt: number, opts?: { now?: number; maxPerDevice?: number }): void;
+  nonceCount(): number;
   /** Marks the nonce used; says why not when it cannot be. */
   consumeNonce(ueid: string, nonce: string, now: number): NonceCheck;
 
+  /** Enrols (or replaces) a template; the store encrypts it at rest. */
   enroll(e: Omit<GalleryEntry, 'enrolledAt'>, now?: number): void;
   galleryEntry(subject: string, modality: string): GalleryEntry | undefined;
+
+  /** Counts (per code, this hour) and samples of rejections no registered device signed. */
+  noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): void;
+  rejectionReport(now?: number, opts?: { hours?: number; samples?: number }): RejectionReport;
 
   verdictFor(attHash: string): StoredVerdict | undefined;
   saveVerdict(v: StoredVerdict): void;

@@ -2,27 +2,42 @@
  * The verifier's decision pipeline, independent of MQTT: a batch of attestation messages in, signed verdicts out.
  *
  * Checks, in order, each with its own rejection reason: envelope and size; signature, key ownership and
- * revocation, claims schema, `iat` window (protocol/attestation.ts); nonce issued and unused (when present or
- * required) and `seq` not seen before (anti-replay window); model hash allowed; template decrypts and parses;
- * enrolment exists; then the match decides.
+ * revocation, claims schema, topic and correlation id (authentication, precheck.ts); sealed content, `iat` window;
+ * nonce issued and unused (when present or required) and `seq` not seen before (anti-replay window); model hash
+ * allowed; template parses; enrolment exists; then the match decides.
+ *
+ * What is bound to what: only a message that a registered, unrevoked device signed, exactly as it arrived, is
+ * keyed, logged and answered, and it is keyed by the hash of its exact JWS. A forged, rebound or unreadable
+ * copy of a genuine attestation therefore can never take the genuine one's place, its verdict or its log entry.
+ * Messages no trusted device signed leave no permanent trace: they are counted per code and hour and a bounded,
+ * rate-limited sample is kept (store.noteRejections), for the operators; no log leaf, no verdict.
+ *
+ * Isolation: each message is decided on its own inside the batch. A failure to decide or to build one verdict
+ * becomes a `verifier_error` rejection of that message alone; the batch commits. Verdict reasons carry codes and
+ * fixed sentences only, never text the sender chose.
  *
  * Durability and idempotency: a batch is decided in one SQLite transaction on the store's connection, which also
- * holds the audit log: seq/nonce consumption, the log entry and the verdict commit together or not at all. A
- * message already answered (same device and attestation id, or the same bytes) gets the stored verdict again and
- * no new log entry.
+ * holds the audit log: seq/nonce consumption, the log entry and the verdict commit together or not at all. The
+ * same JWS delivered again (in one batch or in two) gets the stored verdict again and no new log entry.
+ *
+ * Privacy: the verdict goes back sealed under the attestation's reply key (protocol/reply.ts) when the sealed
+ * content opened, and carries no score.
  */
 import type { KeyObject } from 'node:crypto';
-import type { Receipt, Reason, VerdictClaims } from '../protocol/claims.ts';
+import { VerdictClaims as VerdictClaimsSchema, type Receipt, type Reason, type VerdictClaims } from '../protocol/claims.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import type { DecryptionKey } from '../protocol/jwe.ts';
-import { Rejection } from '../protocol/rejections.ts';
+import { reasonFor, Rejection, sanitizeText, type RejectionCode } from '../protocol/rejections.ts';
+import { sealReply } from '../protocol/reply.ts';
 import type { Signer } from '../protocol/signer.ts';
 import type { TrustedKey } from '../protocol/trust.ts';
 import { createVerdict } from '../protocol/verdict.ts';
+import { attestationHash } from '../protocol/attestation.ts';
 import type { TemplateMatcher } from './matchers.ts';
 import type { Prechecker } from './precheck-pool.ts';
 import { peekKid, precheckAttestation, rejectionOf, type CheckedClaims, type PrecheckDeps, type PrecheckResult, type PrecheckTask } from './precheck.ts';
-import type { VerifierStore } from './store.ts';
+import { TokenBucket } from './token-bucket.ts';
+import type { RejectionSample, VerifierStore } from './store.ts';
 
 /** The audit log as the verifier uses it: appends inside the caller's transaction, then one signed head per batch. */
 export interface BatchAuditLog {
@@ -43,6 +58,10 @@ export interface VerifierConfig {
   allowedModels: readonly string[];
   /** Refuse attestations without a verifier nonce. */
   requireNonce?: boolean;
+  /** Unauthenticated rejections sampled into the store, at most: per second, and in a burst. */
+  sampleRate?: { perSecond: number; burst: number };
+  /** Told about internal failures that were turned into `verifier_error` rejections. */
+  onInternalError?: (e: unknown, where: string) => void;
 }
 
 export interface IncomingMessage {
@@ -50,32 +69,47 @@ export interface IncomingMessage {
   payload: Buffer;
   correlationData?: Buffer;
   receivedAt?: number;
+  /** The header's kid when the intake already read it (precheck.ts prescreen). */
+  kid?: string;
 }
 
 export interface VerdictOut {
+  /** The device addressed: the signer when authenticated, else the topic's device ('' when none). */
   ueid: string;
+  /** The signed att_id; null for messages that were not authenticated. */
   attId: string | null;
+  /** What to publish as the verdict envelope's body (sealed for the kiosk when possible); null: nothing to send. */
   verdict: string | null;
   decision: VerdictClaims['decision'];
   reasons: Reason[];
+  /** Sanitised detail of the rejection, for the operator's own output (never sent). */
+  detail: string | null;
+  /** The match score (for the operator's own output; verdicts do not carry it). */
+  score: number | null;
   duplicate: boolean;
   leafIndex: number;
+  /** A registered, unrevoked device signed the message as it arrived. */
+  authenticated: boolean;
 }
 
 /** One decision: the audit-log record (what the log keeps, byte for byte in canonical JSON) and its reasons. */
 interface DecisionRecord {
+  ueid: string;
+  att_id: string;
+  decision: VerdictClaims['decision'];
   reasonList: Reason[];
+  detail: string | null;
   log: {
     v: 1;
     verifier: string;
     decided_at: number;
     ueid: string;
-    att_id: string | null;
+    att_id: string;
     att_hash: string;
-    seq: number | null;
+    seq: number;
     sub: string | null;
-    modality: string | null;
-    model_sha256: string | null;
+    modality: string;
+    model_sha256: string;
     site: string | null;
     decision: VerdictClaims['decision'];
     reasons: string[];
@@ -90,8 +124,15 @@ export interface PreparedBatch {
   results: PrecheckResult[];
 }
 
+/** A receipt that passes the schema, to check a verdict's other claims before the real one exists. */
+const PLACEHOLDER_RECEIPT: Receipt = { leafIndex: 0, treeSize: 1, rootHash: 'A'.repeat(43), inclusionProof: [], treeHeadTimestamp: 0, treeHeadSignature: 'AA' };
+
 export class Verifier {
   private prechecker: Prechecker;
+  private readonly sampler: TokenBucket;
+  /** Rejections made before a message reached a batch (the intake's drops), written with the next batch. */
+  private pendingCounts = new Map<string, number>();
+  private pendingSamples: RejectionSample[] = [];
 
   constructor(
     readonly config: VerifierConfig,
@@ -102,6 +143,8 @@ export class Verifier {
     private readonly matchers: Map<string, TemplateMatcher>,
   ) {
     this.prechecker = inlinePrechecker({ config, fleetKey: fleetKey as DecryptionKey, matchers });
+    const rate = config.sampleRate ?? { perSecond: 5, burst: 50 };
+    this.sampler = new TokenBucket(rate.perSecond, rate.burst);
   }
 
   /** Runs the stateless checks elsewhere from now on (a PrecheckPool of worker threads); closes the one before. */
@@ -130,12 +173,31 @@ export class Verifier {
       return trusted;
     };
     const tasks: PrecheckTask[] = messages.map((m) => {
-      const kid = peekKid(m.payload);
+      const kid = m.kid ?? peekKid(m.payload);
       return { topic: m.topic, payload: m.payload, correlationData: m.correlationData, receivedAt: m.receivedAt, kid, trusted: kid === undefined ? undefined : lookup(kid) };
     });
     const results = await this.prechecker.run(tasks);
     if (results.length !== messages.length) throw new BiokioskError('PrecheckFault', `${results.length} precheck results for ${messages.length} messages`, { kind: 'internal' });
     return { messages, results };
+  }
+
+  /**
+   * Counts (and, within the sampling rate, samples) a message refused before it reached a batch: dropped by the
+   * intake as oversized, on no device topic, or from a device over its failure budget.
+   */
+  noteIntakeRejection(code: RejectionCode, ueid: string, detail: string, payload: Uint8Array, now = Date.now()): void {
+    this.pendingCounts.set(code, (this.pendingCounts.get(code) ?? 0) + 1);
+    if (this.sampler.take(now)) this.pendingSamples.push({ at: now, ueid: sanitizeText(ueid, 80), code, detail: sanitizeText(detail, 300), bytes: payload.byteLength, hash: attestationHash(payload) });
+  }
+
+  /** Writes the intake's pending counts and samples now (call only between batches). */
+  flushIntakeRejections(now = Date.now()): void {
+    if (this.pendingCounts.size === 0) return;
+    const counts = this.pendingCounts;
+    const samples = this.pendingSamples;
+    this.pendingCounts = new Map();
+    this.pendingSamples = [];
+    this.store.noteRejections(counts, samples, now);
   }
 
   /** Decides a batch: prepare, then decide. */
@@ -144,23 +206,34 @@ export class Verifier {
   }
 
   /**
-   * Decides a prepared batch: one transaction, one signed tree head, one verdict per message that can be
-   * answered. Batches must be decided one at a time (the caller's loop does; the store has one connection).
+   * Decides a prepared batch: one transaction, one signed tree head, one verdict per authenticated message.
+   * Batches must be decided one at a time (the caller's loop does; the store has one connection).
    */
   async decide(batch: PreparedBatch): Promise<VerdictOut[]> {
     const now = Date.now();
     const out: VerdictOut[] = [];
+    const counts = this.pendingCounts;
+    const samples = this.pendingSamples;
+    this.pendingCounts = new Map();
+    this.pendingSamples = [];
     this.store.begin();
     try {
-      const logged: Array<{ out: VerdictOut; key: string; record: DecisionRecord }> = [];
+      const logged: Array<{ out: VerdictOut; key: string; record: DecisionRecord; replyKey: Uint8Array | null }> = [];
       /** Later copies of a message in this same batch: answered with the first copy's verdict. */
       const copies: Array<{ out: VerdictOut; of: VerdictOut }> = [];
       const firstByKey = new Map<string, VerdictOut>();
       const gallery = new Map<string, ReturnType<VerifierStore['galleryEntry']>>();
       for (const p of batch.results) {
-        // A valid signature ties the id to the device: key on it. Otherwise key on the bytes, so a forgery can
-        // never take the place of a genuine attestation's verdict.
-        const key = p.claims ? `att:${p.claims.ueid}:${p.claims.att_id}` : `raw:${p.hash}`;
+        if (!p.authenticated || !p.claims) {
+          const code: RejectionCode = p.rejection?.code ?? 'malformed';
+          counts.set(code, (counts.get(code) ?? 0) + 1);
+          const detail = p.rejection?.detail ?? 'The message was not authenticated.';
+          if (this.sampler.take(now)) samples.push({ at: now, ueid: p.ueid, code, detail: sanitizeText(detail, 300), bytes: p.bytes, hash: p.hash });
+          out.push({ ueid: p.ueid, attId: null, verdict: null, decision: 'rejected', reasons: [reasonFor(code)], detail, score: null, duplicate: false, leafIndex: -1, authenticated: false });
+          continue;
+        }
+        // Keyed by the exact signed bytes: only the device that signed them can make another key.
+        const key = `att:${p.hash}`;
         const first = firstByKey.get(key);
         if (first) {
           const o: VerdictOut = { ...first, duplicate: true, leafIndex: -1 };
@@ -170,37 +243,37 @@ export class Verifier {
         }
         const earlier = this.store.verdictFor(key);
         if (earlier) {
-          out.push({ ueid: p.ueid, attId: p.attId, verdict: earlier.verdict, decision: decisionOf(earlier.verdict), reasons: [], duplicate: true, leafIndex: -1 });
+          const d = storedDecision(earlier.verdict);
+          out.push({ ueid: p.claims.ueid, attId: p.claims.att_id, verdict: this.body(earlier.verdict, p.replyKey), decision: d.decision, reasons: d.reasons, detail: null, score: null, duplicate: true, leafIndex: -1, authenticated: true });
           continue;
         }
-        const record = this.decideOne(p, now, gallery);
-        const o: VerdictOut = { ueid: record.ueid, attId: record.att_id, verdict: null, decision: record.decision, reasons: record.reasonList, duplicate: false, leafIndex: -1 };
+        const record = this.decideSafely(p, p.claims, now, gallery);
+        const o: VerdictOut = { ueid: record.ueid, attId: record.att_id, verdict: null, decision: record.decision, reasons: record.reasonList, detail: record.detail, score: record.log.score, duplicate: false, leafIndex: -1, authenticated: true };
         out.push(o);
         firstByKey.set(key, o);
-        logged.push({ out: o, key, record });
+        logged.push({ out: o, key, record, replyKey: p.replyKey });
       }
-      // One append for the batch (one savepoint, one frontier update), then one signed tree head.
-      const appended = this.audit.appendBatch(logged.map((l) => ({ key: l.key, record: l.record.log })));
-      appended.forEach((a, i) => (logged[i]!.out.leafIndex = a.leafIndex));
-      const head = await this.audit.sealBatch();
-      for (const { out: o, key, record } of logged) {
-        // No verdict without a device and an id to address it to: such a message is logged only.
-        if (!o.ueid || !o.attId) continue;
-        const receipt: Receipt = {
-          leafIndex: o.leafIndex,
-          treeSize: head.treeSize,
-          rootHash: head.rootHash,
-          inclusionProof: this.audit.inclusionProof(o.leafIndex, head.treeSize),
-          treeHeadTimestamp: head.timestamp,
-          treeHeadSignature: head.signature,
-        };
-        o.verdict = await createVerdict(
-          { iss: this.config.id, iat: Math.floor(now / 1000), att_id: o.attId, att_hash: record.log.att_hash, ueid: o.ueid, seq: record.log.seq, decision: o.decision, reasons: o.reasons, score: record.log.score, receipt },
-          this.signer,
-        );
-        this.store.saveVerdict({ attHash: key, attId: o.attId, verdict: o.verdict, createdAt: now });
+      if (logged.length > 0) {
+        // One append for the batch (one savepoint, one frontier update), then one signed tree head.
+        const appended = this.audit.appendBatch(logged.map((l) => ({ key: l.key, record: l.record.log })));
+        appended.forEach((a, i) => (logged[i]!.out.leafIndex = a.leafIndex));
+        const head = await this.audit.sealBatch();
+        for (const { out: o, key, record, replyKey } of logged) {
+          const receipt: Receipt = {
+            leafIndex: o.leafIndex,
+            treeSize: head.treeSize,
+            rootHash: head.rootHash,
+            inclusionProof: this.audit.inclusionProof(o.leafIndex, head.treeSize),
+            treeHeadTimestamp: head.timestamp,
+            treeHeadSignature: head.signature,
+          };
+          const jws = await this.signVerdict(record, receipt, now);
+          o.verdict = this.body(jws, replyKey);
+          this.store.saveVerdict({ attHash: key, attId: record.att_id, verdict: jws, createdAt: now });
+        }
       }
       for (const c of copies) Object.assign(c.out, { verdict: c.of.verdict, decision: c.of.decision, reasons: c.of.reasons });
+      if (counts.size > 0) this.store.noteRejections(counts, samples, now);
       this.store.commit();
     } catch (e) {
       this.store.rollback();
@@ -209,21 +282,57 @@ export class Verifier {
     return out;
   }
 
+  /** What to publish: the verdict sealed for its kiosk when there is a reply key, else the plain JWS. */
+  private body(jws: string, replyKey: Uint8Array | null): string {
+    return replyKey ? sealReply(jws, replyKey) : jws;
+  }
+
+  /**
+   * The verdict for one logged record. Its claims were checked against the schema when it was decided; a signer
+   * failing for this one message still costs it only its own verdict (a `verifier_error` instead).
+   */
+  private async signVerdict(record: DecisionRecord, receipt: Receipt, now: number): Promise<string> {
+    const claims = this.verdictClaims(record, receipt, now);
+    try {
+      return await createVerdict(claims, this.signer);
+    } catch (e) {
+      this.config.onInternalError?.(e, `signing the verdict for ${record.ueid}/${record.att_id}`);
+      return createVerdict({ ...claims, decision: 'rejected', reasons: [reasonFor('verifier_error')] }, this.signer);
+    }
+  }
+
+  private verdictClaims(record: DecisionRecord, receipt: Receipt, now: number): VerdictClaims {
+    return { iss: this.config.id, iat: Math.floor(now / 1000), att_id: record.att_id, att_hash: record.log.att_hash, ueid: record.ueid, seq: record.log.seq, decision: record.decision, reasons: record.reasonList, receipt };
+  }
+
+  /** decideOne, with any failure (or a verdict that would not pass its schema) turned into a `verifier_error` for this message. */
+  private decideSafely(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): DecisionRecord {
+    try {
+      const record = this.decideOne(p, c, now, gallery);
+      const check = VerdictClaimsSchema.safeParse(this.verdictClaims(record, PLACEHOLDER_RECEIPT, now));
+      if (check.success) return record;
+      this.config.onInternalError?.(new BiokioskError('BadClaims', check.error.message, { kind: 'internal' }), `the verdict for ${c.ueid}/${c.att_id}`);
+      return this.recordOf(p, c, now, 'rejected', new Rejection('verifier_error', 'The verdict could not be built.'), null, null);
+    } catch (e) {
+      this.config.onInternalError?.(e, `deciding ${c.ueid}/${c.att_id}`);
+      return this.recordOf(p, c, now, 'rejected', new Rejection('verifier_error', 'An internal failure while deciding.'), null, null);
+    }
+  }
+
   /** The stateful checks (nonce, seq), the enrolment lookup and the match for one message: its log record. */
-  private decideOne(p: PrecheckResult, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): DecisionRecord & { ueid: string; att_id: string | null; decision: VerdictClaims['decision'] } {
+  private decideOne(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): DecisionRecord {
     let rejection = rejectionOf(p);
-    const c = p.claims;
-    const matcher = c ? this.matchers.get(c.template_format) : undefined;
-    if (!rejection && c) rejection = this.checkReplay(c, now);
+    const matcher = this.matchers.get(c.template_format);
+    if (!rejection) rejection = this.checkReplay(c, now);
     let decision: VerdictClaims['decision'] = 'rejected';
     let score: number | null = null;
     let native: { name: string; value: number } | null = null;
-    if (!rejection && c && p.probe && matcher) {
+    if (!rejection && p.probe && p.facts && matcher) {
       // Looked up once per subject per batch: a kiosk queue often holds several attempts by one person.
-      const gkey = `${c.modality}\u0000${c.sub}`;
-      if (!gallery.has(gkey)) gallery.set(gkey, this.store.galleryEntry(c.sub, c.modality));
+      const gkey = `${c.modality}\u0000${p.facts.subject}`;
+      if (!gallery.has(gkey)) gallery.set(gkey, this.store.galleryEntry(p.facts.subject, c.modality));
       const enrolled = gallery.get(gkey);
-      if (!enrolled) rejection = new Rejection('no_enrollment', `Subject ${c.sub} has no ${c.modality} enrolment.`);
+      if (!enrolled) rejection = new Rejection('no_enrollment', `Subject ${p.facts.subject} has no ${c.modality} enrolment.`);
       else {
         try {
           const m = matcher.match(p.probe, enrolled.template);
@@ -234,32 +343,34 @@ export class Verifier {
           rejection = new Rejection('bad_template', `The templates cannot be compared: ${(e as Error).message}.`);
         }
       }
-    }
-    const reasonList: Reason[] = rejection ? [reasonOf(rejection)] : [];
-    if (rejection) decision = 'rejected';
-    const ueid = c?.ueid ?? p.ueid;
-    const att_id = c?.att_id ?? p.attId;
+    } else if (!rejection) rejection = new Rejection('verifier_error', 'The precheck passed the message without a template or a matcher.');
+    return this.recordOf(p, c, now, rejection ? 'rejected' : decision, rejection, score, native);
+  }
+
+  private recordOf(p: PrecheckResult, c: CheckedClaims, now: number, decision: VerdictClaims['decision'], rejection: Rejection | null, score: number | null, native: { name: string; value: number } | null): DecisionRecord {
+    const reasonList: Reason[] = rejection ? [rejection.toReason()] : [];
     return {
-      ueid,
-      att_id,
+      ueid: c.ueid,
+      att_id: c.att_id,
       decision,
       reasonList,
+      detail: rejection?.detail ?? null,
       log: {
         v: 1,
         verifier: this.config.id,
         decided_at: now,
-        ueid,
-        att_id,
+        ueid: c.ueid,
+        att_id: c.att_id,
         att_hash: p.hash,
-        seq: c?.seq ?? null,
-        sub: c?.sub ?? null,
-        modality: c?.modality ?? null,
-        model_sha256: c?.model.sha256 ?? null,
-        site: c?.site ?? null,
+        seq: c.seq,
+        sub: p.facts?.subject ?? null,
+        modality: c.modality,
+        model_sha256: c.model.sha256,
+        site: p.facts?.site ?? null,
         decision,
         reasons: reasonList.map((r) => r.code),
-        score,
-        distance: native?.value ?? null,
+        score: rejection ? null : score,
+        distance: rejection ? null : (native?.value ?? null),
       },
     };
   }
@@ -289,12 +400,8 @@ export function inlinePrechecker(deps: PrecheckDeps): Prechecker {
   };
 }
 
-function reasonOf(r: Rejection): Reason {
-  return r.toReason();
-}
-
-/** The decision inside a verdict we signed earlier (for reporting a redelivery). */
-function decisionOf(verdictJws: string): VerdictClaims['decision'] {
-  const payload = JSON.parse(Buffer.from(verdictJws.split('.')[1] ?? '', 'base64url').toString('utf8')) as { decision: VerdictClaims['decision'] };
-  return payload.decision;
+/** The decision and reasons inside a verdict we signed earlier (for reporting a redelivery). */
+function storedDecision(verdictJws: string): { decision: VerdictClaims['decision']; reasons: Reason[] } {
+  const payload = JSON.parse(Buffer.from(verdictJws.split('.')[1] ?? '', 'base64url').toString('utf8')) as { decision: VerdictClaims['decision']; reasons: Reason[] };
+  return { decision: payload.decision, reasons: payload.reasons };
 }

@@ -8,7 +8,8 @@ import { openKioskState, type KeyStoreChoice, type KioskState } from '../../devi
 import { verdictChecker } from '../../device/verdicts.ts';
 import { encodeFaceTemplate } from '../../models/face/template.ts';
 import { deviceTopics } from '../../protocol/topics.ts';
-import { VerifierNode } from '../../verifier/node.ts';
+import type { IClientOptions } from 'mqtt';
+import { VerifierNode, type VerifierNodeOptions } from '../../verifier/node.ts';
 import { openVerifier, type VerifierInstance } from '../../verifier/setup.ts';
 
 export const MODEL = { name: 'face_descriptor_resnet29', sha256: 'ab'.repeat(32) };
@@ -28,9 +29,13 @@ export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), prefix));
 }
 
-export async function startVerifier(brokerUrl: string, dir: string, opts: { clientId?: string; version?: 4 | 5; allowedModels?: string[]; precheckWorkers?: number } = {}): Promise<{ v: VerifierInstance; node: VerifierNode }> {
+export async function startVerifier(
+  brokerUrl: string,
+  dir: string,
+  opts: { clientId?: string; version?: 4 | 5; allowedModels?: string[]; precheckWorkers?: number; mqtt?: Partial<IClientOptions>; node?: Partial<VerifierNodeOptions> } = {},
+): Promise<{ v: VerifierInstance; node: VerifierNode }> {
   const v = await openVerifier(dir, { allowedModels: opts.allowedModels ?? [MODEL.sha256], precheckWorkers: opts.precheckWorkers });
-  const node = new VerifierNode(v.verifier, v.store, { brokerUrl, clientId: opts.clientId ?? `verifier-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, protocolVersion: opts.version ?? 5 });
+  const node = new VerifierNode(v.verifier, v.store, { brokerUrl, clientId: opts.clientId ?? `verifier-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt, ...opts.node });
   await node.start();
   return { v, node };
 }
@@ -44,14 +49,14 @@ export interface TestKiosk {
   stop(): Promise<void>;
 }
 
-export async function startKiosk(brokerUrl: string, v: VerifierInstance, ueid: string, opts: { version?: 4 | 5; dir?: string; register?: boolean; keyStore?: KeyStoreChoice } = {}): Promise<TestKiosk> {
+export async function startKiosk(brokerUrl: string, v: VerifierInstance, ueid: string, opts: { version?: 4 | 5; dir?: string; register?: boolean; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions> } = {}): Promise<TestKiosk> {
   const state = await openKioskState(opts.dir ?? (await tempDir('bk-kiosk-')), { keyStore: opts.keyStore ?? { kind: 'software' } });
   if (opts.register !== false) v.store.registerDevice({ ueid, kid: state.keystore.kid, publicJwk: state.keystore.publicJwk as never, site: 'test-site' });
   const identity: DeviceIdentity = { ueid, site: 'test-site', sensor: { make: 'biokiosk', model: 'virtual-camera', serial: `${ueid}-cam`, firmware: '1' } };
   const attester = new Attester(identity, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);
   const checker = verdictChecker(ueid, [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]);
   const t = deviceTopics(ueid);
-  const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: 'test', topics: { attestations: t.attestations, verdicts: t.verdicts, challengeRequest: t.challengeRequest, challengeResponse: t.challengeResponse }, outbox: state.outbox, protocolVersion: opts.version ?? 5, ...checker });
+  const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: 'test', topics: { attestations: t.attestations, verdicts: t.verdicts, challengeRequest: t.challengeRequest, challengeResponse: t.challengeResponse }, outbox: state.outbox, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt, ...checker });
   const verdicts: VerdictInfo[] = [];
   relay.on('verdict', (x) => verdicts.push(x));
   relay.start();

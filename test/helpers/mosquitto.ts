@@ -82,6 +82,19 @@ export class Mosquitto {
     return m;
   }
 
+  /** A broker from a configuration file someone else wrote; `port` is the one to wait for. */
+  static async fromConfig(configPath: string, port: number): Promise<Mosquitto> {
+    mosquittoBinary();
+    const m = new Mosquitto(port, configPath);
+    await m.startProcess();
+    return m;
+  }
+
+  /** The last lines mosquitto wrote to stderr. */
+  get output(): string {
+    return this.log;
+  }
+
   private async startProcess(): Promise<void> {
     const child = spawn(mosquittoBinary(), ['-c', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => {
