@@ -104,6 +104,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   if (version !== 4 && version !== 5) throw new UsageError(`--mqtt-version must be 4 or 5, got ${o.mqttVersion}`);
   const folder = await mkdtemp(join(tmpdir(), 'biokiosk-demo-'));
   if (o.pki !== undefined && o.broker === undefined) throw new UsageError('--pki is for a fleet broker given with --broker mqtts://...');
+  if (o.pki === undefined && o.broker !== undefined && /^(mqtts|wss):/i.test(o.broker)) throw new UsageError(`${o.broker} is a TLS broker: give --pki DIR with its CA and the demo's identities (scripts/dev-pki.sh DIR --device demo-kiosk-1 --verifier verifier-1)`);
   const ueid = 'demo-kiosk-1';
   // The demo is two parties on the broker, a verifier and a kiosk: each connects under its own identity.
   const identity = (kind: 'devices' | 'verifiers', id: string) =>

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FleetBroker } from './helpers/fleet-broker.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
 import { Swtpm } from './helpers/swtpm.ts';
 import { biokioskWith } from './helpers/cli.ts';
@@ -57,6 +58,21 @@ describe('biokiosk demo', () => {
       expect(out.keyStoreWarning).toBeNull();
     } finally {
       await tpm.stop();
+    }
+  });
+
+  it('on the fleet broker (mutual TLS, access rules), each of its two parties under its own certificate from --pki', async () => {
+    const fleet = await FleetBroker.start({ devices: ['demo-kiosk-1'], verifiers: ['verifier-1'] });
+    try {
+      const r = await biokiosk('demo', '--json', '--broker', fleet.url, '--pki', join(fleet.dir, 'pki'));
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).attempts.map((a: { decision: string }) => a.decision)).toEqual(['match', 'no_match']);
+      // Without credentials the fleet broker is out of reach, and the demo says so.
+      const refused = await biokiosk('demo', '--json', '--broker', fleet.url);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/--pki DIR/);
+    } finally {
+      await fleet.stop();
     }
   });
 });

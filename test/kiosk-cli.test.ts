@@ -1,6 +1,7 @@
 /**
- * The two runtimes as a technician would start them: `biokiosk verifier run` and `biokiosk run`, on mosquitto,
- * the kiosk's key in a TPM (swtpm), its Certify evidence checked.
+ * The two runtimes as a technician would start them: `biokiosk verifier run` and `biokiosk run`, on the fleet
+ * broker (mutual TLS, each with its own certificate, the access rules of deploy/mosquitto), the kiosk's key in a
+ * TPM (swtpm), its Certify evidence checked.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir, waitFor } from './helpers/e2e.ts';
 import { samplePath } from './helpers/fixtures.ts';
-import { Mosquitto } from './helpers/mosquitto.ts';
+import { FleetBroker } from './helpers/fleet-broker.ts';
 import { Swtpm } from './helpers/swtpm.ts';
 import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
 
@@ -18,7 +19,7 @@ const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '..', 'bin', 'biokiosk.js');
 const cli = async (...args: string[]) => (await run(process.execPath, [BIN, ...args], { timeout: 60_000 })).stdout;
 const children: ChildProcess[] = [];
-let broker: Mosquitto | undefined;
+let broker: FleetBroker | undefined;
 let tpm: Swtpm | undefined;
 
 afterAll(async () => {
@@ -45,7 +46,11 @@ function spawnCli(args: string[]): { child: ChildProcess; out: string[]; err: ()
 
 describe('biokiosk run and biokiosk verifier run', () => {
   it('provision, enrol, then verify people at the kiosk through the CLI', async () => {
-    broker = await Mosquitto.start();
+    broker = await FleetBroker.start({ devices: ['counter-3'], verifiers: ['verifier-1'] });
+    const tls = (kind: 'devices' | 'verifiers', id: string) => {
+      const f = broker!.files(kind, id);
+      return ['--ca', f.ca!, '--cert', f.cert!, '--key', f.key!];
+    };
     const dir = await tempDir('bk-cli-e2e-');
     const vdir = join(dir, 'verifier');
     const kdir = join(dir, 'kiosk');
@@ -65,12 +70,12 @@ describe('biokiosk run and biokiosk verifier run', () => {
     await writeFile(join(dir, 'kiosk.jwk.json'), identity);
     await cli('verifier', 'register-device', '--dir', vdir, '--ueid', 'counter-3', '--jwk', join(dir, 'kiosk.jwk.json'), '--site', 'pharmacy-12');
 
-    const verifier = spawnCli(['verifier', 'run', '--dir', vdir, '--broker', broker.url]);
+    const verifier = spawnCli(['verifier', 'run', '--dir', vdir, '--broker', broker.url, ...tls('verifiers', 'verifier-1')]);
     await waitFor(() => verifier.err().includes('running on'), 30_000, `the verifier to start: ${verifier.err()}`);
     // Alice at the camera: another framing of her enrolment photo.
     const photo = join(dir, 'alice.jpg');
     await sharp(samplePath(2)).rotate().extract({ left: 960, top: 40, width: 900, height: 900 }).modulate({ brightness: 1.1 }).jpeg().toFile(photo);
-    const kiosk = spawnCli(['run', '--dir', kdir, '--broker', broker.url, '--camera', `virtual:${photo}?fps=5`, '--verifier-keys', join(dir, 'verifier-keys.json'), '--ueid', 'counter-3', '--site', 'pharmacy-12', '--online', '--json', '--tpm', tpm.url]);
+    const kiosk = spawnCli(['run', '--dir', kdir, '--broker', broker.url, '--camera', `virtual:${photo}?fps=5`, '--verifier-keys', join(dir, 'verifier-keys.json'), '--ueid', 'counter-3', '--site', 'pharmacy-12', '--online', '--json', '--tpm', tpm.url, ...tls('devices', 'counter-3')]);
     kiosk.child.stdin!.write('alice\nbob\n');
     await waitFor(() => kiosk.out.length >= 2, 60_000, `two results from the kiosk: ${kiosk.err()}`);
     const [a, b] = kiosk.out.map((l) => JSON.parse(l));

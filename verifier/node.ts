@@ -76,6 +76,8 @@ export class VerifierNode {
   private readonly gate: DeviceGate;
   private readonly challengeBuckets = new Map<string, TokenBucket>();
   private challenges: Array<{ topic: string; payload: Buffer }> = [];
+  /** Writes the intake's rejection counts soon (coalesced: a flood must not cost a transaction per message). */
+  private flushTimer: NodeJS.Timeout | null = null;
   /** PUBACKs withheld while the queue is full. */
   private held: Array<() => void> = [];
   private draining = false;
@@ -163,8 +165,19 @@ export class VerifierNode {
     await subscribe();
   }
 
+  /** Intake rejections are counted in memory; a drain (which runs between batches) writes them, at most 4 times a second. */
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = null;
+      void this.drain();
+    }, 250);
+    this.flushTimer.unref();
+  }
+
   /** Every message, before anything is parsed: size, topic, the device's failure budget, its queue. */
   private intake(topic: string, payload: Buffer, correlationData: Buffer | undefined): void {
+    this.scheduleFlush();
     this.stats.received++;
     const now = Date.now();
     if (payload.byteLength > MAX_ENVELOPE_BYTES) {
@@ -347,6 +360,9 @@ export class VerifierNode {
 
   async stop(): Promise<void> {
     await this.settled();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    this.verifier.flushIntakeRejections();
     await this.client?.endAsync();
   }
 }
