@@ -4,14 +4,14 @@
  *   and opened), one attempt at a time, on the fleet broker (mutual TLS, access rules), while a compromised
  *   kiosk's process publishes 10,000 junk messages on its own topic as fast as it can, several rounds; next to
  *   the same attempts without the flood;
- * - tls: one verifier node's throughput end to end (50 kiosks' connections publishing pre-made attestations,
- *   verdicts counted as they are published), on a plain-text mosquitto and on the fleet broker, alternating rounds.
+ * - tls: one verifier node's throughput end to end (50 kiosks' connections, in a process of their own,
+ *   publishing pre-made attestations; verdicts counted as they are published), on a plain-text mosquitto and on
+ *   the fleet broker, alternating rounds.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { signedMessage } from '../test/helpers/attest.ts';
@@ -46,7 +46,7 @@ const broker = await FleetBroker.start({ devices: ['honest', 'rogue', ...tputDev
 const plain = await Mosquitto.start();
 try {
   // --- flood ---------------------------------------------------------------------------------------------
-  {
+  if (process.env['BENCH_HOSTILE_ONLY'] !== 'tls') {
     const { v, node } = await startVerifier(broker.url, await dir('bk-bench-h-'), { precheckWorkers: WORKERS, mqtt: broker.tls('verifiers', 'verifier-1') });
     v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const rogueKey = SoftwareKeyStore.ephemeral();
@@ -69,7 +69,12 @@ try {
       const received0 = node.stats.received;
       const done0 = lines.length;
       child.stdin!.write('go\n');
-      while (node.stats.received - received0 < JUNK || lines.length === done0) flooded.push(await attempt(k));
+      const t0 = performance.now();
+      while (node.stats.received - received0 < JUNK || lines.length === done0) {
+        const ms = await attempt(k);
+        flooded.push(ms);
+        if (process.env['BENCH_TRACE']) process.stderr.write(`round ${round} at ${(performance.now() - t0).toFixed(0)} ms: ${ms.toFixed(1)} ms (queued ${node.queued}, received ${node.stats.received - received0})\n`);
+      }
       publishMs.push((JSON.parse(lines.at(-1)!) as { ms: number }).ms);
       await node.settled();
     }
@@ -91,7 +96,7 @@ try {
   }
 
   // --- tls -----------------------------------------------------------------------------------------------
-  {
+  if (process.env['BENCH_HOSTILE_ONLY'] !== 'flood') {
     const { v, node } = await startVerifier(plain.url, await dir('bk-bench-t-'), { precheckWorkers: WORKERS });
     await node.stop();
     v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
@@ -101,38 +106,56 @@ try {
       return ks;
     });
     let seq = 0;
-    const make = async () => {
-      const perDevice: Array<Array<{ topic: string; payload: Buffer }>> = [];
-      for (const [d, ueid] of tputDevices.entries()) {
-        const msgs = [];
-        for (let s = 0; s < PER; s++) msgs.push((await signedMessage(v.keys.fleet.publicJwk, keys[d]!, { ueid, seq: seq + s + 1, template: faceTemplate(1, 0.03) })).msg);
-        perDevice.push(msgs);
+    const make = async (): Promise<string> => {
+      const msgs: Array<{ ueid: string; topic: string; payload: string }> = [];
+      for (let s = 0; s < PER; s++) {
+        for (const [d, ueid] of tputDevices.entries()) {
+          const m = (await signedMessage(v.keys.fleet.publicJwk, keys[d]!, { ueid, seq: seq + s + 1, template: faceTemplate(1, 0.03) })).msg;
+          msgs.push({ ueid, topic: m.topic, payload: m.payload.toString('base64') });
+        }
       }
       seq += PER;
-      return perDevice;
+      const file = join(await dir('bk-bench-msgs-'), 'round.json');
+      await writeFile(file, JSON.stringify(msgs));
+      return file;
     };
-    const once = async (url: string, opts: (kind: 'devices' | 'verifiers', id: string) => Partial<IClientOptions>) => {
-      const msgs = await make();
+    // One publisher process per broker, each given its rounds' files up front.
+    const ROUNDS_TLS = Number(process.env['BENCH_TLS_ROUNDS'] ?? 5);
+    const files = { plain: [] as string[], tls: [] as string[] };
+    for (let r = 0; r <= ROUNDS_TLS; r++) files.plain.push(await make());
+    for (let r = 0; r < ROUNDS_TLS; r++) files.tls.push(await make());
+    const publisher = async (url: string, pki: string | null, rounds: string[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'load-publisher.ts'), JSON.stringify({ url, pki, rounds })], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const lines: string[] = [];
+      child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
+      await waitFor(() => lines.includes('ready'), 30_000, 'a load publisher');
+      return { child, lines };
+    };
+    const pubs = { plain: await publisher(plain.url, null, files.plain), tls: await publisher(broker.url, join(broker.dir, 'pki'), files.tls) };
+    const once = async (which: 'plain' | 'tls') => {
+      const url = which === 'plain' ? plain.url : broker.url;
       let answered = 0;
-      const n = new VerifierNode(v.verifier, v.store, { brokerUrl: url, clientId: 'bench-verifier', protocolVersion: 5, mqtt: opts('verifiers', 'verifier-1'), onVerdict: (r) => void (r.verdict && answered++) });
+      const n = new VerifierNode(v.verifier, v.store, { brokerUrl: url, clientId: 'bench-verifier', protocolVersion: 5, mqtt: which === 'plain' ? {} : broker.tls('verifiers', 'verifier-1'), onVerdict: (r) => void (r.verdict && answered++) });
       await n.start();
-      const pubs: MqttClient[] = await Promise.all(tputDevices.map((ueid) => mqtt.connectAsync(url, { protocolVersion: 5, clientId: ueid, ...opts('devices', ueid) })));
       const total = DEVICES * PER;
+      const p = pubs[which];
+      const done = p.lines.length;
       const t0 = performance.now();
-      await Promise.all(pubs.map((p, d) => Promise.all(msgs[d]!.map((m) => p.publishAsync(m.topic, m.payload, { qos: 1 })))));
-      await waitFor(() => answered >= total, 120_000, 'all verdicts');
+      p.child.stdin!.write('go\n');
+      await waitFor(() => answered >= total && p.lines.length > done, 120_000, 'all verdicts');
       const rate = total / ((performance.now() - t0) / 1000);
-      await Promise.all(pubs.map((p) => p.endAsync()));
       await n.stop();
       return rate;
     };
     const plainRates: number[] = [];
     const tlsRates: number[] = [];
-    await once(plain.url, () => ({})); // warm-up (JIT, workers)
-    for (let round = 0; round < 3; round++) {
-      plainRates.push(await once(plain.url, () => ({})));
-      tlsRates.push(await once(broker.url, (kind, id) => broker.tls(kind, id)));
+    await once('plain'); // warm-up (JIT, workers, connections)
+    for (let round = 0; round < ROUNDS_TLS; round++) {
+      plainRates.push(await once('plain'));
+      tlsRates.push(await once('tls'));
     }
+    pubs.plain.child.kill();
+    pubs.tls.child.kill();
     result['tls'] = { attestationsPerRound: DEVICES * PER, devices: DEVICES, workers: WORKERS, plainRounds: plainRates, tlsRounds: tlsRates, plainPerSecond: median(plainRates), tlsPerSecond: median(tlsRates), ratio: median(tlsRates) / median(plainRates) };
     await v.close();
   }

@@ -177,6 +177,28 @@ Extraction stage medians: ${Object.entries(x['stagesMedianMs'] as Record<string,
 `;
 }
 
+if (!only || only === 'hostile') {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'hostile-worker.ts')], { cwd: ROOT, maxBuffer: 1 << 24, env: { ...process.env, PATH: `${process.env['PATH']}:/usr/sbin` } });
+  const h = JSON.parse(stdout.trim().split('\n').pop()!) as { flood: Record<string, any>; tls: Record<string, any> };
+  const fl = h.flood;
+  const t = h.tls;
+  const rounds = (a: number[]) => a.map((x) => x.toFixed(0)).join(', ');
+  report += `
+## ${date}: a hostile network (issue 10)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=hostile\` (bench/hostile-worker.ts); broker: the fleet configuration (deploy/mosquitto/fleet.conf: mutual TLS, dynamic-security access rules) unless said otherwise; one verifier node with ${t['workers']} precheck worker(s), as \`biokiosk verifier run\` by default
+
+| measure | result | goal |
+| --- | --- | --- |
+| honest kiosk to verdict, one attempt at a time, no flood (${fl['quiet'].n} attempts) | p50 ${f(fl['quiet'].p50)} ms, p99 ${f(fl['quiet'].p99)} ms, max ${f(fl['quiet'].max)} ms | |
+| the same while a compromised kiosk's process publishes ${fl['junkPerRound']} junk messages on its own topic as fast as it can (${fl['rounds']} rounds, ${fl['publishRatePerSecond'].toFixed(0)} messages/s; ${fl['flooded'].n} attempts) | p50 ${f(fl['flooded'].p50)} ms, **p99 ${f(fl['flooded'].p99)} ms**, max ${f(fl['flooded'].max)} ms | p99 <= 250 ms |
+| what became of the junk | refused at intake without cryptography ${fl['dropped'].not_the_device}, dropped once over its failure budget ${fl['dropped'].throttled}, per-device queue full ${fl['dropped'].device_queue_full}; audit log ${fl['logEntries']} entries for ${fl['honestAttempts']} honest attempts | no junk in the log |
+| verifier throughput end to end, ${t['devices']} kiosks (their connections in another process), ${t['attestationsPerRound']} attestations a round: plain-text mosquitto | ${t['plainPerSecond'].toFixed(0)} /s (rounds ${rounds(t['plainRounds'])}) | |
+| the same on the fleet broker (TLS, access rules), rounds alternating with the above | ${t['tlsPerSecond'].toFixed(0)} /s (rounds ${rounds(t['tlsRounds'])}): **${(t['ratio'] * 100).toFixed(1)}%** of plain text | within 10% |
+`;
+}
+
 // Accuracy takes ~6 minutes (four synthetic sets), so it runs only when asked for.
 if (only === 'fingerprint-accuracy') {
   const out = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'fingerprint-accuracy.ts')], { cwd: ROOT, maxBuffer: 1 << 24 });
