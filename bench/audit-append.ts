@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from '../verifier/audit/log.ts';
 import { SqliteAuditStore } from '../verifier/audit/store.ts';
-import { p256TreeHeadSigner, p256TreeHeadVerifier } from '../verifier/audit/tree-head.ts';
+import { p256TreeHeadSigner, p256TreeHeadVerifier } from '../protocol/tree-head.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
 
 const total = Number(process.argv[2] ?? 50_000);

@@ -199,6 +199,31 @@ if (!only || only === 'hostile') {
 `;
 }
 
+if (!only || only === 'session') {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'session-worker.ts')], { cwd: ROOT, maxBuffer: 1 << 24, env: { ...process.env, PATH: `${process.env['PATH']}:/usr/sbin` } });
+  const r = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, any>;
+  const row = (m: string) => {
+    const st = r[m]['states'] as Record<string, { p50: number; p95: number }>;
+    const cell = (k: string) => `${f(st[k]!.p50)} / ${f(st[k]!.p95)}`;
+    return `| ${m} | ${cell('challenge')} | ${cell('capture')} | ${cell('extract')} | ${cell('attest')} | ${cell('awaiting_verdict')} | **${cell('overhead')}** | ${cell('total')} | ${Object.entries(r[m]['outcomes']).map(([k, n]) => `${n} ${k}`).join(', ')} |`;
+  };
+  report += `
+## ${date}: verification sessions (issue 11)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=session\` (bench/session-worker.ts): ${r['sessions']} sessions per modality after 5 of warm-up, one at a time, through a local mosquitto and a verifier in the same process; face from the virtual camera (ffmpeg MJPEG pipe, 640x640 JPEG frames), fingerprint from the virtual ZFM module on a pty (no baud pacing: a real module's upload takes ~3.5 s at 115200 baud, all of it in "capture"); the site asks for a nonce when online
+
+Milliseconds per state, p50 / p95 (identify and result take ~0: the id is typed at once, the result is not held):
+
+| modality | challenge | capture | extract | attest | awaiting verdict (relay, verify, receipt check) | everything but capture and extraction | start to cleared | outcomes |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+${row('face')}
+${row('fingerprint')}
+
+Goal: everything except capture and extraction <= 15 ms at p50, receipt checks included.
+`;
+}
+
 // Accuracy takes ~6 minutes (four synthetic sets), so it runs only when asked for.
 if (only === 'fingerprint-accuracy') {
   const out = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'fingerprint-accuracy.ts')], { cwd: ROOT, maxBuffer: 1 << 24 });

@@ -1,27 +1,27 @@
 /**
  * `biokiosk demo`: the whole path on one machine with no set-up. An embedded MQTT broker (aedes, MQTT 3.1.1)
- * unless --broker is given; a verifier with a temporary store; a kiosk with the software key store and the
- * virtual camera. Enrols a subject from one photo, then verifies a genuine attempt (another capture of that face)
- * and an impostor attempt (someone else claiming to be them), printing verdicts and per-stage latencies.
+ * unless --broker is given; a verifier with a temporary store; a kiosk (device/kiosk.ts, the same factory as
+ * `biokiosk run`) with the software key store and a virtual device: the virtual camera showing photos (face), or
+ * the virtual serial module with synthetic fingers (fingerprint). Enrols a subject, then runs two verification
+ * sessions, a genuine attempt and an impostor claiming to be them, printing verdicts and per-stage latencies.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import sharp from 'sharp';
-import { Attester } from '../device/attester.ts';
-import { Relay, type VerdictInfo } from '../device/relay.ts';
-import { openKioskState } from '../device/setup.ts';
-import { verdictChecker } from '../device/verdicts.ts';
-import { createFrameSource } from '../drivers/camera/index.ts';
+import { CameraCaptureDevice } from '../device/capture/camera.ts';
+import { FingerprintCaptureDevice } from '../device/capture/fingerprint.ts';
+import type { CaptureDevice } from '../device/capture/types.ts';
+import { Kiosk } from '../device/kiosk.ts';
+import { VirtualFingerprintSensor } from '../drivers/virtual/fingerprint-sensor.ts';
+import { createEngine, TEMPLATE_FORMATS } from '../models/engines.ts';
 import { faceApiDir } from '../models/face/convert.ts';
-import { FaceEngine } from '../models/face/engine.ts';
-import { decodeFaceTemplate } from '../models/face/template.ts';
+import { synthesizeFingerprintDataset } from '../models/fingerprint/synth/index.ts';
 import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
-import { UsageError } from '../protocol/errors.ts';
-import { deviceTopics } from '../protocol/topics.ts';
+import { BiokioskError, UsageError } from '../protocol/errors.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier } from '../verifier/setup.ts';
 import { printJson } from './options.ts';
@@ -34,6 +34,7 @@ interface DemoOptions {
   tpm?: string;
   /** A folder laid out as scripts/dev-pki.sh writes it: ca.pem, devices/demo-kiosk-1.*, verifiers/verifier-1.*. */
   pki?: string;
+  modality?: string;
 }
 
 export function registerDemo(program: Command): void {
@@ -44,6 +45,7 @@ export function registerDemo(program: Command): void {
     .option('--mqtt-version <4|5>', 'MQTT protocol version (default: 4 with the embedded broker, 5 with --broker)')
     .option('--keep', 'keep the temporary folder (keys, stores, audit log) and print where it is')
     .option('--tpm <setting>', "sign with a key in this TPM (e.g. swtpm:host=127.0.0.1,port=2321) instead of the development key file")
+    .option('--modality <m>', 'face (the virtual camera with photos) or fingerprint (the virtual serial module with synthetic fingers)', 'face')
     .option('--pki <dir>', 'for an mqtts:// fleet broker: the CA and the two identities the demo needs, laid out as scripts/dev-pki.sh writes them (ca.pem, devices/demo-kiosk-1.pem/.key, verifiers/verifier-1.pem/.key)')
     .option('--json', 'print one JSON object')
     .action(async (o: DemoOptions) => {
@@ -54,7 +56,7 @@ export function registerDemo(program: Command): void {
 }
 
 interface Attempt {
-  name: string;
+  name: 'genuine' | 'impostor';
   claimedSubject: string;
   photo: string;
   decision: string;
@@ -67,12 +69,15 @@ interface Attempt {
 
 export interface DemoResult {
   ok: true;
+  modality: 'face' | 'fingerprint';
   broker: string;
   mqttVersion: 4 | 5;
   camera: string;
   enrolled: { subject: string; photo: string; quality: number };
   attempts: Attempt[];
   auditLogEntries: number;
+  /** Audit-log tree heads the kiosk accepted (each verdict's receipt checked, consistency proven). */
+  treeHeadsKept: number;
   folder: string | null;
   /** Which key store signed, where. */
   keyStore: string;
@@ -99,10 +104,76 @@ function hasFfmpeg(): boolean {
   return spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).status === 0;
 }
 
+/** The people who step up to the kiosk, and who was enrolled, for one modality. */
+interface Cast {
+  modality: 'face' | 'fingerprint';
+  enrolPhoto: string;
+  people: Array<{ name: 'genuine' | 'impostor'; photo: string }>;
+  /** A capture device that shows `photo` to the kiosk. */
+  deviceFor(photo: string): Promise<CaptureDevice>;
+  camera: string;
+  close(): Promise<void>;
+}
+
+async function faceCast(folder: string): Promise<Cast> {
+  const samples = join(faceApiDir(), 'demo');
+  const enrolPhoto = join(samples, 'sample2.jpg');
+  // Alice again at the kiosk (a new capture: reframed, other light), then someone else.
+  const genuinePhoto = join(folder, 'alice-at-the-kiosk.jpg');
+  const meta = await sharp(enrolPhoto).rotate().metadata();
+  await writeFile(genuinePhoto, await sharp(enrolPhoto).rotate().extract({ left: 900, top: 0, width: (meta.autoOrient?.width ?? meta.width!) - 900, height: 1000 }).modulate({ brightness: 1.1 }).jpeg({ quality: 80 }).toBuffer());
+  const useFfmpeg = hasFfmpeg();
+  return {
+    modality: 'face',
+    enrolPhoto,
+    people: [
+      { name: 'genuine', photo: genuinePhoto },
+      { name: 'impostor', photo: join(samples, 'sample6.jpg') },
+    ],
+    // A person steps up: the camera starts (ffmpeg's start-up is part of "capture"). Without ffmpeg, a folder
+    // holding the photo is the camera.
+    async deviceFor(photo) {
+      if (useFfmpeg) return new CameraCaptureDevice(`virtual:${photo}?fps=10&width=1280&height=960`, { model: 'virtual-camera', serial: 'vcam-0001' });
+      const dir = await mkdtemp(join(folder, 'camera-'));
+      await writeFile(join(dir, 'frame.jpg'), await sharp(photo).jpeg().toBuffer());
+      return new CameraCaptureDevice(`dir:${dir}`, { model: 'virtual-camera', serial: 'vcam-0001' });
+    },
+    camera: useFfmpeg ? 'virtual camera (ffmpeg MJPEG pipe)' : 'image files (ffmpeg not installed: the virtual camera needs it)',
+    close: async () => {},
+  };
+}
+
+/** Synthetic fingers on the virtual serial module (a ZFM protocol peer behind a pty, as a real R307 would be). */
+async function fingerprintCast(folder: string): Promise<Cast> {
+  const out = join(folder, 'fingers');
+  const set = await synthesizeFingerprintDataset({ out, fingers: 2, impressions: 2, seed: 11, workers: 0 });
+  const [a1, a2, b1] = [set.files.find((f) => /1_1\.png$/.test(f))!, set.files.find((f) => /1_2\.png$/.test(f))!, set.files.find((f) => /2_1\.png$/.test(f))!];
+  let sensor: VirtualFingerprintSensor | null = null;
+  return {
+    modality: 'fingerprint',
+    enrolPhoto: a1,
+    people: [
+      { name: 'genuine', photo: a2 },
+      { name: 'impostor', photo: b1 },
+    ],
+    async deviceFor(photo) {
+      await sensor?.stop();
+      // No baud pacing: the module answers at once instead of the 3.5 s an image takes at 115200 baud.
+      sensor = await VirtualFingerprintSensor.start({ images: [photo], baud: 115_200, pacing: false });
+      return new FingerprintCaptureDevice({ path: sensor.path, baudRate: 115_200, sensor: { model: 'virtual R307', serial: 'vfp-0001' } });
+    },
+    camera: 'virtual fingerprint module (ZFM protocol over a pty)',
+    close: async () => {
+      await sensor?.stop();
+    },
+  };
+}
+
 export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const version = o.mqttVersion === undefined ? (o.broker ? 5 : 4) : Number(o.mqttVersion);
   if (version !== 4 && version !== 5) throw new UsageError(`--mqtt-version must be 4 or 5, got ${o.mqttVersion}`);
-  const folder = await mkdtemp(join(tmpdir(), 'biokiosk-demo-'));
+  const modality = o.modality ?? 'face';
+  if (modality !== 'face' && modality !== 'fingerprint') throw new UsageError(`--modality takes face or fingerprint, got "${modality}"`);
   if (o.pki !== undefined && o.broker === undefined) throw new UsageError('--pki is for a fleet broker given with --broker mqtts://...');
   if (o.pki === undefined && o.broker !== undefined && /^(mqtts|wss):/i.test(o.broker)) throw new UsageError(`${o.broker} is a TLS broker: give --pki DIR with its CA and the demo's identities (scripts/dev-pki.sh DIR --device demo-kiosk-1 --verifier verifier-1)`);
   const ueid = 'demo-kiosk-1';
@@ -111,18 +182,22 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     o.broker ? brokerConnectOptions(o.broker, o.pki === undefined ? {} : { ca: join(o.pki, 'ca.pem'), cert: join(o.pki, kind, `${id}.pem`), key: join(o.pki, kind, `${id}.key`) }) : Promise.resolve({});
   const verifierMqtt = await identity('verifiers', 'verifier-1');
   const kioskMqtt = await identity('devices', ueid);
+  const folder = await mkdtemp(join(tmpdir(), 'biokiosk-demo-'));
   const embedded = o.broker ? null : await startEmbeddedBroker();
   const brokerUrl = o.broker ?? embedded!.url;
-  const samples = join(faceApiDir(), 'demo');
-  const engine = await FaceEngine.create();
   const cleanups: Array<() => Promise<void> | void> = [];
   try {
-    // The verifier: keys, store, audit log; it trusts templates from our face model only.
-    const v = await openVerifier(join(folder, 'verifier'), { allowedModels: [engine.pipeline.model.sha256] });
+    const cast = modality === 'face' ? await faceCast(folder) : await fingerprintCast(folder);
+    cleanups.push(() => cast.close());
+    const engine = await createEngine(modality);
+    cleanups.push(() => engine.close());
+    const enrol = await engine.extract(await readFile(cast.enrolPhoto));
+    const model = enrol.info['model'] as { name: string; sha256: string };
+    // The verifier: keys, store, audit log; it trusts templates from this engine's model only.
+    const v = await openVerifier(join(folder, 'verifier'), { allowedModels: [model.sha256] });
     cleanups.push(() => v.close());
-    // How long the verifier took over each attestation's batch (for the latency table).
+    // How long the verifier took over each attestation's batch, and the score (verdicts do not carry it).
     const verifyMs = new Map<string, number>();
-    // The verifier's own view of each decision's score (verdicts do not carry it).
     const scores = new Map<string, number | null>();
     const node = new VerifierNode(v.verifier, v.store, {
       brokerUrl,
@@ -137,94 +212,75 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     });
     await node.start();
     cleanups.push(() => node.stop());
+    // Enrolment at the counter.
+    v.store.enroll({ subject: 'alice', modality, template: enrol.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
 
-    // Enrolment at the counter: one photo of alice.
-    const enrolPhoto = join(samples, 'sample2.jpg');
-    const enrol = await engine.extract(await sharp(enrolPhoto).toBuffer());
-    v.store.enroll({ subject: 'alice', modality: 'face', template: enrol.template, templateFormat: 'biokiosk-face/1', modelSha256: engine.pipeline.model.sha256 });
-
-    // The kiosk: key store (the software one, development only, unless --tpm), outbox, relay; registered with the
-    // verifier.
-    const state = await openKioskState(join(folder, 'kiosk'), { keyStore: o.tpm ? { kind: 'tpm', tpm: o.tpm } : { kind: 'software' } });
-    cleanups.push(() => state.close());
-    v.store.registerDevice({ ueid, kid: state.keystore.kid, publicJwk: state.keystore.publicJwk as never, site: 'demo-pharmacy' });
-    const attester = new Attester({ ueid, site: 'demo-pharmacy', sensor: { make: 'biokiosk', model: 'virtual-camera', serial: 'vcam-0001', firmware: '1.0' } }, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);
-    const t = deviceTopics(ueid);
-    const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: '0.1.0', topics: { attestations: t.attestations, verdicts: t.verdicts }, outbox: state.outbox, protocolVersion: version as 4 | 5, mqtt: kioskMqtt, ...verdictChecker(ueid, [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]) });
-    const waiting = new Map<string, (v: VerdictInfo) => void>();
-    relay.on('verdict', (x) => waiting.get(x.attId)?.(x));
-    relay.start();
-    cleanups.push(() => relay.stop());
+    // The kiosk, built by the one factory: key store (the software one, development only, unless --tpm), outbox,
+    // relay, receipts, the capture device and the engine; registered with the verifier.
+    const kiosk = await Kiosk.create({
+      dir: join(folder, 'kiosk'),
+      ueid,
+      site: 'demo-pharmacy',
+      keyStore: o.tpm ? { kind: 'tpm', tpm: o.tpm } : { kind: 'software' },
+      verifiers: { trusted: [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], fleetKey: v.keys.fleet.publicJwk },
+      broker: { url: brokerUrl, protocolVersion: version as 4 | 5, mqtt: kioskMqtt },
+      capture: [{ modality, device: await cast.deviceFor(cast.people[0]!.photo) }],
+      engines: { [modality]: engine },
+      policy: { nonce: 'never', verdictTimeoutMs: 15_000 },
+    });
+    cleanups.push(() => kiosk.close());
+    v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: 'demo-pharmacy' });
     await new Promise<void>((resolve, reject) => {
+      if (kiosk.online) return resolve();
       const timer = setTimeout(() => reject(new Error(`cannot connect to the MQTT broker at ${brokerUrl}`)), 10_000);
-      relay.once('connected', () => {
+      kiosk.once('connected', () => {
         clearTimeout(timer);
         resolve();
       });
     });
 
-    // The people at the camera: alice again (a new capture: reframed, other light), then someone else.
-    const genuinePhoto = join(folder, 'alice-at-the-kiosk.jpg');
-    const meta = await sharp(enrolPhoto).rotate().metadata();
-    await writeFile(genuinePhoto, await sharp(enrolPhoto).rotate().extract({ left: 900, top: 0, width: (meta.autoOrient?.width ?? meta.width!) - 900, height: 1000 }).modulate({ brightness: 1.1 }).jpeg({ quality: 80 }).toBuffer());
-    const useFfmpeg = hasFfmpeg();
     const attempts: Attempt[] = [];
-    for (const [name, photo] of [['genuine', genuinePhoto], ['impostor', join(samples, 'sample6.jpg')]] as const) {
-      // A person steps up: the camera starts (ffmpeg's start-up is part of "capture") and gives a frame.
-      const camera = useFfmpeg ? createFrameSource(`virtual:${photo}?fps=10&width=1280&height=960`) : null;
+    for (const [i, person] of cast.people.entries()) {
+      if (i > 0) await kiosk.replaceDevice(await cast.deviceFor(person.photo));
       const t0 = performance.now();
-      let frame: Buffer;
-      if (camera) {
-        await camera.open();
-        frame = (await camera.nextFrame(5000)).data;
-        await camera.close();
-      } else {
-        frame = await sharp(photo).jpeg().toBuffer();
-      }
-      const t1 = performance.now();
-      const x = await engine.extract(frame);
-      const t2 = performance.now();
-      const model = decodeFaceTemplate(x.template).model;
-      const a = await attester.attest({ subject: 'alice', modality: 'face', template: x.template, templateFormat: 'biokiosk-face/1', quality: x.quality.score, model });
-      const t3 = performance.now();
-      const verdict = await new Promise<VerdictInfo>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no verdict within 15 s')), 15_000);
-        waiting.set(a.attId, (vv) => {
-          clearTimeout(timer);
-          resolve(vv);
-        });
-        relay.nudge();
-      });
-      const t4 = performance.now();
-      const claims = verdict.claims;
-      const verify = verifyMs.get(a.attId) ?? 0;
+      const session = kiosk.session();
+      let quality = 0;
+      session.on('event', (e) => void (e.type === 'quality' && e.score !== null && (quality = e.score)));
+      session.begin();
+      session.identify('alice');
+      const r = await session.done;
+      const total = performance.now() - t0;
+      if (!r.verdict || !r.attId) throw new BiokioskError('DemoFailed', `the ${person.name} attempt ended ${r.outcome}${r.reasons.length ? ` (${r.reasons.join(', ')})` : ''}`, { kind: 'internal' });
+      const verify = verifyMs.get(r.attId) ?? 0;
+      const tm = r.timings;
       attempts.push({
-        name,
+        name: person.name,
         claimedSubject: 'alice',
-        photo,
-        decision: verdict.decision,
-        reasons: claims.reasons.map((r) => r.code),
-        score: scores.get(a.attId) ?? null,
-        quality: x.quality.score,
-        latencyMs: { capture: t1 - t0, extract: t2 - t1, sign: t3 - t2, relay: Math.max(0, t4 - t3 - verify), verify, total: t4 - t0 },
-        receipt: { leafIndex: claims.receipt.leafIndex, treeSize: claims.receipt.treeSize },
+        photo: person.photo,
+        decision: r.verdict.decision,
+        reasons: r.reasons,
+        score: scores.get(r.attId) ?? null,
+        quality,
+        latencyMs: { capture: tm.capture ?? 0, extract: tm.extract ?? 0, sign: tm.attest ?? 0, relay: Math.max(0, (tm.awaiting_verdict ?? 0) - verify), verify, total },
+        receipt: { leafIndex: r.verdict.claims.receipt.leafIndex, treeSize: r.verdict.claims.receipt.treeSize },
       });
     }
     return {
       ok: true,
+      modality,
       broker: o.broker ? brokerUrl : `embedded aedes at ${brokerUrl}`,
       mqttVersion: version as 4 | 5,
-      camera: useFfmpeg ? 'virtual camera (ffmpeg MJPEG pipe)' : 'image files (ffmpeg not installed: the virtual camera needs it)',
-      enrolled: { subject: 'alice', photo: enrolPhoto, quality: enrol.quality.score },
+      camera: cast.camera,
+      enrolled: { subject: 'alice', photo: cast.enrolPhoto, quality: enrol.quality.score },
       attempts,
       auditLogEntries: v.audit.size,
+      treeHeadsKept: kiosk.heads.all().length,
       folder: o.keep ? folder : null,
-      keyStore: state.keystore.description,
-      keyStoreWarning: state.keystore.developmentOnly ? 'The kiosk used the SOFTWARE key store (a key file): development and demos only.' : null,
+      keyStore: kiosk.state.keystore.description,
+      keyStoreWarning: kiosk.state.keystore.developmentOnly ? 'The kiosk used the SOFTWARE key store (a key file): development and demos only.' : null,
     };
   } finally {
     for (const c of cleanups.reverse()) await c();
-    await engine.close();
     await embedded?.close();
     if (!o.keep) await rm(folder, { recursive: true, force: true });
   }
@@ -233,8 +289,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
 function printHuman(r: DemoResult): void {
   const f = (v: number) => `${v.toFixed(1)} ms`.padStart(9);
   const lines = [
+    `modality  ${r.modality}`,
     `broker    ${r.broker} (MQTT ${r.mqttVersion === 5 ? '5' : '3.1.1'})`,
-    `camera    ${r.camera}`,
+    `device    ${r.camera}`,
     `enrolled  ${r.enrolled.subject} from ${r.enrolled.photo} (quality ${r.enrolled.quality})`,
     '',
     'attempt   claims  decision  score   quality  capture    extract    sign       relay      verify     total',
@@ -246,7 +303,7 @@ function printHuman(r: DemoResult): void {
         (a.reasons.length ? `  reasons: ${a.reasons.join(', ')}` : ''),
     );
   }
-  lines.push('', `audit log: ${r.auditLogEntries} entries; each verdict carries its inclusion proof`, `key store: ${r.keyStore}`);
+  lines.push('', `audit log: ${r.auditLogEntries} entries; each verdict's receipt checked by the kiosk (${r.treeHeadsKept} tree heads kept)`, `key store: ${r.keyStore}`);
   if (r.keyStoreWarning) lines.push(r.keyStoreWarning);
   if (r.folder) lines.push(`state kept in ${r.folder}`);
   process.stdout.write(lines.join('\n') + '\n');

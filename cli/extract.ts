@@ -3,15 +3,11 @@ import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
 import { readRegularFile } from '../protocol/input-files.ts';
-import { createEngine, parseModality } from '../models/engines.ts';
+import { createEngine, parseModality, TEMPLATE_FORMATS } from '../models/engines.ts';
 import type { Extraction, ModalityName } from '../models/modality.ts';
 import { checkDpi, ms, parseNumber, printJson } from './options.ts';
 
-export const TEMPLATE_FORMATS: Record<ModalityName, string> = {
-  face: 'biokiosk-face/1',
-  fingerprint: 'biokiosk-fingerprint/1',
-  iris: 'biokiosk-iris/1',
-};
+export { TEMPLATE_FORMATS } from '../models/engines.ts';
 
 interface ExtractOptions {
   modality: string;

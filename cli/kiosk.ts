@@ -1,29 +1,30 @@
 /**
- * The kiosk runtime on the command line:
- * - `biokiosk run`: one attempt per subject id read on standard input (the counter's card reader or keyboard):
- *   capture until the quality is good enough, extract, attest, relay, print the verdict. Attestations made offline
- *   wait in the outbox and are delivered when the network returns.
+ * The kiosk runtime on the command line (the kiosk itself is device/kiosk.ts; this parses flags and prints):
+ * - `biokiosk run`: one verification session per subject id read on standard input (the counter's card reader
+ *   or keyboard); prints its events and its result. Attempts made offline wait in the outbox and are settled
+ *   when their verdict comes.
  * - `biokiosk kiosk identity`: the device key's public half and kid, for registration with the verifiers (with
  *   the TPM store, also the TPM's Certify evidence that the key is TPM-resident).
+ * - `biokiosk kiosk heads`: the audit-log tree heads this kiosk accepted, for `verifier audit --known-heads`.
  *
  * Key store: `--tpm SETTING`, or the TPM at /dev/tpmrm0 when it exists; the software key file only with
  * `--keystore software`.
  */
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { Attester } from '../device/attester.ts';
-import { Relay, type VerdictInfo } from '../device/relay.ts';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { Kiosk, loadVerifierKeys, trustedFrom, type CaptureConfig, type KioskAlarm } from '../device/kiosk.ts';
+import type { SessionEvent } from '../device/session/events.ts';
+import type { NoncePolicy } from '../device/session/policy.ts';
+import type { SessionResult } from '../device/session/session.ts';
 import { DEFAULT_TPM_DEVICE, openKioskState, type KeyStoreChoice } from '../device/setup.ts';
-import { verdictChecker } from '../device/verdicts.ts';
-import { openFrameSource } from '../drivers/camera/index.ts';
+import { TreeHeadStore } from '../device/tree-heads.ts';
 import { parseTpmUrl } from '../drivers/tpm/index.ts';
-import { FaceEngine } from '../models/face/engine.ts';
-import { decodeFaceTemplate } from '../models/face/template.ts';
-import { BiokioskError, UsageError } from '../protocol/errors.ts';
-import { assertDeviceId, deviceTopics } from '../protocol/topics.ts';
+import type { Modality } from '../protocol/claims.ts';
+import { UsageError } from '../protocol/errors.ts';
+import { assertDeviceId } from '../protocol/topics.ts';
 import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
-import { NotARegularFileError, readRegularFile } from '../protocol/input-files.ts';
 import { addBrokerCredentialOptions, brokerCredentialFiles, parseNumber, printJson, type BrokerCredentialOptions } from './options.ts';
 
 const DEFAULT_DIR = 'biokiosk-kiosk';
@@ -31,131 +32,153 @@ const DEFAULT_DIR = 'biokiosk-kiosk';
 interface RunOptions {
   dir: string;
   broker: string;
-  camera: string;
+  modality: string;
+  camera?: string;
+  fingerprintPort?: string;
+  fingerprintBaud?: number;
   verifierKeys: string;
   ueid: string;
   site: string;
   mqttVersion: number;
   online?: boolean;
+  requireNonce?: boolean;
   maxFrames: number;
+  maxPlacements: number;
   verdictTimeout: number;
+  events?: boolean;
   json?: boolean;
-}
-
-interface VerifierKeysDoc {
-  verifierId: string;
-  verdictKey: Record<string, unknown>;
-  fleetKey: Record<string, unknown>;
 }
 
 /** A state folder or file that was looser than it should be and has been tightened: the operator is told. */
 const notice = (m: string) => process.stderr.write(`biokiosk: ${m}\n`);
 
-async function readVerifierKeys(path: string): Promise<VerifierKeysDoc> {
-  let doc: VerifierKeysDoc;
-  try {
-    doc = JSON.parse((await readRegularFile(path)).toString('utf8')) as VerifierKeysDoc;
-  } catch (e) {
-    if (e instanceof NotARegularFileError) throw e;
-    throw new UsageError(`cannot read the verifier keys ${path} (write it with \`biokiosk verifier keys > ${path}\`)`);
+function describeAlarm(a: KioskAlarm): string {
+  switch (a.kind) {
+    case 'outbox':
+      return `outbox ${a.level === 'full' ? 'FULL: no new attestations until verdicts drain it' : 'nearly full'} (${a.entries} attestations, ${a.bytes} bytes)`;
+    case 'verdict_refused':
+      return `${a.receipt ? `receipt refused (${a.receipt})` : 'verdict refused'}: ${a.reason}`;
+    case 'offline':
+      return `no broker for ${Math.round(a.sinceMs / 1000)} s: attempts are queued in the outbox`;
+    case 'device':
+      return `${a.modality} device: ${a.reason}`;
   }
-  if (typeof doc.verifierId !== 'string' || !doc.verdictKey || !doc.fleetKey) throw new UsageError(`${path} is not the output of \`biokiosk verifier keys\``);
-  return doc;
+}
+
+/** One line for a person watching the terminal (the counter screen renders the same events). */
+function describeEvent(e: SessionEvent): string | null {
+  if (e.type === 'transition') {
+    const p = e.payload as Record<string, unknown>;
+    if (e.to === 'identify') return 'waiting for a subject id';
+    if (e.to === 'challenge') return 'asking a verifier for a nonce';
+    if (e.to === 'capture') return `${e.payload.prompt.replaceAll('_', ' ')} (${e.payload.modality}, capture ${e.payload.attempt} of ${e.payload.of})`;
+    if (e.to === 'attest') return `attesting the ${p['modality']} template (quality ${p['quality']})`;
+    if (e.to === 'awaiting_verdict') return `waiting for the verdict on ${p['attId']}`;
+    return null;
+  }
+  if (e.type === 'quality') return `  ${e.modality} capture ${e.attempt}: ${e.accepted ? 'good' : 'retry'}${e.score !== null ? ` (quality ${e.score}, retry below ${e.retryBelow})` : ''}${e.problem && !e.accepted ? `: ${e.problem}` : ''}`;
+  if (e.type === 'fallback') return `  ${e.reason}${e.to ? `: trying ${e.to}` : ''}`;
+  return `  ${e.modality} device ${e.status}${e.reason ? `: ${e.reason}` : ''}`;
 }
 
 export function registerKiosk(program: Command): void {
   addBrokerCredentialOptions(
     program
       .command('run')
-      .description('Run the kiosk: for each subject id read on stdin, capture a face, attest, and print the verdict.')
+      .description('Run the kiosk: one verification session per subject id read on stdin (capture, extract, attest, verdict).')
       .requiredOption('--broker <url>', 'MQTT broker URL (mqtts://host:8883 for a fleet broker)'),
   )
-    .requiredOption('--camera <spec>', 'frame source: v4l2:/dev/video0, http://..., dir:/path, virtual:/path')
+    .option('--modality <m>', 'face | fingerprint | auto (every fitted device: face first, then fingerprint)', 'auto')
+    .option('--camera <spec>', 'face: frame source v4l2:/dev/video0, http://..., dir:/path, virtual:/path')
+    .option('--fingerprint-port <path>', 'fingerprint: serial port of a ZFM-family module (R307, R503, AS608)')
+    .option('--fingerprint-baud <n>', 'its baud rate', parseNumber('--fingerprint-baud', 1200, 921_600, true))
     .requiredOption('--verifier-keys <file>', 'output of `biokiosk verifier keys` (verdict and fleet public keys)')
     .requiredOption('--ueid <id>', 'this device id')
     .option('--site <site>', 'where the kiosk stands', 'unknown-site')
-    .option('--dir <dir>', 'state folder (key store, outbox)', DEFAULT_DIR)
+    .option('--dir <dir>', 'state folder (key store, outbox, tree heads)', DEFAULT_DIR)
     .option('--mqtt-version <n>', '5 or 4', parseNumber('--mqtt-version', 4, 5, true), 5)
-    .option('--online', 'ask a verifier for a nonce before each attempt (when connected)')
-    .option('--max-frames <n>', 'frames to try for a capture of good enough quality', parseNumber('--max-frames', 1, 100, true), 5)
+    .option('--online', 'ask a verifier for a nonce before each attempt when connected')
+    .option('--require-nonce', 'no attempt without a verifier nonce (offline: "check the ID at the counter")')
+    .option('--max-frames <n>', 'face: frames tried for a good enough capture before falling back', parseNumber('--max-frames', 1, 100, true), 5)
+    .option('--max-placements <n>', 'fingerprint: placements tried', parseNumber('--max-placements', 1, 20, true), 3)
     .option('--verdict-timeout <s>', 'seconds to wait for a verdict before reporting the attempt as queued', parseNumber('--verdict-timeout', 1, 3600), 10)
+    .option('--events', 'with --json: every session event too, one JSON object each')
     .option('--json', 'one JSON object per attempt')
     .option('--tpm <setting>', 'the TPM holding the attestation key: device:/dev/tpmrm0, swtpm:host=H,port=P, swtpm:unix=PATH (default: /dev/tpmrm0 when it exists)')
     .option('--tpm-handle <handle>', 'persistent handle of the attestation key', parseHandle, undefined)
     .option('--keystore <kind>', 'software: the development key file, instead of a TPM')
     .action(async (o: RunOptions & KeyStoreOptions & BrokerCredentialOptions) => {
       assertDeviceId(o.ueid);
-      const keys = await readVerifierKeys(o.verifierKeys);
-      const mqttOptions = await brokerConnectOptions(o.broker, brokerCredentialFiles(o));
-      const state = await openKioskState(o.dir, { keyStore: keyStoreChoice(o), onNotice: notice });
-      process.stderr.write(state.keystore.developmentOnly ? `${SoftwareKeyStore.warning}\n` : `key store: ${state.keystore.description}\n`);
-      const engine = await FaceEngine.create();
-      const camera = await openFrameSource(o.camera);
-      const t = deviceTopics(o.ueid);
-      const relay = new Relay({
-        brokerUrl: o.broker,
-        clientId: o.ueid,
+      const capture = captureConfig(o);
+      const keys = await loadVerifierKeys(o.verifierKeys);
+      const nonce: NoncePolicy = o.requireNonce ? 'required' : o.online ? 'when_online' : 'never';
+      const kiosk = await Kiosk.create({
+        dir: o.dir,
         ueid: o.ueid,
-        version: '0.1.0',
-        topics: { attestations: t.attestations, verdicts: t.verdicts, challengeRequest: t.challengeRequest, challengeResponse: t.challengeResponse },
-        outbox: state.outbox,
-        protocolVersion: o.mqttVersion as 4 | 5,
-        mqtt: mqttOptions,
-        ...verdictChecker(o.ueid, [{ id: keys.verifierId, publicJwk: keys.verdictKey as never }]),
+        site: o.site,
+        keyStore: keyStoreChoice(o),
+        verifiers: trustedFrom(keys),
+        broker: { url: o.broker, protocolVersion: o.mqttVersion as 4 | 5, mqtt: await brokerConnectOptions(o.broker, brokerCredentialFiles(o)) },
+        capture,
+        policy: { maxCaptures: { face: o.maxFrames, fingerprint: o.maxPlacements }, nonce, verdictTimeoutMs: o.verdictTimeout * 1000 },
+        onNotice: notice,
       });
-      const attester = new Attester({ ueid: o.ueid, site: o.site, sensor: { make: 'biokiosk', model: 'camera', serial: o.camera.slice(0, 120), firmware: '1' } }, state.keystore, keys.fleetKey as never, state.seq, state.outbox);
-      const waiting = new Map<string, (v: VerdictInfo) => void>();
-      relay.on('verdict', (v) => waiting.get(v.attId)?.(v));
-      relay.start();
-      const print = (r: Record<string, unknown>) =>
-        o.json ? printJson(r) : process.stdout.write(`${r['subject']}: ${String(r['decision'] ?? r['status']).toUpperCase()}${r['reasons'] ? ` (${(r['reasons'] as string[]).join(', ')})` : ''}${r['error'] ? ` ${r['error']}` : ''}\n`);
+      const ks = kiosk.state.keystore;
+      process.stderr.write(ks.developmentOnly ? `${SoftwareKeyStore.warning}\n` : `key store: ${ks.description}\n`);
+      kiosk.on('alarm', (a) => process.stderr.write(`biokiosk: ALARM ${describeAlarm(a)}\n`));
+      const subjects = new Map<string, string>();
+      // A verdict for an attempt reported "queued" settles it now.
+      const queued = new Set<string>();
+      kiosk.on('verdict', (v) => {
+        if (!queued.delete(v.attId)) return;
+        const r = { subject: subjects.get(v.attId), attId: v.attId, decision: v.decision, reasons: v.claims.reasons.map((x) => x.code), settled: 'later' };
+        if (o.json) printJson(r);
+        else process.stdout.write(`${r.subject}: ${r.decision.toUpperCase()} (verdict for the queued attempt ${v.attId})\n`);
+      });
+      const print = (subject: string, r: SessionResult) => {
+        const out = { subject, outcome: r.outcome, ...(r.verdict ? { decision: r.verdict.decision } : { status: r.outcome }), reasons: r.reasons, modality: r.modality, attId: r.attId, receipt: r.verdict ? { leafIndex: r.verdict.claims.receipt.leafIndex, treeSize: r.verdict.claims.receipt.treeSize } : null };
+        if (o.json) printJson(out);
+        else process.stdout.write(`${subject}: ${r.outcome.toUpperCase()}${r.reasons.length ? ` (${r.reasons.join(', ')})` : ''}${r.outcome === 'queued' ? ' (no verdict yet: kept in the outbox, delivered when the network returns)' : ''}\n`);
+      };
       try {
         for await (const line of createInterface({ input: process.stdin })) {
           const subject = line.trim();
           if (!subject) continue;
-          try {
-            // Capture until a frame is good enough, keeping the best one.
-            let best: Awaited<ReturnType<FaceEngine['extract']>> | null = null;
-            let lastError: unknown = null;
-            for (let i = 0; i < o.maxFrames && !(best && best.quality.score >= best.quality.retryBelow); i++) {
-              try {
-                const x = await engine.extract((await camera.nextFrame(5000)).data);
-                if (!best || x.quality.score > best.quality.score) best = x;
-              } catch (e) {
-                if (!(e instanceof BiokioskError) || e.kind !== 'input') throw e;
-                lastError = e;
-              }
+          const session = kiosk.session();
+          session.on('event', (e) => {
+            if (o.json && o.events) printJson({ event: e });
+            else if (!o.json) {
+              const d = describeEvent(e);
+              if (d) process.stderr.write(`${d}\n`);
             }
-            if (!best) throw lastError ?? new BiokioskError('NoCapture', 'no usable frame');
-            const nonce = o.online && relay.connected ? (await relay.requestNonce().catch(() => null))?.nonce : undefined;
-            const a = await attester.attest({ subject, modality: 'face', template: best.template, templateFormat: 'biokiosk-face/1', quality: best.quality.score, model: decodeFaceTemplate(best.template).model, nonce });
-            relay.nudge();
-            const verdict = await new Promise<VerdictInfo | null>((resolve) => {
-              const timer = setTimeout(() => resolve(null), o.verdictTimeout * 1000);
-              waiting.set(a.attId, (v) => {
-                clearTimeout(timer);
-                resolve(v);
-              });
-            });
-            waiting.delete(a.attId);
-            if (verdict) {
-              print({ subject, attId: a.attId, quality: best.quality.score, decision: verdict.decision, reasons: verdict.claims.reasons.map((r) => r.code) });
-            } else print({ subject, attId: a.attId, quality: best.quality.score, status: 'queued', error: '(no verdict yet: kept in the outbox, delivered when the network returns)' });
-          } catch (e) {
-            print({ subject, status: 'failed', error: e instanceof Error ? e.message : String(e) });
-          }
+          });
+          session.begin();
+          session.identify(subject);
+          const r = await session.done;
+          if (r.attId) subjects.set(r.attId, subject);
+          if (r.outcome === 'queued' && r.attId) queued.add(r.attId);
+          print(subject, r);
         }
       } finally {
-        await camera.close();
-        await relay.stop();
-        await engine.close();
-        await state.close();
+        await kiosk.close();
       }
     });
 
-  program
-    .command('kiosk')
-    .description('Kiosk identity and state.')
+  const kioskCmd = program.command('kiosk').description('Kiosk identity and state.');
+  kioskCmd
+    .command('heads')
+    .description('Export the audit-log tree heads this kiosk accepted (for `biokiosk verifier audit --known-heads FILE`).')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--ueid <id>', 'this device id (recorded in the export)')
+    .action((o: { dir: string; ueid?: string }) => {
+      const heads = new TreeHeadStore(join(o.dir, 'log-heads.db'), 1000, notice);
+      try {
+        printJson({ kind: 'biokiosk-known-heads/1', ueid: o.ueid ?? null, heads: heads.all() });
+      } finally {
+        heads.close();
+      }
+    });
+  kioskCmd
     .command('identity')
     .description("Print this kiosk's public attestation key (JWK) and kid, creating the key on first use.")
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
@@ -184,6 +207,19 @@ export function registerKiosk(program: Command): void {
         await state.close();
       }
     });
+}
+
+/** Which capture devices `run` fits, from --modality and the device options. */
+function captureConfig(o: RunOptions): CaptureConfig[] {
+  const want = o.modality === 'auto' ? (['face', 'fingerprint'] as Modality[]) : [o.modality as Modality];
+  if (!['auto', 'face', 'fingerprint'].includes(o.modality)) throw new UsageError(`--modality takes face, fingerprint or auto, got "${o.modality}"`);
+  const out: CaptureConfig[] = [];
+  if (want.includes('face') && o.camera) out.push({ modality: 'face', camera: o.camera });
+  if (want.includes('fingerprint') && o.fingerprintPort) out.push({ modality: 'fingerprint', port: o.fingerprintPort, baudRate: o.fingerprintBaud });
+  if (o.modality === 'face' && !o.camera) throw new UsageError('--modality face needs --camera SPEC');
+  if (o.modality === 'fingerprint' && !o.fingerprintPort) throw new UsageError('--modality fingerprint needs --fingerprint-port PATH');
+  if (out.length === 0) throw new UsageError('no capture device: give --camera SPEC (face) and/or --fingerprint-port PATH (fingerprint)');
+  return out;
 }
 
 interface KeyStoreOptions {

@@ -11,7 +11,7 @@ import { fingerprintExtractorIdentity } from '../models/fingerprint/engine.ts';
 import { TEMPLATE_FORMATS } from './extract.ts';
 import { createEngine, parseModality } from '../models/engines.ts';
 import { SqliteAuditStore } from '../verifier/audit/store.ts';
-import { p256TreeHeadVerifier } from '../verifier/audit/tree-head.ts';
+import { p256TreeHeadVerifier } from '../protocol/tree-head.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
 import { openVerifierKeys } from '../verifier/keys.ts';
 import { VerifierNode } from '../verifier/node.ts';
@@ -174,19 +174,33 @@ export function registerVerifier(program: Command): void {
   v.command('audit')
     .description('Check the whole audit log: every entry, every signed tree head, their consistency. Exit 2 if tampered.')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--known-heads <file...>', 'tree heads kept outside the verifier (`biokiosk kiosk heads` output): the log must still have each one')
     .option('--json', 'print one JSON object')
-    .action(async (o: { dir: string; json?: boolean }) => {
+    .action(async (o: { dir: string; json?: boolean; knownHeads?: string[] }) => {
+      const knownTreeHeads = [];
+      for (const f of o.knownHeads ?? []) {
+        let doc: { kind?: string; heads?: Array<{ treeSize: number; rootHash: string; timestamp: number; signature: string }> };
+        try {
+          doc = JSON.parse((await readInput(f)).toString('utf8')) as typeof doc;
+        } catch (e) {
+          if (e instanceof BiokioskError) throw e;
+          throw new UsageError(`${f} is not JSON`);
+        }
+        if (doc.kind !== 'biokiosk-known-heads/1' || !Array.isArray(doc.heads)) throw new UsageError(`${f} is not the output of \`biokiosk kiosk heads\``);
+        for (const h of doc.heads) knownTreeHeads.push({ tree_size: h.treeSize, root_hash: h.rootHash, timestamp: h.timestamp, signature: h.signature });
+      }
       const keysDoc = JSON.parse(await readFile(join(o.dir, 'verifier-keys.json'), 'utf8').catch(() => {
         throw new UsageError(`no verifier state in ${o.dir} (verifier-keys.json missing)`);
       })) as { signing: Record<string, unknown> };
       const store = new SqliteAuditStore(join(o.dir, 'verifier.db'), { readonly: true });
       try {
-        const report = await auditLog(store, p256TreeHeadVerifier(p256PublicJwk(keysDoc.signing) as never));
+        const report = await auditLog(store, p256TreeHeadVerifier(p256PublicJwk(keysDoc.signing) as never), { knownTreeHeads });
         if (o.json) printJson(report);
-        else if (report.ok) process.stdout.write(`audit log OK: ${report.size} entries, ${report.checkedTreeHeads} signed tree heads consistent\n`);
+        else if (report.ok) process.stdout.write(`audit log OK: ${report.size} entries, ${report.checkedTreeHeads} signed tree heads consistent${knownTreeHeads.length ? `, ${knownTreeHeads.length} tree heads kept elsewhere all still in the log` : ''}\n`);
         if (!report.ok) {
           const first = report.firstTampered;
-          throw new BiokioskError('AuditFailed', first ? `entry ${first.index} was tampered with: ${first.reason}` : `the log does not verify: ${report.problems[0]?.message ?? 'see --json'}`);
+          const known = report.problems.find((p) => p.kind.startsWith('known_tree_head'));
+          throw new BiokioskError('AuditFailed', first ? `entry ${first.index} was tampered with: ${first.reason}` : known ? `the log was rewritten: ${known.message}` : `the log does not verify: ${report.problems[0]?.message ?? 'see --json'}`);
         }
       } finally {
         store.close();

@@ -42,6 +42,8 @@ export class Attester {
     private readonly fleetPublicJwk: JsonWebKey,
     private readonly seq: SeqSource,
     private readonly outbox: Outbox,
+    /** The size of the latest audit-log tree head the kiosk accepted (named in each attestation; 0: none). */
+    private readonly logSize: () => number = () => 0,
   ) {}
 
   async attest(t: TemplateToAttest): Promise<Attested> {
@@ -51,6 +53,7 @@ export class Attester {
     const sealed = await sealContent({ attId, subject: t.subject, site: this.identity.site, quality: t.quality, template: t.template }, this.fleetPublicJwk, replyKey);
     const t1 = performance.now();
     const seq = await this.seq.next();
+    const logSize = this.logSize();
     const claims: AttestationClaims = {
       ueid: this.identity.ueid,
       ...(t.nonce ? { eat_nonce: t.nonce } : {}),
@@ -62,6 +65,7 @@ export class Attester {
       model: t.model,
       sensor: this.identity.sensor,
       sealed,
+      ...(logSize > 0 ? { log_size: logSize } : {}),
     };
     const jws = await createAttestation(claims, this.signer);
     const t2 = performance.now();

@@ -41,7 +41,7 @@ export interface RelayOptions {
 
 export interface RelayEvents {
   verdict: [VerdictInfo];
-  rejectedVerdict: [{ reason: string }];
+  rejectedVerdict: [{ reason: string; error?: unknown }];
   connected: [];
   offline: [];
 }
@@ -183,7 +183,7 @@ export class Relay extends EventEmitter<RelayEvents> {
     } catch (e) {
       // Not a verdict for what we sent (forged, rebound, for another attestation): the entry stays.
       this.stats.badVerdicts++;
-      this.emit('rejectedVerdict', { reason: e instanceof Error ? e.message : String(e) });
+      this.emit('rejectedVerdict', { reason: e instanceof Error ? e.message : String(e), error: e });
       return;
     }
     this.o.outbox.acknowledge(v.attId);

@@ -1,9 +1,11 @@
 /**
  * How a kiosk trusts a verdict: it opens it with the reply key of the outbox entry it answers (only that kiosk
  * and the verifiers know it), then requires a JWS from a verifier it knows, addressed to it, naming that exact
- * attestation: its att_id, the SHA-256 of its JWS and its seq. Anything else leaves the entry in the outbox.
+ * attestation: its att_id, the SHA-256 of its JWS and its seq; and a receipt that holds (receipts.ts: the log
+ * entry is this attestation's, it is in the signed tree, and that tree extends the one this kiosk accepted
+ * before). Anything else leaves the entry in the outbox. An accepted receipt's tree head is kept (tree-heads.ts).
  */
-import type { JsonWebKey } from 'node:crypto';
+import { createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { attestationHash } from '../protocol/attestation.ts';
 import type { VerdictClaims } from '../protocol/claims.ts';
 import { decodeEnvelope, type EnvelopeOf } from '../protocol/envelope.ts';
@@ -13,6 +15,8 @@ import { jwkThumbprint, p256PublicJwk } from '../protocol/signer.ts';
 import type { TrustedKey } from '../protocol/trust.ts';
 import { parseVerdict } from '../protocol/verdict.ts';
 import type { OutboxEntry } from './outbox.ts';
+import { checkReceipt } from './receipts.ts';
+import type { TreeHeadStore } from './tree-heads.ts';
 
 export interface TrustedVerifier {
   id: string;
@@ -28,26 +32,53 @@ export interface VerdictInfo {
 
 export type VerdictCheck = (env: EnvelopeOf<'verdict'>, entry: OutboxEntry) => Promise<VerdictInfo>;
 
-function refuse(why: string): BiokioskError {
-  return new BiokioskError('VerdictRefused', why);
+/** Why a verdict was not taken: a receipt that does not hold is `ReceiptRefused` (an alarm for the operator). */
+export class VerdictRefusedError extends BiokioskError {
+  constructor(
+    message: string,
+    readonly receipt: 'mismatch' | 'forged' | 'inconsistent' | null = null,
+  ) {
+    super(receipt ? 'ReceiptRefused' : 'VerdictRefused', message);
+  }
 }
 
-export function verdictChecker(ueid: string, verifiers: TrustedVerifier[]): { checkVerdict: VerdictCheck } {
+function refuse(why: string): VerdictRefusedError {
+  return new VerdictRefusedError(why);
+}
+
+/** The claims of our own attestation in an outbox entry (no check needed: we signed them). */
+function ownClaims(entryPayload: Buffer): { jws: string; logSize: number } {
+  const jws = decodeEnvelope(entryPayload, 'attestation').body;
+  const claims = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as { log_size?: number };
+  return { jws, logSize: claims.log_size ?? 0 };
+}
+
+export function verdictChecker(ueid: string, verifiers: TrustedVerifier[], heads: TreeHeadStore): { checkVerdict: VerdictCheck } {
   const keys = new Map<string, TrustedKey>();
-  for (const v of verifiers) keys.set(jwkThumbprint(p256PublicJwk(v.publicJwk as Record<string, unknown>)), { owner: v.id, key: v.publicJwk });
+  const headKeys = new Map<string, KeyObject>();
+  for (const v of verifiers) {
+    const kid = jwkThumbprint(p256PublicJwk(v.publicJwk as Record<string, unknown>));
+    keys.set(kid, { owner: v.id, key: v.publicJwk });
+    headKeys.set(kid, createPublicKey({ key: v.publicJwk, format: 'jwk' }));
+  }
   return {
     async checkVerdict(env, entry) {
       const sealed = isSealedReply(env.body);
       if (sealed && !entry.replyKey) throw refuse(`verdict for ${entry.attId} is sealed but this attestation has no reply key`);
       const jws = sealed ? openReply(env.body, entry.replyKey!) : env.body;
       // A verdict is checked against the moment it was signed: the outbox may have been offline for hours.
-      const { claims } = await parseVerdict(jws, (kid) => keys.get(kid), { expectedUeid: ueid, maxAgeSeconds: 7 * 24 * 3600 });
+      const { claims, kid } = await parseVerdict(jws, (k) => keys.get(k), { expectedUeid: ueid, maxAgeSeconds: 7 * 24 * 3600 });
       if (claims.att_id !== env.corr || claims.att_id !== entry.attId) throw refuse(`verdict names attestation ${claims.att_id}, not ${entry.attId}`);
-      const hash = attestationHash(decodeEnvelope(entry.payload, 'attestation').body);
+      const own = ownClaims(entry.payload);
+      const hash = attestationHash(own.jws);
       if (claims.att_hash !== hash) throw refuse(`verdict for ${entry.attId} names another attestation hash`);
       if (claims.seq !== entry.seq) throw refuse(`verdict for ${entry.attId} names seq ${claims.seq}, not ${entry.seq}`);
       // Only a verifier that could not open the sealed content answers in the clear, and then only with a rejection.
       if (!sealed && entry.replyKey && claims.decision !== 'rejected') throw refuse(`verdict for ${entry.attId} is a ${claims.decision} sent unsealed`);
+      const headKey = headKeys.get(kid)!;
+      const outcome = checkReceipt(claims, { ueid, attId: entry.attId, hash, seq: entry.seq, logSize: own.logSize }, heads, (m, sig) => cryptoVerify('sha256', m, { key: headKey, dsaEncoding: 'ieee-p1363' }, sig));
+      if (!outcome.ok) throw new VerdictRefusedError(`receipt of the verdict for ${entry.attId} refused: ${outcome.reason}`, outcome.kind);
+      heads.accept(outcome.head, outcome.advances);
       return { attId: claims.att_id, attHash: claims.att_hash, decision: claims.decision, claims };
     },
   };

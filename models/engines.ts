@@ -4,6 +4,13 @@ import type { ModalityEngine, ModalityName } from './modality.ts';
 
 export const MODALITIES: readonly ModalityName[] = ['face', 'fingerprint', 'iris'];
 
+/** The template format each modality's engine writes (what attestations and the gallery name). */
+export const TEMPLATE_FORMATS: Record<ModalityName, string> = {
+  face: 'biokiosk-face/1',
+  fingerprint: 'biokiosk-fingerprint/1',
+  iris: 'biokiosk-iris/1',
+};
+
 export function parseModality(value: string): ModalityName {
   if ((MODALITIES as readonly string[]).includes(value)) return value as ModalityName;
   throw new UsageError(`unknown modality "${value}" (expected one of: ${MODALITIES.join(', ')})`);

@@ -84,6 +84,12 @@ export const AttestationClaims = z.strictObject({
   }),
   /** `SealedContent`, encrypted to the verifier fleet's key (compact JWE, ECDH-ES+A256KW / A256GCM). */
   sealed: CompactJwe,
+  /**
+   * The size of the latest audit-log tree head this kiosk has accepted (0 or absent: none yet). The verdict's
+   * receipt proves the new tree head consistent with it (RFC 9162 2.1.4), so a log rewritten after the kiosk saw it
+   * cannot answer this kiosk again unnoticed.
+   */
+  log_size: z.int().nonnegative().optional(),
 });
 export type AttestationClaims = z.infer<typeof AttestationClaims>;
 
@@ -127,6 +133,34 @@ export type Reason = z.infer<typeof Reason>;
 /** Deepest inclusion proof accepted: a Merkle tree of 2^64 leaves needs 64 hashes. */
 export const MAX_INCLUSION_PROOF = 64;
 
+/** Longest consistency proof accepted (RFC 9162: at most about 2 log2(n) hashes). */
+export const MAX_CONSISTENCY_PROOF = 128;
+
+/**
+ * One audit-log entry: the verifier's record of a decision, exactly as the log hashed it (canonical JSON, RFC 9162
+ * leaf). The receipt carries it so the kiosk can check that the entry is about its attestation and recompute the
+ * leaf its inclusion proof starts from.
+ */
+export const DecisionRecord = z.strictObject({
+  v: z.literal(1),
+  verifier: DeviceId,
+  /** Milliseconds since the epoch. */
+  decided_at: z.int().nonnegative(),
+  ueid: DeviceId,
+  att_id: MessageId,
+  att_hash: B64Sha256,
+  seq: z.int().positive(),
+  sub: text(128).nullable(),
+  modality: Modality,
+  model_sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  site: text(128).nullable(),
+  decision: Decision,
+  reasons: z.array(z.enum(REJECTION_CODES)).max(16),
+  score: z.number().finite().nullable(),
+  distance: z.number().finite().nullable(),
+});
+export type DecisionRecord = z.infer<typeof DecisionRecord>;
+
 /**
  * Audit-log receipt (RFC 9162 style): where the entry sits, the tree it sits in, the proof, and the log's
  * signature over the tree head. Kept generic: hashes are base64url SHA-256, the signature is opaque base64url.
@@ -140,6 +174,10 @@ export const Receipt = z
     /** The signed tree head's timestamp (milliseconds): part of what its signature covers. */
     treeHeadTimestamp: z.int().nonnegative(),
     treeHeadSignature: base64url(1, 1024),
+    /** The entry at leafIndex. */
+    entry: DecisionRecord,
+    /** Consistency proof from the tree size the attestation named (`log_size`) to treeSize; null when it named none. */
+    consistency: z.strictObject({ from: z.int().nonnegative(), proof: z.array(B64Sha256).max(MAX_CONSISTENCY_PROOF) }).nullable(),
   })
   .refine((r) => r.leafIndex < r.treeSize, { message: 'leafIndex must be below treeSize', path: ['leafIndex'] });
 export type Receipt = z.infer<typeof Receipt>;

@@ -11,8 +11,12 @@ import { Rejection } from './rejections.ts';
 import type { Signer } from './signer.ts';
 import { capturingResolver, checkFreshness, type FreshnessOptions, type TrustedKeyResolver } from './trust.ts';
 
-/** Largest verdict JWS accepted (the largest schema-valid verdict, 16 reasons of 512 3-byte characters, is ~40,000 bytes). */
-export const MAX_VERDICT_BYTES = 48 * 1024;
+/**
+ * Largest verdict JWS accepted: the largest schema-valid verdict (16 reasons of 512 3-byte characters, a receipt
+ * with its log entry, a 64-hash inclusion proof and a 128-hash consistency proof) is about 50,000 bytes; a test
+ * checks it.
+ */
+export const MAX_VERDICT_BYTES = 60 * 1024;
 
 /** Largest verdict envelope body: a verdict JWS sealed for its kiosk (reply.ts) is base64url of it plus a header. */
 export const MAX_SEALED_VERDICT_BYTES = Math.ceil((MAX_VERDICT_BYTES * 4) / 3) + 256;

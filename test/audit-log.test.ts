@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
-import { canonicalBytes } from '../verifier/audit/canonical.ts';
+import { canonicalBytes } from '../protocol/canonical.ts';
 import { AuditLog, type AuditReceipt } from '../verifier/audit/log.ts';
-import { inclusionProof, leafHash, MerkleFrontier, rootOf, verifyConsistency } from '../verifier/audit/merkle.ts';
+import { inclusionProof, leafHash, MerkleFrontier, rootOf, verifyConsistency } from '../protocol/merkle.ts';
 import { SqliteAuditStore } from '../verifier/audit/store.ts';
-import { p256TreeHeadSigner, p256TreeHeadVerifier, treeHeadSignerFrom, type TreeHeadVerify } from '../verifier/audit/tree-head.ts';
+import { p256TreeHeadSigner, p256TreeHeadVerifier, treeHeadSignerFrom, type TreeHeadVerify } from '../protocol/tree-head.ts';
 import { auditLog, formatAuditReport, verifyReceipt } from '../verifier/audit/verify.ts';
 import type { BatchAuditLog } from '../verifier/verifier.ts';
 

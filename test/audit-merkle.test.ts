@@ -16,8 +16,8 @@ import {
   splitPoint,
   verifyConsistency,
   verifyInclusion,
-} from '../verifier/audit/merkle.ts';
-import { canonicalJson, isCanonicalJson } from '../verifier/audit/canonical.ts';
+} from '../protocol/merkle.ts';
+import { canonicalJson, isCanonicalJson } from '../protocol/canonical.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const sha = (...parts: Uint8Array[]) => {

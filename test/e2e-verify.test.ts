@@ -1,6 +1,6 @@
 /** Kiosk -> real mosquitto (MQTT 5) -> verifier -> verdict, with the real protocol, stores and audit log. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { p256TreeHeadVerifier } from '../verifier/audit/tree-head.ts';
+import { p256TreeHeadVerifier } from '../protocol/tree-head.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
 import { faceTemplate, MODEL, startKiosk, startVerifier, tempDir, waitFor, type TestKiosk } from './helpers/e2e.ts';

@@ -1,17 +1,22 @@
 /**
- * The kiosk settles an attempt only with a verdict for the exact attestation it sent: opened with that entry's
- * reply key, signed by a verifier it knows, naming its att_id, the hash of its JWS and its seq. Anything else (the
- * rejection the rebinding attack used to produce, a verdict for another attestation, a sealed verdict under
- * another key, an unsealed "match") leaves the attestation in the outbox. The sealed form is a standard JWE: jose
- * opens it too.
+ * The kiosk settles an attempt only with a verdict for the exact attestation it sent, whose receipt holds: opened
+ * with that entry's reply key, signed by a verifier it knows, naming its att_id, the hash of its JWS and its seq;
+ * the receipt's log entry is that attestation's, its inclusion proof leads to a tree head the verifier signed, and
+ * that tree extends the one the kiosk accepted before. Anything else (the rejection the rebinding attack used to
+ * produce, random receipt bytes, another attestation's receipt, a log rewritten and re-signed between two
+ * verdicts) leaves the attestation in the outbox and raises an alarm; `verifier audit --known-heads` catches the
+ * rewrite from the heads the kiosk exported. The sealed form is a standard JWE: jose opens it too.
  */
+import { randomUUID } from 'node:crypto';
+import { cp, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { compactDecrypt } from 'jose';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { verdictChecker } from '../device/verdicts.ts';
 import { attestationHash } from '../protocol/attestation.ts';
-import type { Receipt, VerdictClaims } from '../protocol/claims.ts';
+import type { DecisionRecord, Receipt, VerdictClaims } from '../protocol/claims.ts';
 import { encodeEnvelope, type EnvelopeOf } from '../protocol/envelope.ts';
 import { newReplyKey } from '../protocol/sealed.ts';
 import { openReply, sealReply } from '../protocol/reply.ts';
@@ -19,10 +24,10 @@ import { deviceTopics } from '../protocol/topics.ts';
 import { createVerdict } from '../protocol/verdict.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
+import { signedMessage } from './helpers/attest.ts';
+import { biokiosk } from './helpers/cli.ts';
 import { faceTemplate, MODEL, startKiosk, tempDir, waitFor, type TestKiosk } from './helpers/e2e.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
-
-const receipt: Receipt = { leafIndex: 0, treeSize: 1, rootHash: 'r'.repeat(43), inclusionProof: [], treeHeadTimestamp: 1, treeHeadSignature: 's'.repeat(86) };
 
 describe('sealed verdicts', () => {
   it('are compact JWEs (dir, A256GCM) that jose opens, that fail under any other key and when tampered with', async () => {
@@ -39,7 +44,7 @@ describe('sealed verdicts', () => {
   });
 });
 
-describe('the kiosk accepts only a verdict for the exact attestation it sent', () => {
+describe('the kiosk accepts only a verdict for the exact attestation it sent, with a receipt that holds', () => {
   let broker: Mosquitto;
   let v: VerifierInstance;
   let k: TestKiosk;
@@ -56,37 +61,62 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent', (
     await broker?.stop();
   });
 
-  const claimsFor = (attId: string, attHash: string, seq: number, over: Partial<VerdictClaims> = {}): VerdictClaims => ({
-    iss: v.keys.verifierId, iat: Math.floor(Date.now() / 1000), att_id: attId, att_hash: attHash, ueid: 'kiosk-exact', seq,
-    decision: 'rejected', reasons: [{ code: 'malformed', message: 'The message does not follow the protocol schema.' }], receipt, ...over,
-  });
+  /** A real receipt: the record appended to the verifier's own log, signed. */
+  async function realReceipt(record: DecisionRecord): Promise<Receipt> {
+    const [r] = await v.audit.appendBatchWithReceipts([{ key: `test:${randomUUID()}`, record }]);
+    const h = r!.signedTreeHead;
+    return { leafIndex: r!.leafIndex, treeSize: r!.treeSize, rootHash: r!.rootHash, inclusionProof: r!.inclusionProof, treeHeadTimestamp: h.timestamp, treeHeadSignature: h.signature, entry: record, consistency: null };
+  }
 
-  it('refuses forged and misdirected verdicts (each checked directly, then through the relay), then settles with the real one', async () => {
+  it('refuses forged and misdirected verdicts and receipts (checked directly, then through the relay), then settles with the real one', async () => {
     const a = await k.attester.attest({ subject: 'alice', modality: 'face', template: faceTemplate(1, 0.03), templateFormat: 'biokiosk-face/1', quality: 80, model: MODEL });
     const entry = k.state.outbox.get(a.attId)!;
     const hash = attestationHash(a.jws);
-    const check = verdictChecker('kiosk-exact', [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]).checkVerdict;
+    const heads = k.kiosk.heads;
+    const check = verdictChecker('kiosk-exact', [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], heads).checkVerdict;
     const env = (body: string): EnvelopeOf<'verdict'> => ({ v: 1, kind: 'verdict', corr: a.attId, body });
+    const record = (over: Partial<DecisionRecord> = {}): DecisionRecord => ({
+      v: 1, verifier: v.keys.verifierId, decided_at: Date.now(), ueid: 'kiosk-exact', att_id: a.attId, att_hash: hash, seq: a.seq, sub: 'alice',
+      modality: 'face', model_sha256: MODEL.sha256, site: 'test-site', decision: 'rejected', reasons: ['malformed'], score: null, distance: null, ...over,
+    });
+    const claimsFor = (receipt: Receipt, over: Partial<VerdictClaims> = {}): VerdictClaims => ({
+      iss: v.keys.verifierId, iat: Math.floor(Date.now() / 1000), att_id: a.attId, att_hash: hash, ueid: 'kiosk-exact', seq: a.seq,
+      decision: 'rejected', reasons: [{ code: 'malformed', message: 'The message does not follow the protocol schema.' }], receipt, ...over,
+    });
+    const good = await realReceipt(record());
+    // Random bytes where the hashes and the signature belong.
+    const random = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(Math.random() * 256))).toString('base64url');
+    const randomReceipt: Receipt = { ...good, rootHash: random(32), inclusionProof: good.inclusionProof.map(() => random(32)), treeHeadSignature: random(64) };
+    // A real receipt, for another attestation's entry.
+    const other = await signedMessage(v.keys.fleet.publicJwk, SoftwareKeyStore.ephemeral(), { ueid: 'kiosk-other', seq: 1 });
+    const otherReceipt = await realReceipt(record({ ueid: 'kiosk-other', att_id: other.claims.att_id, att_hash: attestationHash(other.jws), seq: 1 }));
     const stranger = SoftwareKeyStore.ephemeral();
-    const forged: Array<[string, string]> = [
+    const forged: Array<[string, string, RegExp]> = [
       // What the rebinding attack used to produce: a rejection under the genuine att_id, for other bytes.
-      ['another attestation hash', sealReply(await createVerdict(claimsFor(a.attId, 'x'.repeat(43), a.seq), v.signer), entry.replyKey!)],
-      ['another seq', sealReply(await createVerdict(claimsFor(a.attId, hash, a.seq + 1), v.signer), entry.replyKey!)],
-      ['another reply key', sealReply(await createVerdict(claimsFor(a.attId, hash, a.seq), v.signer), newReplyKey())],
-      ['unsealed match', await createVerdict(claimsFor(a.attId, hash, a.seq, { decision: 'match', reasons: [] }), v.signer)],
-      ['another signer', sealReply(await createVerdict(claimsFor(a.attId, hash, a.seq), stranger), entry.replyKey!)],
+      ['another attestation hash', sealReply(await createVerdict(claimsFor(good, { att_hash: 'x'.repeat(43) }), v.signer), entry.replyKey!), /another attestation hash/],
+      ['another seq', sealReply(await createVerdict(claimsFor(good, { seq: a.seq + 1 }), v.signer), entry.replyKey!), /names seq/],
+      ['another reply key', sealReply(await createVerdict(claimsFor(good), v.signer), newReplyKey()), /does not decrypt/],
+      ['unsealed match', await createVerdict(claimsFor(await realReceipt(record({ decision: 'match', reasons: [] })), { decision: 'match', reasons: [] }), v.signer), /sent unsealed/],
+      ['another signer', sealReply(await createVerdict(claimsFor(good), stranger), entry.replyKey!), /not registered|No key/],
+      ['a receipt of random bytes', sealReply(await createVerdict(claimsFor(randomReceipt), v.signer), entry.replyKey!), /inclusion proof does not lead/],
+      ["another attestation's receipt", sealReply(await createVerdict(claimsFor(otherReceipt), v.signer), entry.replyKey!), /log entry is for kiosk-other/],
+      ['an entry that says something else', sealReply(await createVerdict(claimsFor(good, { decision: 'no_match', reasons: [] }), v.signer), entry.replyKey!), /the log entry says rejected/],
     ];
-    for (const [why, body] of forged) await expect(check(env(body), entry), why).rejects.toThrow();
-    // Through the relay: published on the kiosk's verdict topic (this broker has no ACL), every one is refused.
+    for (const [why, body, reason] of forged) await expect(check(env(body), entry), why).rejects.toThrow(reason);
+    expect(heads.all()).toEqual([]);
+    // Through the relay: published on the kiosk's verdict topic (this broker has no ACL), every one is refused,
+    // each raising an alarm, the receipt ones naming what was wrong with the receipt.
     const spy = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
     for (const [, body] of forged) await spy.publishAsync(deviceTopics('kiosk-exact').verdicts, encodeEnvelope({ v: 1, kind: 'verdict', corr: a.attId, body }), { qos: 1 });
     await waitFor(() => k.relay.stats.badVerdicts >= forged.length, 5000, 'the forged verdicts refused');
     await spy.endAsync();
     expect(k.state.outbox.get(a.attId)).toBeDefined();
     expect(k.verdicts).toEqual([]);
-    // A verifier that could not open the sealed content answers unsealed, with a rejection for these exact bytes:
-    // accepted (signed, and bound to the attestation).
-    const plain = await createVerdict(claimsFor(a.attId, hash, a.seq, { reasons: [{ code: 'template_undecryptable', message: 'The encrypted template cannot be decrypted.' }] }), v.signer);
+    expect(k.alarms.filter((x) => x.kind === 'verdict_refused' && x.receipt === 'forged').length).toBeGreaterThanOrEqual(1);
+    expect(k.alarms.filter((x) => x.kind === 'verdict_refused' && x.receipt === 'mismatch').length).toBeGreaterThanOrEqual(2);
+    // A verifier that could not open the sealed content answers unsealed, with a rejection for these exact bytes
+    // and a real receipt: accepted.
+    const plain = await createVerdict(claimsFor(await realReceipt(record({ reasons: ['template_undecryptable'] })), { reasons: [{ code: 'template_undecryptable', message: 'The encrypted template cannot be decrypted.' }] }), v.signer);
     expect((await check(env(plain), entry)).decision).toBe('rejected');
     // The real verifier comes online: its verdict, sealed for this kiosk, settles the attempt.
     const real = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'kv-verifier', protocolVersion: 5 });
@@ -97,8 +127,72 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent', (
       await waitFor(() => k.verdicts.length === 1, 10_000, 'the real verdict');
       expect(k.verdicts[0]).toMatchObject({ attId: a.attId, attHash: hash, decision: 'match' });
       expect(k.state.outbox.get(a.attId)).toBeUndefined();
+      // Both accepted heads are kept; the later one is not linked (the attestation named no earlier head to prove it from).
+      expect(heads.all().map((h) => [h.treeSize, h.linked])).toEqual([
+        [v.audit.size - 1, true],
+        [v.audit.size, false],
+      ]);
     } finally {
       await real.stop();
     }
   });
+});
+
+describe('a log rewritten and re-signed between two verdicts', () => {
+  it('is caught by the kiosk (the next receipt does not extend the tree it kept), and by verifier audit --known-heads', async () => {
+    const broker = await Mosquitto.start();
+    const root = await tempDir('bk-rewrite-');
+    const honestDir = join(root, 'verifier');
+    const v = await openVerifier(honestDir, { allowedModels: [MODEL.sha256] });
+    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    const kdir = join(root, 'kiosk');
+    const k = await startKiosk(broker.url, v, 'kiosk-rw', { dir: kdir });
+    await v.close();
+    // The insider's copy of the folder, as it was before the kiosk's first attempt was decided.
+    const rewrittenDir = join(root, 'rewritten');
+    await cp(honestDir, rewrittenDir, { recursive: true });
+    const honest = await openVerifier(honestDir, { allowedModels: [MODEL.sha256] });
+    let node = new VerifierNode(honest.verifier, honest.store, { brokerUrl: broker.url, clientId: 'rw-verifier', protocolVersion: 5 });
+    await node.start();
+    try {
+      const first = await k.kiosk.attest({ subject: 'alice', modality: 'face', template: faceTemplate(1, 0.03), templateFormat: 'biokiosk-face/1', quality: 80, model: MODEL });
+      await waitFor(() => k.verdicts.length === 1, 10_000, 'the first verdict');
+      expect(k.verdicts[0]?.decision).toBe('match');
+      expect(k.kiosk.heads.latest()?.treeSize).toBe(1);
+      await node.stop();
+      await honest.close();
+      // The insider rewrites history with the same keys: entry 0 now says alice's first attempt did not match.
+      const forger = await openVerifier(rewrittenDir, { allowedModels: [MODEL.sha256] });
+      forger.audit.appendBatch([{ key: `att:${attestationHash(first.jws)}`, record: { v: 1, verifier: forger.keys.verifierId, decided_at: Date.now(), ueid: 'kiosk-rw', att_id: first.attId, att_hash: attestationHash(first.jws), seq: first.seq, sub: 'alice', modality: 'face', model_sha256: MODEL.sha256, site: 'test-site', decision: 'no_match', reasons: [], score: 0.1, distance: 0.9 } }]);
+      await forger.audit.sealBatch();
+      node = new VerifierNode(forger.verifier, forger.store, { brokerUrl: broker.url, clientId: 'rw-forger', protocolVersion: 5 });
+      await node.start();
+      // The kiosk's next attempt: the forged log answers, correctly signed, but cannot prove it extends the tree of
+      // 1 entry the kiosk kept.
+      const second = await k.kiosk.attest({ subject: 'alice', modality: 'face', template: faceTemplate(1, 0.03), templateFormat: 'biokiosk-face/1', quality: 80, model: MODEL });
+      await waitFor(() => k.alarms.some((x) => x.kind === 'verdict_refused' && x.receipt === 'inconsistent'), 10_000, 'the kiosk to catch the rewrite');
+      expect(k.verdicts).toHaveLength(1);
+      expect(k.state.outbox.get(second.attId)).toBeDefined();
+      expect(k.kiosk.heads.latest()?.treeSize).toBe(1);
+      await node.stop();
+      // The forged log passes its own audit (it is consistent with itself) ...
+      expect((await biokiosk('verifier', 'audit', '--dir', rewrittenDir)).code).toBe(0);
+      await forger.close();
+    } finally {
+      await k.stop();
+      await broker.stop();
+    }
+    // ... but not against the tree heads the kiosk kept.
+    const exported = await biokiosk('kiosk', 'heads', '--dir', kdir, '--ueid', 'kiosk-rw');
+    expect(exported.code, exported.stderr).toBe(0);
+    const heads = JSON.parse(exported.stdout) as { heads: Array<{ treeSize: number; linked: boolean }> };
+    expect(heads.heads.map((h) => [h.treeSize, h.linked])).toEqual([[1, true]]);
+    await writeFile(join(root, 'heads.json'), exported.stdout);
+    const caught = await biokiosk('verifier', 'audit', '--dir', rewrittenDir, '--known-heads', join(root, 'heads.json'));
+    expect(caught.code).toBe(2);
+    expect(caught.stderr).toMatch(/rewritten|tampered/);
+    const fine = await biokiosk('verifier', 'audit', '--dir', honestDir, '--known-heads', join(root, 'heads.json'));
+    expect(fine.code, fine.stderr).toBe(0);
+    expect(fine.stdout).toMatch(/1 tree heads kept elsewhere all still in the log/);
+  }, 90_000);
 });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { attestationHash, authenticateAttestation, createAttestation, MAX_ATTESTATION_BYTES, newAttestationId, parseAttestation } from '../protocol/attestation.ts';
 import { encodeBase64url } from '../protocol/base64url.ts';
-import { AttestationClaims, ChallengeResponse, DeviceStatus, MAX_SEALED_JWE, SealedContent, VerdictClaims, type Receipt } from '../protocol/claims.ts';
+import { AttestationClaims, ChallengeResponse, DeviceStatus, MAX_CONSISTENCY_PROOF, MAX_SEALED_JWE, SealedContent, VerdictClaims, type DecisionRecord, type Receipt } from '../protocol/claims.ts';
 import { encryptTemplate, generateFleetKeyPair } from '../protocol/jwe.ts';
 import { newReplyKey, openSealedContent, sealContent } from '../protocol/sealed.ts';
 import { ATTESTATION_TYP, signCompactJws } from '../protocol/jws.ts';
@@ -38,7 +38,14 @@ async function claims(over: Partial<AttestationClaims> = {}): Promise<Attestatio
   };
 }
 
-const receipt: Receipt = { leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], treeHeadTimestamp: 1_700_000_000_000, treeHeadSignature: 's'.repeat(86) };
+const entry: DecisionRecord = {
+  v: 1, verifier: 'verifier-a', decided_at: 1_700_000_000_000, ueid: 'kiosk-0001', att_id: newAttestationId(), att_hash: 'h'.repeat(43), seq: 1, sub: 'subject-42',
+  modality: 'face', model_sha256: 'a'.repeat(64), site: 'Lobby A', decision: 'match', reasons: [], score: 0.83, distance: 0.31,
+};
+const receipt: Receipt = {
+  leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], treeHeadTimestamp: 1_700_000_000_000, treeHeadSignature: 's'.repeat(86),
+  entry, consistency: { from: 5, proof: ['d'.repeat(43)] },
+};
 
 async function expectRejected(p: Promise<unknown>, code: RejectionCode, detail?: RegExp): Promise<Rejection> {
   const r = await rejectionOf(p);
@@ -231,11 +238,15 @@ describe('verdicts', () => {
 describe('verdict size bound', () => {
   it('the largest schema-valid verdict fits MAX_VERDICT_BYTES', async () => {
     const reasons = Array.from({ length: 16 }, () => ({ code: 'template_undecryptable' as const, message: '€'.repeat(512) }));
-    const big: Receipt = { leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), treeHeadTimestamp: Number.MAX_SAFE_INTEGER, treeHeadSignature: 's'.repeat(1024) };
+    const big: Receipt = {
+      leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), treeHeadTimestamp: Number.MAX_SAFE_INTEGER, treeHeadSignature: 's'.repeat(1024),
+      entry: { ...entry, verifier: 'v'.repeat(64), ueid: 'u'.repeat(64), att_id: 'i'.repeat(64), seq: Number.MAX_SAFE_INTEGER, decided_at: Number.MAX_SAFE_INTEGER, sub: '€'.repeat(128), site: '€'.repeat(128), reasons: Array(16).fill('template_undecryptable'), score: -1.2345678901234567e-300, distance: -1.2345678901234567e-300 },
+      consistency: { from: Number.MAX_SAFE_INTEGER, proof: Array(MAX_CONSISTENCY_PROOF).fill('c'.repeat(43)) },
+    };
     const vc = verdictClaims('h'.repeat(43), { iss: 'v'.repeat(64), ueid: 'u'.repeat(64), att_id: 'i'.repeat(64), seq: Number.MAX_SAFE_INTEGER, decision: 'rejected', reasons, receipt: big, iat: 99_999_999_999.123 });
     const jws = await createVerdict(vc, verifier);
     expect(jws.length).toBeLessThanOrEqual(MAX_VERDICT_BYTES);
-    expect(jws.length).toBeGreaterThan(36_000);
+    expect(jws.length).toBeGreaterThan(48_000);
   });
 });
 

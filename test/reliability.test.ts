@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { p256TreeHeadVerifier } from '../verifier/audit/tree-head.ts';
+import { p256TreeHeadVerifier } from '../protocol/tree-head.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
 import { openVerifier } from '../verifier/setup.ts';
 import { openKioskState } from '../device/setup.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ensurePrivateDir, type NoticeSink } from '../protocol/private-files.ts';
 import { AuditLog } from './audit/log.ts';
 import { SqliteAuditStore } from './audit/store.ts';
-import { treeHeadSignerFrom } from './audit/tree-head.ts';
+import { treeHeadSignerFrom } from '../protocol/tree-head.ts';
 import { galleryKeyOf, NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
 import { faceMatcher, fingerprintMatcher, matcherRegistry } from './matchers.ts';
 import { PrecheckPool } from './precheck-pool.ts';

@@ -24,7 +24,7 @@
  * content opened, and carries no score.
  */
 import type { KeyObject } from 'node:crypto';
-import { VerdictClaims as VerdictClaimsSchema, type Receipt, type Reason, type VerdictClaims } from '../protocol/claims.ts';
+import { VerdictClaims as VerdictClaimsSchema, type DecisionRecord, type Receipt, type Reason, type VerdictClaims } from '../protocol/claims.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import type { DecryptionKey } from '../protocol/jwe.ts';
 import { reasonFor, Rejection, sanitizeText, type RejectionCode } from '../protocol/rejections.ts';
@@ -47,6 +47,8 @@ export interface BatchAuditLog {
   sealBatch(): Promise<{ treeSize: number; rootHash: string; signature: string; timestamp: number }>;
   /** Inclusion proof of a leaf in the tree of the given size. */
   inclusionProof(leafIndex: number, treeSize: number): string[];
+  /** Consistency proof between the trees of the first m and first n entries. */
+  consistencyProof(m: number, n: number): string[];
 }
 
 export interface VerifierConfig {
@@ -93,29 +95,15 @@ export interface VerdictOut {
 }
 
 /** One decision: the audit-log record (what the log keeps, byte for byte in canonical JSON) and its reasons. */
-interface DecisionRecord {
+interface Decided {
   ueid: string;
   att_id: string;
   decision: VerdictClaims['decision'];
   reasonList: Reason[];
   detail: string | null;
-  log: {
-    v: 1;
-    verifier: string;
-    decided_at: number;
-    ueid: string;
-    att_id: string;
-    att_hash: string;
-    seq: number;
-    sub: string | null;
-    modality: string;
-    model_sha256: string;
-    site: string | null;
-    decision: VerdictClaims['decision'];
-    reasons: string[];
-    score: number | null;
-    distance: number | null;
-  };
+  /** The kiosk's tree size, from its attestation (the receipt proves consistency from it). */
+  logSize: number;
+  log: DecisionRecord;
 }
 
 /** A batch whose stateless checks are done: ready for `decide`. */
@@ -125,7 +113,7 @@ export interface PreparedBatch {
 }
 
 /** A receipt that passes the schema, to check a verdict's other claims before the real one exists. */
-const PLACEHOLDER_RECEIPT: Receipt = { leafIndex: 0, treeSize: 1, rootHash: 'A'.repeat(43), inclusionProof: [], treeHeadTimestamp: 0, treeHeadSignature: 'AA' };
+const placeholderReceipt = (entry: DecisionRecord): Receipt => ({ leafIndex: 0, treeSize: 1, rootHash: 'A'.repeat(43), inclusionProof: [], treeHeadTimestamp: 0, treeHeadSignature: 'AA', entry, consistency: null });
 
 export class Verifier {
   private prechecker: Prechecker;
@@ -218,7 +206,7 @@ export class Verifier {
     this.pendingSamples = [];
     this.store.begin();
     try {
-      const logged: Array<{ out: VerdictOut; key: string; record: DecisionRecord; replyKey: Uint8Array | null }> = [];
+      const logged: Array<{ out: VerdictOut; key: string; record: Decided; replyKey: Uint8Array | null }> = [];
       /** Later copies of a message in this same batch: answered with the first copy's verdict. */
       const copies: Array<{ out: VerdictOut; of: VerdictOut }> = [];
       const firstByKey = new Map<string, VerdictOut>();
@@ -259,6 +247,7 @@ export class Verifier {
         appended.forEach((a, i) => (logged[i]!.out.leafIndex = a.leafIndex));
         const head = await this.audit.sealBatch();
         for (const { out: o, key, record, replyKey } of logged) {
+          const m = record.logSize;
           const receipt: Receipt = {
             leafIndex: o.leafIndex,
             treeSize: head.treeSize,
@@ -266,6 +255,9 @@ export class Verifier {
             inclusionProof: this.audit.inclusionProof(o.leafIndex, head.treeSize),
             treeHeadTimestamp: head.timestamp,
             treeHeadSignature: head.signature,
+            entry: record.log,
+            // A size the log never had (a kiosk of another log, or a log that shrank) gets no proof: the kiosk says so.
+            consistency: m > 0 && m <= head.treeSize ? { from: m, proof: this.audit.consistencyProof(m, head.treeSize) } : null,
           };
           const jws = await this.signVerdict(record, receipt, now);
           o.verdict = this.body(jws, replyKey);
@@ -291,7 +283,7 @@ export class Verifier {
    * The verdict for one logged record. Its claims were checked against the schema when it was decided; a signer
    * failing for this one message still costs it only its own verdict (a `verifier_error` instead).
    */
-  private async signVerdict(record: DecisionRecord, receipt: Receipt, now: number): Promise<string> {
+  private async signVerdict(record: Decided, receipt: Receipt, now: number): Promise<string> {
     const claims = this.verdictClaims(record, receipt, now);
     try {
       return await createVerdict(claims, this.signer);
@@ -301,15 +293,15 @@ export class Verifier {
     }
   }
 
-  private verdictClaims(record: DecisionRecord, receipt: Receipt, now: number): VerdictClaims {
+  private verdictClaims(record: Decided, receipt: Receipt, now: number): VerdictClaims {
     return { iss: this.config.id, iat: Math.floor(now / 1000), att_id: record.att_id, att_hash: record.log.att_hash, ueid: record.ueid, seq: record.log.seq, decision: record.decision, reasons: record.reasonList, receipt };
   }
 
   /** decideOne, with any failure (or a verdict that would not pass its schema) turned into a `verifier_error` for this message. */
-  private decideSafely(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): DecisionRecord {
+  private decideSafely(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): Decided {
     try {
       const record = this.decideOne(p, c, now, gallery);
-      const check = VerdictClaimsSchema.safeParse(this.verdictClaims(record, PLACEHOLDER_RECEIPT, now));
+      const check = VerdictClaimsSchema.safeParse(this.verdictClaims(record, placeholderReceipt(record.log), now));
       if (check.success) return record;
       this.config.onInternalError?.(new BiokioskError('BadClaims', check.error.message, { kind: 'internal' }), `the verdict for ${c.ueid}/${c.att_id}`);
       return this.recordOf(p, c, now, 'rejected', new Rejection('verifier_error', 'The verdict could not be built.'), null, null);
@@ -320,7 +312,7 @@ export class Verifier {
   }
 
   /** The stateful checks (nonce, seq), the enrolment lookup and the match for one message: its log record. */
-  private decideOne(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): DecisionRecord {
+  private decideOne(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): Decided {
     let rejection = rejectionOf(p);
     const matcher = this.matchers.get(c.template_format);
     if (!rejection) rejection = this.checkReplay(c, now);
@@ -347,7 +339,7 @@ export class Verifier {
     return this.recordOf(p, c, now, rejection ? 'rejected' : decision, rejection, score, native);
   }
 
-  private recordOf(p: PrecheckResult, c: CheckedClaims, now: number, decision: VerdictClaims['decision'], rejection: Rejection | null, score: number | null, native: { name: string; value: number } | null): DecisionRecord {
+  private recordOf(p: PrecheckResult, c: CheckedClaims, now: number, decision: VerdictClaims['decision'], rejection: Rejection | null, score: number | null, native: { name: string; value: number } | null): Decided {
     const reasonList: Reason[] = rejection ? [rejection.toReason()] : [];
     return {
       ueid: c.ueid,
@@ -355,6 +347,7 @@ export class Verifier {
       decision,
       reasonList,
       detail: rejection?.detail ?? null,
+      logSize: c.log_size ?? 0,
       log: {
         v: 1,
         verifier: this.config.id,

@@ -52,6 +52,8 @@ export interface CaptureOptions {
   pollMs?: number;
   /** Give up (NoFingerError) after this long without a finger. Default 10 s. */
   timeoutMs?: number;
+  /** Stops waiting for a finger (the session was cancelled): rejects with the signal's reason between polls. */
+  signal?: AbortSignal;
 }
 
 export interface FingerprintSensorStats {
@@ -186,11 +188,13 @@ export class FingerprintSensor extends EventEmitter {
     const t0 = Date.now();
     let polls = 0;
     for (;;) {
+      o.signal?.throwIfAborted();
       polls++;
       if (await this.genImg()) break;
       if (Date.now() - t0 >= timeoutMs) throw new NoFingerError(timeoutMs, polls);
       if (pollMs > 0) await sleep(pollMs);
     }
+    o.signal?.throwIfAborted();
     return unpackImage(await this.uploadImagePacked());
   }
 

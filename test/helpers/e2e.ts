@@ -2,12 +2,11 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Attester, type DeviceIdentity } from '../../device/attester.ts';
-import { Relay, type VerdictInfo } from '../../device/relay.ts';
-import { openKioskState, type KeyStoreChoice, type KioskState } from '../../device/setup.ts';
-import { verdictChecker } from '../../device/verdicts.ts';
+import type { Attester } from '../../device/attester.ts';
+import { Kiosk, type KioskAlarm, type KioskConfig } from '../../device/kiosk.ts';
+import type { Relay, VerdictInfo } from '../../device/relay.ts';
+import type { KeyStoreChoice, KioskState } from '../../device/setup.ts';
 import { encodeFaceTemplate } from '../../models/face/template.ts';
-import { deviceTopics } from '../../protocol/topics.ts';
 import type { IClientOptions } from 'mqtt';
 import { VerifierNode, type VerifierNodeOptions } from '../../verifier/node.ts';
 import { openVerifier, type VerifierInstance } from '../../verifier/setup.ts';
@@ -42,34 +41,48 @@ export async function startVerifier(
 
 export interface TestKiosk {
   ueid: string;
+  kiosk: Kiosk;
   state: KioskState;
   attester: Attester;
   relay: Relay;
   verdicts: VerdictInfo[];
+  alarms: KioskAlarm[];
   stop(): Promise<void>;
 }
 
-export async function startKiosk(brokerUrl: string, v: VerifierInstance, ueid: string, opts: { version?: 4 | 5; dir?: string; register?: boolean; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions> } = {}): Promise<TestKiosk> {
-  const state = await openKioskState(opts.dir ?? (await tempDir('bk-kiosk-')), { keyStore: opts.keyStore ?? { kind: 'software' } });
-  if (opts.register !== false) v.store.registerDevice({ ueid, kid: state.keystore.kid, publicJwk: state.keystore.publicJwk as never, site: 'test-site' });
-  const identity: DeviceIdentity = { ueid, site: 'test-site', sensor: { make: 'biokiosk', model: 'virtual-camera', serial: `${ueid}-cam`, firmware: '1' } };
-  const attester = new Attester(identity, state.keystore, v.keys.fleet.publicJwk, state.seq, state.outbox);
-  const checker = verdictChecker(ueid, [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }]);
-  const t = deviceTopics(ueid);
-  const relay = new Relay({ brokerUrl, clientId: ueid, ueid, version: 'test', topics: { attestations: t.attestations, verdicts: t.verdicts, challengeRequest: t.challengeRequest, challengeResponse: t.challengeResponse }, outbox: state.outbox, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt, ...checker });
+/** A kiosk built by the one factory (device/kiosk.ts), registered with `v` unless told not to. */
+export async function startKiosk(
+  brokerUrl: string,
+  v: VerifierInstance,
+  ueid: string,
+  opts: { version?: 4 | 5; dir?: string; register?: boolean; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions>; capture?: KioskConfig['capture']; policy?: KioskConfig['policy']; engines?: KioskConfig['engines'] } = {},
+): Promise<TestKiosk> {
+  const kiosk = await Kiosk.create({
+    dir: opts.dir ?? (await tempDir('bk-kiosk-')),
+    ueid,
+    site: 'test-site',
+    version: 'test',
+    keyStore: opts.keyStore ?? { kind: 'software' },
+    verifiers: { trusted: [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], fleetKey: v.keys.fleet.publicJwk },
+    broker: { url: brokerUrl, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt },
+    capture: opts.capture,
+    policy: opts.policy,
+    engines: opts.engines,
+  });
+  if (opts.register !== false) v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: 'test-site' });
   const verdicts: VerdictInfo[] = [];
-  relay.on('verdict', (x) => verdicts.push(x));
-  relay.start();
+  const alarms: KioskAlarm[] = [];
+  kiosk.on('verdict', (x) => verdicts.push(x));
+  kiosk.on('alarm', (a) => alarms.push(a));
   return {
     ueid,
-    state,
-    attester,
-    relay,
+    kiosk,
+    state: kiosk.state,
+    attester: kiosk.attester,
+    relay: kiosk.relay,
     verdicts,
-    async stop() {
-      await relay.stop();
-      state.close();
-    },
+    alarms,
+    stop: () => kiosk.close(),
   };
 }
 

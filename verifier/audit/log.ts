@@ -17,7 +17,7 @@
  * log appends nothing and returns the original entry, `duplicate: true`.
  */
 import { BiokioskError } from '../../protocol/errors.ts';
-import { canonicalBytes } from './canonical.ts';
+import { canonicalBytes } from '../../protocol/canonical.ts';
 import {
   consistencyPath,
   HASH_BYTES,
@@ -28,9 +28,9 @@ import {
   subtreeHasher,
   type SubtreeHash,
   type SubtreeId,
-} from './merkle.ts';
+} from '../../protocol/merkle.ts';
 import type { AuditStore, LeafAppend, TreeHeadRow } from './store.ts';
-import { treeHeadSigningInput, type SignedTreeHead, type TreeHead, type TreeHeadSign } from './tree-head.ts';
+import { treeHeadSigningInput, type SignedTreeHead, type TreeHead, type TreeHeadSign } from '../../protocol/tree-head.ts';
 
 export interface AuditLogOptions {
   /** Signs tree heads (the verifier's ES256 key). */

@@ -17,11 +17,11 @@
  * inclusion proof up to the root, and the tree head's signature. It needs no store.
  */
 import { decodeBase64url } from '../../protocol/base64url.ts';
-import { canonicalBytes, isCanonicalJson } from './canonical.ts';
+import { canonicalBytes, isCanonicalJson } from '../../protocol/canonical.ts';
 import { storeSubtreeHash, toSignedTreeHead } from './log.ts';
-import { consistencyPath, HASH_BYTES, leafHash, MerkleFrontier, rootFromInclusionProof, verifyConsistency } from './merkle.ts';
+import { consistencyPath, HASH_BYTES, leafHash, MerkleFrontier, rootFromInclusionProof, verifyConsistency } from '../../protocol/merkle.ts';
 import type { AuditStore, TreeHeadRow } from './store.ts';
-import { treeHeadSigningInput, type SignedTreeHead, type TreeHeadVerify } from './tree-head.ts';
+import { treeHeadSigningInput, type SignedTreeHead, type TreeHeadVerify } from '../../protocol/tree-head.ts';
 
 export type AuditProblemKind =
   | 'missing_leaf'

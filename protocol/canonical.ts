@@ -6,7 +6,7 @@
  * with lone surrogates) is refused rather than silently dropped or coerced: a record must hash the same way in
  * every program that reads it back.
  */
-import { BiokioskError } from '../../protocol/errors.ts';
+import { BiokioskError } from './errors.ts';
 
 const SURROGATE = /[\uD800-\uDFFF]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

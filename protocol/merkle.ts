@@ -11,7 +11,7 @@
  * lookup. Tree sizes are JavaScript numbers (safe to 2^53): no 32-bit bit operations anywhere.
  */
 import { createHash } from 'node:crypto';
-import { BiokioskError } from '../../protocol/errors.ts';
+import { BiokioskError } from './errors.ts';
 
 export const HASH_BYTES = 32;
 

@@ -5,7 +5,7 @@
  * check the signature. Signing and verification are injected: the verifier signs with its ES256 key.
  */
 import { createHash, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
-import type { Signer } from '../../protocol/signer.ts';
+import type { Signer } from './signer.ts';
 import { canonicalBytes } from './canonical.ts';
 
 export interface TreeHead {
