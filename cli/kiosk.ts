@@ -10,7 +10,6 @@
  * Key store: `--tpm SETTING`, or the TPM at /dev/tpmrm0 when it exists; the software key file only with
  * `--keystore software`.
  */
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
@@ -19,7 +18,7 @@ import type { SessionEvent } from '../device/session/events.ts';
 import type { NoncePolicy } from '../device/session/policy.ts';
 import type { SessionResult } from '../device/session/session.ts';
 import { DEFAULT_TPM_DEVICE, openKioskState, type KeyStoreChoice } from '../device/setup.ts';
-import { TreeHeadStore } from '../device/tree-heads.ts';
+import { openTreeHeads } from '../device/tree-heads.ts';
 import { parseTpmUrl } from '../drivers/tpm/index.ts';
 import type { Modality } from '../protocol/claims.ts';
 import { UsageError } from '../protocol/errors.ts';
@@ -171,9 +170,9 @@ export function registerKiosk(program: Command): void {
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
     .option('--ueid <id>', 'this device id (recorded in the export)')
     .action((o: { dir: string; ueid?: string }) => {
-      const heads = new TreeHeadStore(join(o.dir, 'log-heads.db'), 1000, notice);
+      const heads = openTreeHeads(o.dir, notice);
       try {
-        printJson({ kind: 'biokiosk-known-heads/1', ueid: o.ueid ?? null, heads: heads.all() });
+        printJson({ kind: 'biokiosk-known-heads/1', ueid: o.ueid ?? null, heads: heads.store.all() });
       } finally {
         heads.close();
       }

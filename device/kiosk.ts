@@ -8,7 +8,6 @@
  * refused, the broker unreachable for longer than `offlineAlarmMs`, a capture device gone.
  */
 import { EventEmitter } from 'node:events';
-import { join } from 'node:path';
 import type { JsonWebKey } from 'node:crypto';
 import type { IClientOptions } from 'mqtt';
 import type { Modality } from '../protocol/claims.ts';
@@ -136,7 +135,7 @@ export class Kiosk extends EventEmitter<KioskEvents> {
       onNotice: config.onNotice,
       outbox: { ...config.outbox, onAlarm: (a) => alarm?.({ kind: 'outbox', ...a }) },
     });
-    const heads = new TreeHeadStore(join(config.dir, 'log-heads.db'), 1000, config.onNotice);
+    const heads = new TreeHeadStore(state.outbox.db);
     const t = deviceTopics(config.ueid);
     const relay = new Relay({
       brokerUrl: config.broker.url,
@@ -157,7 +156,6 @@ export class Kiosk extends EventEmitter<KioskEvents> {
     try {
       kiosk = new Kiosk(config, state, heads, relay, attester, devices);
     } catch (e) {
-      heads.close();
       await state.close();
       throw e;
     }
@@ -279,7 +277,6 @@ export class Kiosk extends EventEmitter<KioskEvents> {
     await this.relay.stop();
     for (const d of this.devices.values()) await d.close().catch(() => {});
     for (const m of this.ownEngines) await (await this.engines.get(m)?.catch(() => null))?.close();
-    this.heads.close();
     await this.state.close();
   }
 }

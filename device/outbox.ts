@@ -58,7 +58,8 @@ export function backoffDelay(attempt: number, policy: BackoffPolicy, random: () 
 }
 
 export class Outbox {
-  private readonly db: Database.Database;
+  /** The connection, for tables that commit with the outbox's (the kiosk's tree heads). */
+  readonly db: Database.Database;
   private readonly limits: { maxEntries: number; maxBytes: number };
   private readonly backoff: BackoffPolicy;
   private readonly random: () => number;
@@ -141,9 +142,23 @@ export class Outbox {
     this.db.prepare('UPDATE outbox SET next_attempt_at = ?').run(now);
   }
 
-  /** The verdict for this attestation arrived: it leaves the outbox. Returns false if it was not there. */
-  acknowledge(attId: string): boolean {
-    const row = this.stmt.remove.get(attId) as { n: number } | undefined;
+  /**
+   * The verdict for this attestation arrived: it leaves the outbox (with `alongside`, run in the same
+   * transaction). Returns false if it was not there. Not fsync'd (synchronous=NORMAL for this one commit): lost in
+   * a power cut, the attestation is sent again and gets its stored verdict again, so the wait is not worth it.
+   */
+  acknowledge(attId: string, alongside?: () => void): boolean {
+    let row: { n: number } | undefined;
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      row = this.db.transaction(() => {
+        const r = this.stmt.remove.get(attId) as { n: number } | undefined;
+        if (r) alongside?.();
+        return r;
+      })();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
     if (!row) return false;
     this.entries--;
     this.bytes -= row.n;

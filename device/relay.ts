@@ -186,7 +186,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       this.emit('rejectedVerdict', { reason: e instanceof Error ? e.message : String(e), error: e });
       return;
     }
-    this.o.outbox.acknowledge(v.attId);
+    this.o.outbox.acknowledge(v.attId, v.keep);
     this.inFlight.delete(v.attId);
     this.stats.verdicts++;
     this.emit('verdict', v);

@@ -1,9 +1,11 @@
 /**
- * The audit-log tree heads a kiosk has accepted (SQLite, 0600, in its state folder): the latest one, which its
- * attestations name so that each verdict proves the log still extends it, and the others it saw, which
- * `biokiosk kiosk heads` exports for `verifier audit --known-heads`. Bounded: the oldest heads beyond
- * `maxHeads` are forgotten (the latest never is).
+ * The audit-log tree heads a kiosk has accepted: the latest one, which its attestations name so that each verdict
+ * proves the log still extends it, and the others it saw, which `biokiosk kiosk heads` exports for
+ * `verifier audit --known-heads`. Bounded: the oldest heads beyond `maxHeads` are forgotten (the latest never is).
+ * A table in the outbox's database (outbox.db): a head is accepted in the same transaction that takes its
+ * attestation out of the outbox.
  */
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensurePrivateDatabase, type NoticeSink } from '../protocol/private-files.ts';
 import type { HeldHeads, KeptHead } from './receipts.ts';
@@ -15,18 +17,13 @@ export interface ExportedHead extends KeptHead {
 }
 
 export class TreeHeadStore implements HeldHeads {
-  private readonly db: Database.Database;
   private readonly s: Record<'latest' | 'at' | 'put' | 'link' | 'all' | 'trim', Database.Statement>;
 
+  /** On an open database (the outbox's); creates the table when missing. */
   constructor(
-    path: string,
+    private readonly db: Database.Database,
     private readonly maxHeads = 1000,
-    onNotice?: NoticeSink,
   ) {
-    ensurePrivateDatabase(path, onNotice);
-    this.db = new Database(path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS tree_heads (tree_size INTEGER PRIMARY KEY, root_hash TEXT NOT NULL, timestamp INTEGER NOT NULL,
       signature TEXT NOT NULL, linked INTEGER NOT NULL, accepted_at INTEGER NOT NULL)`);
     this.s = {
@@ -68,10 +65,6 @@ export class TreeHeadStore implements HeldHeads {
   all(): ExportedHead[] {
     return (this.s.all.all() as Row[]).map((r) => ({ ...toHead(r)!, linked: r.linked === 1, acceptedAt: r.accepted_at }));
   }
-
-  close(): void {
-    if (this.db.open) this.db.close();
-  }
 }
 
 interface Row {
@@ -87,4 +80,13 @@ function toHead(row: unknown): KeptHead | undefined {
   if (!row) return undefined;
   const r = row as Row;
   return { treeSize: r.tree_size, rootHash: r.root_hash, timestamp: r.timestamp, signature: r.signature };
+}
+
+/** The tree heads of a kiosk's state folder, on their own (the CLI's export), without the rest of the kiosk. */
+export function openTreeHeads(dir: string, onNotice?: NoticeSink): { store: TreeHeadStore; close(): void } {
+  const path = join(dir, 'outbox.db');
+  ensurePrivateDatabase(path, onNotice);
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  return { store: new TreeHeadStore(db), close: () => db.close() };
 }

@@ -28,6 +28,8 @@ export interface VerdictInfo {
   attHash: string;
   decision: VerdictClaims['decision'];
   claims: VerdictClaims;
+  /** What to record with the acknowledgement (the receipt's tree head), in the outbox's transaction. */
+  keep?: () => void;
 }
 
 export type VerdictCheck = (env: EnvelopeOf<'verdict'>, entry: OutboxEntry) => Promise<VerdictInfo>;
@@ -78,8 +80,7 @@ export function verdictChecker(ueid: string, verifiers: TrustedVerifier[], heads
       const headKey = headKeys.get(kid)!;
       const outcome = checkReceipt(claims, { ueid, attId: entry.attId, hash, seq: entry.seq, logSize: own.logSize }, heads, (m, sig) => cryptoVerify('sha256', m, { key: headKey, dsaEncoding: 'ieee-p1363' }, sig));
       if (!outcome.ok) throw new VerdictRefusedError(`receipt of the verdict for ${entry.attId} refused: ${outcome.reason}`, outcome.kind);
-      heads.accept(outcome.head, outcome.advances);
-      return { attId: claims.att_id, attHash: claims.att_hash, decision: claims.decision, claims };
+      return { attId: claims.att_id, attHash: claims.att_hash, decision: claims.decision, claims, keep: () => heads.accept(outcome.head, outcome.advances) };
     },
   };
 }

@@ -20,7 +20,7 @@
  * the sender chooses the ephemeral key, so it can compute the KEK and every step before the content itself.
  * Size bounds (the JWE's length, the plaintext's) are the caller's (jwe.ts), the same for both decrypt paths.
  */
-import { createDecipheriv, createECDH, hash, KeyObject, type ECDH, type JsonWebKey } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createECDH, hash, KeyObject, randomBytes, type ECDH, type JsonWebKey } from 'node:crypto';
 import { decodeBase64url } from './base64url.ts';
 import { Rejection } from './rejections.ts';
 import type { DecryptionKey } from './jwe.ts';
@@ -259,4 +259,36 @@ export function decryptParsedTemplateJwe(p: ParsedTemplateJwe, key: DecryptionKe
 /** Parse, validate and decrypt a template JWE synchronously. Throws `template_undecryptable` on any failure. */
 export function decryptTemplateJweSync(jwe: string, key: DecryptionKey): Uint8Array {
   return decryptParsedTemplateJwe(parseTemplateJwe(jwe), key);
+}
+
+/**
+ * The kiosk's side, the same steps the other way, synchronously: a fresh ephemeral P-256 key per message, ECDH
+ * with the fleet's public key, Concat KDF, a random CEK wrapped with A256KW, A256GCM over the plaintext. What jose's
+ * CompactEncrypt makes for these algorithms (jose decrypts it: a test checks), without its thread-pool hops.
+ * `recipient` is the fleet public key (JWK with x and y); `kid` goes into the header.
+ */
+export function encryptTemplateJweSync(plaintext: Uint8Array, recipient: { x: string; y: string }, kid: string): string {
+  const x = decodeBase64url(recipient.x);
+  const y = decodeBase64url(recipient.y);
+  if (x?.byteLength !== COORD_BYTES || y?.byteLength !== COORD_BYTES) throw new TypeError('the fleet key has no 32-byte x and y');
+  const eph = createECDH('prime256v1');
+  const epk = eph.generateKeys();
+  const z = eph.computeSecret(Buffer.concat([Buffer.from([4]), x, y])); // throws for a point not on P-256
+  const kek = concatKdf(z);
+  const cek = randomBytes(32);
+  try {
+    const wrap = createCipheriv('id-aes256-wrap', kek, KW_IV);
+    const encryptedKey = Buffer.concat([wrap.update(cek), wrap.final()]);
+    const header = { alg: ALG, enc: ENC, kid, epk: { kty: 'EC', crv: 'P-256', x: epk.subarray(1, 33).toString('base64url'), y: epk.subarray(33).toString('base64url') } };
+    const protectedPart = Buffer.from(JSON.stringify(header), 'utf8').toString('base64url');
+    const iv = randomBytes(GCM_IV_BYTES);
+    const gcm = createCipheriv('aes-256-gcm', cek, iv, { authTagLength: GCM_TAG_BYTES });
+    gcm.setAAD(Buffer.from(protectedPart, 'latin1'));
+    const ciphertext = Buffer.concat([gcm.update(plaintext), gcm.final()]);
+    return `${protectedPart}.${encryptedKey.toString('base64url')}.${iv.toString('base64url')}.${ciphertext.toString('base64url')}.${gcm.getAuthTag().toString('base64url')}`;
+  } finally {
+    cek.fill(0);
+    kek.fill(0);
+    z.fill(0);
+  }
 }

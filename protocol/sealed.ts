@@ -4,10 +4,12 @@
  * path see the device, the time and the kind of template; never the subject, the site or the biometric.
  */
 import { randomBytes, type JsonWebKey } from 'node:crypto';
-import { describeIssues, SealedContent, MAX_SEALED_TEMPLATE_BYTES } from './claims.ts';
+import { describeIssues, MAX_SEALED_JWE, SealedContent, MAX_SEALED_TEMPLATE_BYTES } from './claims.ts';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
 import { BiokioskError } from './errors.ts';
-import { decryptTemplateSync, encryptTemplate, type DecryptionKey } from './jwe.ts';
+import { decryptTemplateSync, MAX_TEMPLATE_BYTES, type DecryptionKey } from './jwe.ts';
+import { encryptTemplateJweSync } from './jwe-fast.ts';
+import { jwkThumbprint, p256PublicJwk } from './signer.ts';
 import { Rejection } from './rejections.ts';
 
 export const REPLY_KEY_BYTES = 32;
@@ -36,7 +38,10 @@ export function newReplyKey(): Buffer {
   return randomBytes(REPLY_KEY_BYTES);
 }
 
-/** Encrypts the content to the fleet's public key; returns the compact JWE for the `sealed` claim. */
+/**
+ * Encrypts the content to the fleet's public key; returns the compact JWE for the `sealed` claim. node:crypto,
+ * synchronously (jwe-fast.ts): jose's WebCrypto path cost the kiosk milliseconds of thread-pool hops per attempt.
+ */
 export async function sealContent(c: ContentToSeal, fleetPublicJwk: JsonWebKey, replyKey: Uint8Array): Promise<string> {
   if (c.template.byteLength > MAX_SEALED_TEMPLATE_BYTES) {
     throw new BiokioskError('TemplateTooLarge', `template is ${c.template.byteLength} bytes; at most ${MAX_SEALED_TEMPLATE_BYTES} fit in an attestation`);
@@ -45,7 +50,17 @@ export async function sealContent(c: ContentToSeal, fleetPublicJwk: JsonWebKey, 
   const doc: SealedContent = { v: 1, att_id: c.attId, sub: c.subject, site: c.site, quality: c.quality, reply_key: encodeBase64url(replyKey), template: encodeBase64url(c.template) };
   const checked = SealedContent.safeParse(doc);
   if (!checked.success) throw new BiokioskError('BadClaims', `sealed content does not follow the schema: ${describeIssues(checked.error)}`);
-  return encryptTemplate(Buffer.from(JSON.stringify(checked.data), 'utf8'), fleetPublicJwk);
+  const plaintext = Buffer.from(JSON.stringify(checked.data), 'utf8');
+  try {
+    if (plaintext.byteLength > MAX_TEMPLATE_BYTES) throw new BiokioskError('TemplateTooLarge', `the sealed content is ${plaintext.byteLength} bytes; at most ${MAX_TEMPLATE_BYTES}`);
+    const pub = p256PublicJwk(fleetPublicJwk as Record<string, unknown>);
+    const kid = typeof fleetPublicJwk.kid === 'string' ? fleetPublicJwk.kid : jwkThumbprint(pub);
+    const jwe = encryptTemplateJweSync(plaintext, pub, kid);
+    if (jwe.length > MAX_SEALED_JWE) throw new BiokioskError('TemplateTooLarge', `the sealed content is ${jwe.length} characters encrypted; at most ${MAX_SEALED_JWE}`);
+    return jwe;
+  } finally {
+    plaintext.fill(0);
+  }
 }
 
 /**

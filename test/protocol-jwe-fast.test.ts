@@ -19,7 +19,7 @@ import { CompactEncrypt, compactDecrypt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { decodeBase64url, encodeBase64url } from '../protocol/base64url.ts';
 import { MAX_SEALED_JWE } from '../protocol/claims.ts';
-import { concatKdf, fleetEcdh, parseTemplateJwe } from '../protocol/jwe-fast.ts';
+import { concatKdf, encryptTemplateJweSync, fleetEcdh, parseTemplateJwe } from '../protocol/jwe-fast.ts';
 import {
   decryptTemplate,
   decryptTemplateSync,
@@ -461,5 +461,25 @@ describe('template JWE: tampering and refusals, the same on both paths', () => {
     const padded = p.map((s, i) => (i === 3 ? `${s}==` : s)).join('.');
     for (const s of [strayBits, padded]) expect(() => decryptTemplateSync(s, fleet.privateJwk)).toThrow(/JWE: the ciphertext is not strict base64url/);
     expect(() => parseTemplateJwe(jwe)).not.toThrow();
+  });
+});
+
+describe("template JWE: the kiosk's synchronous encryption", () => {
+  it('makes JWEs jose and the fast path both decrypt, with a fresh ephemeral key each time, refusing a point off the curve', async () => {
+    const fleet = generateFleetKeyPair();
+    const kid = fleet.publicJwk.kid as string;
+    const seen = new Set<string>();
+    for (const n of [0, 1, 16, 511, 4096, 30_000]) {
+      const plain = randomBytes(n);
+      const jwe = encryptTemplateJweSync(plain, fleet.publicJwk as { x: string; y: string }, kid);
+      const p = parseTemplateJwe(jwe);
+      expect(p.kid).toBe(kid);
+      seen.add(p.epk.toString('hex'));
+      expect(Buffer.from((await compactDecrypt(jwe, createPrivateKey({ key: fleet.privateJwk, format: 'jwk' }))).plaintext).equals(plain)).toBe(true);
+      expect(Buffer.from(await decryptTemplate(jwe, fleet.privateJwk)).equals(plain)).toBe(true);
+    }
+    expect(seen.size).toBe(6);
+    const off = { x: encodeBase64url(new Uint8Array(32).fill(1)), y: encodeBase64url(new Uint8Array(32).fill(2)) };
+    expect(() => encryptTemplateJweSync(new Uint8Array(4), off, 'k')).toThrow();
   });
 });

@@ -105,7 +105,7 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
   ) {
     super();
     this.clock = deps.clock ?? realClock;
-    this.enteredAt = this.clock.now();
+    this.enteredAt = performance.now();
     this.done = new Promise<SessionResult>((r) => (this.finish = r));
   }
 
@@ -139,12 +139,13 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
   }
 
   private enter<S extends SessionState>(to: S, payload: StatePayloads[S]): void {
-    const now = this.clock.now();
-    this.timings[this.current] = (this.timings[this.current] ?? 0) + (now - this.enteredAt);
+    // Durations on the monotonic clock (sub-millisecond); `at` is wall time, from the injected clock.
+    const mono = performance.now();
+    this.timings[this.current] = (this.timings[this.current] ?? 0) + (mono - this.enteredAt);
     const from = this.current;
     this.current = to;
-    this.enteredAt = now;
-    this.emitEvent({ type: 'transition', from, to, at: now, payload } as SessionEvent);
+    this.enteredAt = mono;
+    this.emitEvent({ type: 'transition', from, to, at: this.clock.now(), payload } as SessionEvent);
   }
 
   private get signal(): AbortSignal {
