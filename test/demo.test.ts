@@ -75,4 +75,15 @@ describe('biokiosk demo', () => {
       await fleet.stop();
     }
   });
+
+  it('--modality fingerprint: the sessions run on the virtual serial module with synthetic fingers', async () => {
+    const r = await biokiosk('demo', '--json', '--modality', 'fingerprint');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.modality).toBe('fingerprint');
+    expect(out.camera).toMatch(/virtual fingerprint module/);
+    expect(out.attempts.map((a: { decision: string }) => a.decision)).toEqual(['match', 'no_match']);
+    expect(out.treeHeadsKept).toBeGreaterThan(0);
+    for (const a of out.attempts) for (const k of ['capture', 'extract', 'sign', 'relay', 'total']) expect(a.latencyMs[k]).toBeGreaterThan(0);
+  });
 });

@@ -106,5 +106,21 @@ describe('biokiosk run and biokiosk verifier run', () => {
     expect(bad?.stderr).toMatch(/--tpm/);
     const soft = JSON.parse(await cli('kiosk', 'identity', '--dir', dir, '--keystore', 'software', '--json')) as { keyStore: string };
     expect(soft.keyStore).toBe('software');
+    // `run` names the device a modality needs.
+    const keys = join(dir, 'keys.json');
+    await writeFile(keys, JSON.stringify({ verifierId: 'v', verdictKey: {}, fleetKey: {} }));
+    for (const [args, why] of [
+      [['--modality', 'fingerprint'], /--modality fingerprint needs --fingerprint-port/],
+      [['--modality', 'face'], /--modality face needs --camera/],
+      [[], /no capture device: give --camera/],
+      [['--modality', 'palm', '--camera', 'dir:/tmp'], /--modality takes face, fingerprint or auto/],
+    ] as const) {
+      const r = await run(process.execPath, [BIN, 'run', '--dir', dir, '--keystore', 'software', '--broker', 'mqtt://127.0.0.1:1', '--verifier-keys', keys, '--ueid', 'k1', ...args], { timeout: 60_000 }).then(
+        () => null,
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r?.code, args.join(' ')).toBe(2);
+      expect(r?.stderr).toMatch(why);
+    }
   });
 });
