@@ -224,6 +224,26 @@ Goal: everything except capture and extraction <= 15 ms at p50, receipt checks i
 `;
 }
 
+if (!only || only === 'iris') {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'iris.ts')], { cwd: ROOT, maxBuffer: 1 << 24 });
+  const r = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, any>;
+  report += `
+## ${date}: iris (issue 16)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=iris\` (bench/iris.ts)
+
+| measure | result | goal |
+| --- | --- | --- |
+| extraction, 640x480 synthetic captures, ${r['extract'].runs} runs after warm-up (decode to template) | median ${r['extract'].medianMs} ms, p90 ${r['extract'].p90Ms} ms (${r['extract'].failures} failures) | median <= 40 ms |
+| matching, prepared codes, one core, rotation search +-${r['match'].maxShift} columns | ${r['match'].comparisonsPerSecond.median} comparisons/s (median of 7 rounds; best ${r['match'].comparisonsPerSecond.best}) | >= 500,000 /s |
+| template size | ${r['templateBytes'].max} bytes | <= 1 KB |
+| HID: capture start to a 640x480 image in memory (virtual camera, ${r['hid'].reportRate} reports/s) | median ${r['hid'].medianMs} ms; the report rate's limit ${r['hid'].limitMs} ms (${r['hid'].reports} reports): ${(r['hid'].medianMs / r['hid'].limitMs).toFixed(2)}x | |
+
+Extraction stage medians: ${Object.entries(r['extract'].stagesMedianMs as Record<string, number>).map(([k, v]) => `${k} ${v} ms`).join(', ')}.
+`;
+}
+
 // Accuracy takes ~6 minutes (four synthetic sets), so it runs only when asked for.
 if (only === 'fingerprint-accuracy') {
   const out = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'fingerprint-accuracy.ts')], { cwd: ROOT, maxBuffer: 1 << 24 });

@@ -18,7 +18,7 @@ export function registerMatch(program: Command): void {
     .argument('<a>', 'first template file')
     .argument('<b>', 'second template file')
     .requiredOption('--modality <name>', 'face | fingerprint | iris')
-    .option('--threshold <value>', "decision threshold in the modality's native measure (face: maximum Euclidean distance, default 0.41; fingerprint: minimum MCC score)", parseNumber('--threshold', 0, 1000))
+    .option('--threshold <value>', "decision threshold in the modality's native measure (face: maximum Euclidean distance, default 0.41; fingerprint: minimum MCC score; iris: maximum normalised Hamming distance, default 0.34)", parseNumber('--threshold', 0, 1000))
     .option('--json', 'print one JSON object')
     .action(async (a: string, b: string, o: MatchOptions) => {
       const modality = parseModality(o.modality);
@@ -54,6 +54,15 @@ async function matcherFor(modality: ReturnType<typeof parseModality>) {
       compareTemplates: (a: Uint8Array, b: Uint8Array, threshold?: number) => {
         const t = threshold ?? m.FINGERPRINT_DEFAULT_THRESHOLD;
         return { ...m.compareFingerprintTemplateBytes(a, b, { threshold: t }), nativeThreshold: t };
+      },
+    };
+  }
+  if (modality === 'iris') {
+    const m = await import('../models/iris/matcher.ts');
+    return {
+      compareTemplates: (a: Uint8Array, b: Uint8Array, threshold?: number) => {
+        const t = threshold ?? m.IRIS_DEFAULT_THRESHOLD;
+        return { ...m.compareIrisTemplateBytes(a, b, { threshold: t }), nativeThreshold: t };
       },
     };
   }

@@ -8,6 +8,7 @@ import { jwkThumbprint, p256PublicJwk } from '../protocol/signer.ts';
 import { assertDeviceId } from '../protocol/topics.ts';
 import { readManifest } from '../models/face/models.ts';
 import { fingerprintExtractorIdentity } from '../models/fingerprint/engine.ts';
+import { irisModelIdentity } from '../models/iris/engine.ts';
 import { TEMPLATE_FORMATS } from './extract.ts';
 import { createEngine, parseModality } from '../models/engines.ts';
 import { SqliteAuditStore } from '../verifier/audit/store.ts';
@@ -25,12 +26,13 @@ const notice = (m: string) => process.stderr.write(`biokiosk: ${m}\n`);
 
 const DEFAULT_DIR = 'biokiosk-verifier';
 
-/** The template makers of this build: the face embedding net, and the fingerprint extractor (its graphs' identity). */
+/** The template makers of this build: the face embedding net, the fingerprint extractor (its graphs' identity), the iris coder. */
 async function defaultAllowedModels(): Promise<string[]> {
   const m = await readManifest();
   const face = Object.entries(m.models).filter(([, e]) => e.modality === 'face').map(([, e]) => e.sha256);
   const fp = Object.fromEntries(Object.entries(m.models).filter(([, e]) => e.modality === 'fingerprint').map(([n, e]) => [n, e.sha256]));
-  return [...face, fingerprintExtractorIdentity(fp).sha256];
+  const iris = m.models['iris_loggabor'];
+  return [...face, fingerprintExtractorIdentity(fp).sha256, ...(iris ? [irisModelIdentity(iris.sha256).sha256] : [])];
 }
 
 export function registerVerifier(program: Command): void {
@@ -49,15 +51,16 @@ export function registerVerifier(program: Command): void {
     .option('--allow-model <sha256...>', 'model hashes whose templates are accepted (default: the models in models/manifest.json)')
     .option('--face-threshold <d>', 'face match threshold (Euclidean distance)', parseNumber('--face-threshold', 0, 2))
     .option('--fingerprint-threshold <s>', 'fingerprint match threshold (minimum MCC score, 0-1)', parseNumber('--fingerprint-threshold', 0, 1))
+    .option('--iris-threshold <d>', 'iris match threshold (maximum normalised Hamming distance, 0-1)', parseNumber('--iris-threshold', 0, 1))
     .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
     // One core stays with the main thread, which decides, logs and signs verdicts.
     .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread; default: one per core but one)', parseNumber('--workers', 0, 64, true), Math.max(1, availableParallelism() - 1))
-    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number } & BrokerCredentialOptions) => {
+    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number; irisThreshold?: number } & BrokerCredentialOptions) => {
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
       const mqttOptions = await brokerConnectOptions(o.broker, brokerCredentialFiles(o));
       const onError = (e: unknown, where?: string) => process.stderr.write(`verifier: ${where ? `${where}: ` : ''}${e instanceof Error ? e.message : String(e)}\n`);
-      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers, onNotice: notice, onInternalError: onError });
+      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, irisThreshold: o.irisThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers, onNotice: notice, onInternalError: onError });
       const node = new VerifierNode(inst.verifier, inst.store, {
         brokerUrl: o.broker,
         clientId: `${inst.keys.verifierId}-${process.pid}`,
@@ -84,13 +87,12 @@ export function registerVerifier(program: Command): void {
   v.command('enroll')
     .description('Enrol a subject in the gallery from an image (the template is extracted here).')
     .requiredOption('--subject <id>', 'subject id')
-    .requiredOption('--modality <name>', 'face | fingerprint')
+    .requiredOption('--modality <name>', 'face | fingerprint | iris')
     .requiredOption('--image <file>', 'image of the subject')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
     .option('--json', 'print one JSON object')
     .action(async (o: { subject: string; modality: string; image: string; dir: string; json?: boolean }) => {
       const modality = parseModality(o.modality);
-      if (modality !== 'face' && modality !== 'fingerprint') throw new UsageError(`enrolment supports face and fingerprint (got ${modality})`);
       const bytes = await readInput(o.image);
       const engine = await createEngine(modality);
       try {
@@ -100,7 +102,7 @@ export function registerVerifier(program: Command): void {
         const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
         inst.store.enroll({ subject: o.subject, modality, template: x.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
         await inst.close();
-        const r = { ok: true, subject: o.subject, modality, quality: x.quality.score, ...(modality === 'face' ? { faceCount: x.info['faceCount'] } : { minutiae: x.info['minutiae'] }), model };
+        const r = { ok: true, subject: o.subject, modality, quality: x.quality.score, ...(modality === 'face' ? { faceCount: x.info['faceCount'] } : modality === 'fingerprint' ? { minutiae: x.info['minutiae'] } : { usableBits: x.info['usableBits'] }), model };
         if (o.json) printJson(r);
         else process.stdout.write(`enrolled ${o.subject} (${modality}, quality ${x.quality.score}) in ${o.dir}\n`);
       } finally {

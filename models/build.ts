@@ -11,6 +11,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { convertFaceNet, FACE_NETS, faceApiDir, faceApiVersion, SOURCE_PACKAGE } from './face/convert.ts';
 import { buildFingerprintGraphs, FINGERPRINT_GRAPHS } from './fingerprint/build.ts';
+import { buildIrisGraphs, IRIS_GRAPHS } from './iris/build.ts';
 
 export const MODELS_DIR = dirname(fileURLToPath(import.meta.url));
 export const MANIFEST_PATH = join(MODELS_DIR, 'manifest.json');
@@ -58,6 +59,7 @@ export async function buildAll(): Promise<{ manifest: Manifest; files: Map<strin
     models[spec.name] = manifestEntry(spec, file, bytes, 'face', { package: SOURCE_PACKAGE, version: faceApiVersion(), files: sourceFiles });
   }
   await addFingerprintGraphs(models, files);
+  await addIrisGraphs(models, files);
   return { manifest: { format: 'biokiosk-models/1', models }, files };
 }
 
@@ -75,6 +77,20 @@ async function addFingerprintGraphs(models: Record<string, ManifestEntry>, files
       version: pkg.version,
       files: [{ path: 'models/fingerprint/build.ts', sha256: sha256(script) }],
     });
+  }
+}
+
+/** The iris code's filter graph: built from code, so its source is models/iris/build.ts (and the parameters it reads). */
+async function addIrisGraphs(models: Record<string, ManifestEntry>, files: Map<string, Uint8Array>): Promise<void> {
+  const sources = ['models/iris/build.ts', 'models/iris/params.ts'];
+  const pkg = JSON.parse(await readFile(join(MODELS_DIR, '..', 'package.json'), 'utf8')) as { name: string; version: string };
+  const sourceFiles = await Promise.all(sources.map(async (path) => ({ path, sha256: sha256(await readFile(join(MODELS_DIR, '..', path))) })));
+  const built = buildIrisGraphs();
+  for (const spec of IRIS_GRAPHS) {
+    const bytes = built.get(spec.name)!;
+    const file = `iris/${spec.name}.onnx`;
+    files.set(file, bytes);
+    models[spec.name] = manifestEntry(spec, file, bytes, 'iris', { package: pkg.name, version: pkg.version, files: sourceFiles });
   }
 }
 

@@ -26,7 +26,11 @@ export async function createEngine(name: ModalityName, options: Record<string, u
       const { FingerprintEngine } = await import('./fingerprint/engine.ts');
       return FingerprintEngine.create(options);
     }
+    case 'iris': {
+      const { IrisEngine } = await import('./iris/engine.ts');
+      return IrisEngine.create(options);
+    }
     default:
-      throw new UsageError(`modality "${name}" is not available yet in this build (available: face, fingerprint)`);
+      throw new UsageError(`modality "${name}" is not available in this build`);
   }
 }

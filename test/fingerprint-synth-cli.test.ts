@@ -60,7 +60,7 @@ describe('biokiosk synth fingerprint', () => {
   it('exits 2 with a one-line message for bad usage', async () => {
     const out = join(tmpdir(), 'bk-fpsynth-never');
     const cases: Array<[string[], RegExp]> = [
-      [['synth', 'iris', '--out', out], /synth supports: face, fingerprint \(got "iris"\)/],
+      [['synth', 'voice', '--out', out], /synth supports: face, fingerprint, iris \(got "voice"\)/],
       [['synth', 'face', '--fingers', '3', '--out', out], /--fingers is for synth fingerprint only/],
       [['synth', 'fingerprint', '--fingers', '1', '--out', out], /--fingers must be an integer from 2/],
       [['synth', 'fingerprint', '--fingers', '2', '--width', '10', '--out', out], /--width must be an integer from 64 to 2048/],

@@ -9,7 +9,7 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 describe('npm run models', () => {
   it('rebuilds byte-identical ONNX files and the same manifest as committed', async () => {
     const { manifest, files } = await buildAll();
-    expect(files.size).toBe(5); // 3 face nets + 2 fingerprint graphs
+    expect(files.size).toBe(6); // 3 face nets + 2 fingerprint graphs + 1 iris graph
     for (const [file, bytes] of files) {
       const onDisk = await readFile(join(MODELS_DIR, file));
       expect(sha256(onDisk), file).toBe(sha256(bytes));

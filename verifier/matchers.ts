@@ -7,6 +7,8 @@ import { compareFaceTemplateBytes, FACE_DEFAULT_THRESHOLD } from '../models/face
 import { decodeFaceTemplate, FACE_TEMPLATE_FORMAT } from '../models/face/template.ts';
 import { compareFingerprints, FINGERPRINT_DEFAULT_THRESHOLD, prepareFingerprintBytes, type PreparedFingerprint } from '../models/fingerprint/matcher/mcc.ts';
 import { decodeFingerprintTemplate, FINGERPRINT_TEMPLATE_FORMAT } from '../models/fingerprint/template.ts';
+import { compareIrises, IRIS_DEFAULT_THRESHOLD, prepareIrisTemplate, type PreparedIris } from '../models/iris/matcher.ts';
+import { decodeIrisTemplate, IRIS_TEMPLATE_FORMAT } from '../models/iris/template.ts';
 
 export interface MatchOutcome {
   decision: 'match' | 'no_match';
@@ -58,6 +60,30 @@ export function fingerprintMatcher(threshold = FINGERPRINT_DEFAULT_THRESHOLD): T
   };
 }
 
+export function irisMatcher(threshold = IRIS_DEFAULT_THRESHOLD): TemplateMatcher {
+  // Enrolled codes stay prepared (copied into the wasm matcher's memory, ~4.6 KB each); a probe is prepared per match.
+  const enrolledCache = new Map<string, PreparedIris>();
+  const preparedEnrolled = (t: Uint8Array): PreparedIris => {
+    const key = Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64');
+    let p = enrolledCache.get(key);
+    if (!p) {
+      p = prepareIrisTemplate(t);
+      if (enrolledCache.size >= 4096) enrolledCache.delete(enrolledCache.keys().next().value!);
+      enrolledCache.set(key, p);
+    }
+    return p;
+  };
+  return {
+    format: IRIS_TEMPLATE_FORMAT,
+    modality: 'iris',
+    modelOf: (t) => decodeIrisTemplate(t).model.sha256,
+    match: (probe, enrolled) => {
+      const r = compareIrises(prepareIrisTemplate(probe), preparedEnrolled(enrolled), { threshold });
+      return { decision: r.decision, score: r.score, native: r.native };
+    },
+  };
+}
+
 export function matcherRegistry(matchers: TemplateMatcher[]): Map<string, TemplateMatcher> {
   return new Map(matchers.map((m) => [m.format, m]));
 }
@@ -67,7 +93,7 @@ export function matcherRegistry(matchers: TemplateMatcher[]): Map<string, Templa
  * model (`modelOf` does not depend on the threshold; matching itself stays on the main thread).
  */
 export function builtinMatchers(): Map<string, TemplateMatcher> {
-  return matcherRegistry([faceMatcher(), fingerprintMatcher()]);
+  return matcherRegistry([faceMatcher(), fingerprintMatcher(), irisMatcher()]);
 }
 
 export { BadTemplateError };

@@ -9,7 +9,7 @@ import { AuditLog } from './audit/log.ts';
 import { SqliteAuditStore } from './audit/store.ts';
 import { treeHeadSignerFrom } from '../protocol/tree-head.ts';
 import { galleryKeyOf, NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
-import { faceMatcher, fingerprintMatcher, matcherRegistry } from './matchers.ts';
+import { faceMatcher, fingerprintMatcher, irisMatcher, matcherRegistry } from './matchers.ts';
 import { PrecheckPool } from './precheck-pool.ts';
 import { SqliteVerifierStore } from './sqlite-store.ts';
 import { Verifier, type VerifierConfig } from './verifier.ts';
@@ -28,6 +28,7 @@ export interface OpenVerifierOptions extends Omit<VerifierConfig, 'id'> {
   id?: string;
   faceThreshold?: number;
   fingerprintThreshold?: number;
+  irisThreshold?: number;
   /**
    * Worker threads for the stateless checks (signature, decryption): 0 (the default) runs them on the main
    * thread; `biokiosk verifier run` uses one per core.
@@ -43,7 +44,7 @@ export async function openVerifier(dir: string, config: OpenVerifierOptions): Pr
   const signer = new NodeCryptoSigner(keys.signing);
   const store = new SqliteVerifierStore(join(dir, 'verifier.db'), { galleryKey: galleryKeyOf(keys), onNotice: config.onNotice });
   const audit = new AuditLog(new SqliteAuditStore(store.db), { sign: treeHeadSignerFrom(signer) });
-  const matchers = matcherRegistry([faceMatcher(config.faceThreshold), fingerprintMatcher(config.fingerprintThreshold)]);
+  const matchers = matcherRegistry([faceMatcher(config.faceThreshold), fingerprintMatcher(config.fingerprintThreshold), irisMatcher(config.irisThreshold)]);
   const verifier = new Verifier({ ...config, id: keys.verifierId }, store, audit, signer, keys.fleet.privateJwk, matchers);
   if (config.precheckWorkers) {
     try {

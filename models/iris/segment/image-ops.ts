@@ -1,0 +1,112 @@
+/** Pure image math for the iris pipeline: float gray images, blurs, integral images, sampling. */
+
+export interface FloatImage {
+  width: number;
+  height: number;
+  data: Float32Array;
+}
+
+/** Bilinear sample; NaN outside the image. */
+export function sample(img: FloatImage, x: number, y: number): number {
+  const { width: w, height: h, data } = img;
+  if (!(x >= 0 && y >= 0 && x <= w - 1 && y <= h - 1)) return NaN;
+  const x0 = Math.min(w - 2, Math.floor(x));
+  const y0 = Math.min(h - 2, Math.floor(y));
+  const fx = x - x0;
+  const fy = y - y0;
+  const i = y0 * w + x0;
+  const a = data[i]!;
+  const b = data[i + 1]!;
+  const c = data[i + w]!;
+  const d = data[i + w + 1]!;
+  return (a + (b - a) * fx) * (1 - fy) + (c + (d - c) * fx) * fy;
+}
+
+/** Separable Gaussian blur with edge replication. */
+export function gaussianBlur(img: FloatImage, sigma: number): FloatImage {
+  if (sigma <= 0) return { ...img, data: img.data.slice() };
+  const r = Math.max(1, Math.ceil(2.5 * sigma));
+  const taps = new Float32Array(2 * r + 1);
+  let s = 0;
+  for (let i = -r; i <= r; i++) s += taps[i + r] = Math.exp(-(i * i) / (2 * sigma * sigma));
+  for (let i = 0; i < taps.length; i++) taps[i]! /= s;
+  const { width: w, height: h } = img;
+  const tmp = new Float32Array(w * h);
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    for (let x = 0; x < w; x++) {
+      let acc = 0;
+      for (let k = -r; k <= r; k++) {
+        const xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
+        acc += taps[k + r]! * img.data[row + xx]!;
+      }
+      tmp[row + x] = acc;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let acc = 0;
+      for (let k = -r; k <= r; k++) {
+        const yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
+        acc += taps[k + r]! * tmp[yy * w + x]!;
+      }
+      out[y * w + x] = acc;
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
+/** Summed-area table with one row and column of zeros in front: (w + 1) x (h + 1), float64. */
+export function integral(img: FloatImage): Float64Array {
+  const { width: w, height: h, data } = img;
+  const s = new Float64Array((w + 1) * (h + 1));
+  for (let y = 0; y < h; y++) {
+    let row = 0;
+    for (let x = 0; x < w; x++) {
+      row += data[y * w + x]!;
+      s[(y + 1) * (w + 1) + x + 1] = s[y * (w + 1) + x + 1]! + row;
+    }
+  }
+  return s;
+}
+
+/** Sum and pixel count of the box [x0, x1) x [y0, y1), clipped to the image. */
+export function boxSum(s: Float64Array, w: number, h: number, x0: number, y0: number, x1: number, y1: number): { sum: number; n: number } {
+  const a = Math.max(0, Math.min(w, Math.round(x0)));
+  const b = Math.max(0, Math.min(h, Math.round(y0)));
+  const c = Math.max(0, Math.min(w, Math.round(x1)));
+  const d = Math.max(0, Math.min(h, Math.round(y1)));
+  if (c <= a || d <= b) return { sum: 0, n: 0 };
+  const W = w + 1;
+  return { sum: s[d * W + c]! - s[b * W + c]! - s[d * W + a]! + s[b * W + a]!, n: (c - a) * (d - b) };
+}
+
+/** Area-average downscale by an integer factor (>= 1). */
+export function downscale(img: FloatImage, factor: number): FloatImage {
+  if (factor <= 1) return img;
+  const w = Math.floor(img.width / factor);
+  const h = Math.floor(img.height / factor);
+  const out = new Float32Array(w * h);
+  const inv = 1 / (factor * factor);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let acc = 0;
+      for (let dy = 0; dy < factor; dy++) {
+        const row = (y * factor + dy) * img.width + x * factor;
+        for (let dx = 0; dx < factor; dx++) acc += img.data[row + dx]!;
+      }
+      out[y * w + x] = acc * inv;
+    }
+  }
+  return { width: w, height: h, data: out };
+}
+
+/** Value at quantile q (0-1) of the finite values (a copy is sorted). */
+export function quantile(values: ArrayLike<number>, q: number): number {
+  const v: number[] = [];
+  for (let i = 0; i < values.length; i++) if (Number.isFinite(values[i]!)) v.push(values[i]!);
+  if (v.length === 0) return NaN;
+  v.sort((a, b) => a - b);
+  return v[Math.min(v.length - 1, Math.max(0, Math.floor(q * (v.length - 1) + 0.5)))]!;
+}
