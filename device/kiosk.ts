@@ -40,6 +40,7 @@ export type CaptureConfig =
   | { modality: 'face'; camera: string; sensor?: Partial<SensorInfo> }
   | { modality: 'fingerprint'; port: string; baudRate?: number; password?: number; address?: number; sensor?: Partial<SensorInfo> }
   | { modality: Modality; device: CaptureDevice };
+// The iris camera is opened by the caller (it needs a HID binding: node-hid's, or a virtual one) and given as a device.
 
 export interface KioskConfig {
   dir: string;

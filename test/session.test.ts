@@ -17,6 +17,12 @@ import { VirtualFingerprintSensor } from '../drivers/virtual/fingerprint-sensor.
 import { FaceEngine } from '../models/face/engine.ts';
 import { FingerprintEngine } from '../models/fingerprint/engine.ts';
 import { synthesizeFingerprintDataset } from '../models/fingerprint/synth/index.ts';
+import { IrisEngine } from '../models/iris/engine.ts';
+import { synthesizeIrisDataset } from '../models/iris/synth/dataset.ts';
+import { IrisCaptureDevice } from '../device/capture/iris.ts';
+import { IrisCamera } from '../drivers/hid/iris-camera.ts';
+import { VirtualHidBinding } from '../drivers/virtual/hid-binding.ts';
+import { loadIrisImages, VirtualIrisCamera } from '../drivers/virtual/hid-iris-camera.ts';
 import type { ModalityEngine } from '../models/modality.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
@@ -68,7 +74,7 @@ async function fingerprintDevice(images: string[], o: { finger?: boolean } = {})
   return { sensor, device: new FingerprintCaptureDevice({ path: sensor.path, baudRate: 115_200, reopenIntervalMs: 100 }) };
 }
 
-async function kiosk(name: string, capture: CaptureDevice[], engines: Partial<Record<'face' | 'fingerprint', ModalityEngine>>, policy = {}): Promise<TestKiosk> {
+async function kiosk(name: string, capture: CaptureDevice[], engines: Partial<Record<'face' | 'fingerprint' | 'iris', ModalityEngine>>, policy = {}): Promise<TestKiosk> {
   const k = await startKiosk(broker.url, v, name, { capture: capture.map((device) => ({ modality: device.modality, device })), engines, policy: { nonce: 'never', ...policy } });
   kiosks.push(k);
   await waitFor(() => k.relay.connected, 10_000, `${name} connected`);
@@ -230,4 +236,40 @@ describe('verification sessions', () => {
     const r2 = await run(k).done;
     expect(r2.outcome).toBe('match');
   }, 60_000);
+
+  it('an iris session on the virtual USB HID iris camera', async () => {
+    const dir = await tempDir('bk-session-iris-');
+    const { files } = await synthesizeIrisDataset({ out: dir, eyes: 1, samples: 2, seed: 5 });
+    const iris = await IrisEngine.create();
+    try {
+      const enrol = await iris.extract(await readFile(files[0]!));
+      const w = await openVerifier(join(dir, 'verifier'), { allowedModels: [(enrol.info['model'] as { sha256: string }).sha256] });
+      await w.store.enroll({ subject: 'alice', modality: 'iris', template: enrol.template, templateFormat: 'biokiosk-iris/1', modelSha256: (enrol.info['model'] as { sha256: string }).sha256 });
+      const n = new VerifierNode(w.verifier, w.store, { brokerUrl: broker.url, clientId: 'iris-verifier', protocolVersion: 5 });
+      await node.stop();
+      await n.start();
+      try {
+        const binding = new VirtualHidBinding();
+        binding.attach(new VirtualIrisCamera({ images: await loadIrisImages([files[1]!]), reportRate: 20_000 }));
+        const device = await IrisCaptureDevice.fromCamera(await IrisCamera.open(binding, { stallMs: 500 }));
+        const k = await startKiosk(broker.url, w, 'kiosk-iris', { capture: [{ modality: 'iris', device }], engines: { iris }, policy: { nonce: 'never' } });
+        kiosks.push(k);
+        await waitFor(() => k.relay.connected, 10_000, 'kiosk-iris connected');
+        const events: SessionEvent[] = [];
+        const s = k.kiosk.session();
+        s.on('event', (e) => events.push(e));
+        s.begin();
+        s.identify('alice');
+        const r = await s.done;
+        expect(r).toMatchObject({ outcome: 'match', modality: 'iris' });
+        const capture = events.find((e) => e.type === 'transition' && e.to === 'capture') as { payload: { prompt: string } };
+        expect(capture.payload.prompt).toBe('look_into_iris_camera');
+      } finally {
+        await n.stop();
+        await w.close();
+      }
+    } finally {
+      await iris.close();
+    }
+  }, 120_000);
 });
