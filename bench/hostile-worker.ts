@@ -48,9 +48,9 @@ try {
   // --- flood ---------------------------------------------------------------------------------------------
   if (process.env['BENCH_HOSTILE_ONLY'] !== 'tls') {
     const { v, node } = await startVerifier(broker.url, await dir('bk-bench-h-'), { precheckWorkers: WORKERS, mqtt: broker.tls('verifiers', 'verifier-1') });
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const rogueKey = SoftwareKeyStore.ephemeral();
-    v.store.registerDevice({ ueid: 'rogue', kid: rogueKey.kid, publicJwk: rogueKey.publicJwk as never, site: 'bench' });
+    await v.store.registerDevice({ ueid: 'rogue', kid: rogueKey.kid, publicJwk: rogueKey.publicJwk as never, site: 'bench' });
     const k = await startKiosk(broker.url, v, 'honest', { mqtt: broker.tls('devices', 'honest') });
     await waitFor(() => k.relay.connected, 10_000, 'kiosk connected');
     const f = broker.files('devices', 'rogue');
@@ -85,10 +85,10 @@ try {
       publishRatePerSecond: median(publishMs.map((ms) => JUNK / (ms / 1000))),
       quiet: { n: quiet.length, p50: pct(quiet, 0.5), p99: pct(quiet, 0.99), max: Math.max(...quiet) },
       flooded: { n: flooded.length, p50: pct(flooded, 0.5), p99: pct(flooded, 0.99), max: Math.max(...flooded) },
-      logEntries: v.audit.size,
+      logEntries: await v.store.audit.size(),
       honestAttempts: quiet.length + flooded.length + 20,
       dropped: node.stats.dropped,
-      refused: v.store.rejectionReport().counts,
+      refused: (await v.store.rejectionReport()).counts,
     };
     await k.stop();
     await node.stop();
@@ -99,12 +99,9 @@ try {
   if (process.env['BENCH_HOSTILE_ONLY'] !== 'flood') {
     const { v, node } = await startVerifier(plain.url, await dir('bk-bench-t-'), { precheckWorkers: WORKERS });
     await node.stop();
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
-    const keys = tputDevices.map((ueid) => {
-      const ks = SoftwareKeyStore.ephemeral();
-      v.store.registerDevice({ ueid, kid: ks.kid, publicJwk: ks.publicJwk as never, site: 'bench' });
-      return ks;
-    });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    const keys = tputDevices.map(() => SoftwareKeyStore.ephemeral());
+    for (const [i, ueid] of tputDevices.entries()) await v.store.registerDevice({ ueid, kid: keys[i]!.kid, publicJwk: keys[i]!.publicJwk as never, site: 'bench' });
     let seq = 0;
     const make = async (): Promise<string> => {
       const msgs: Array<{ ueid: string; topic: string; payload: string }> = [];

@@ -29,7 +29,7 @@ try {
   // --- latency -------------------------------------------------------------------------------------------
   {
     const { v, node } = await startVerifier(broker.url, await dir('bk-bench-v-'));
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const k = await startKiosk(broker.url, v, 'bench-kiosk');
     await waitFor(() => k.relay.connected, 5000, 'kiosk connected');
     const times: number[] = [];
@@ -65,12 +65,12 @@ try {
     await pooled.node.stop();
     const plain = faceTemplate(1, 0.03);
     const make = async (inst: typeof v, round: number, per = PER) => {
-      inst.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+      await inst.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
       const msgs: Array<{ topic: string; payload: Buffer }> = [];
       for (let d = 0; d < DEVICES; d++) {
         const ks = SoftwareKeyStore.ephemeral();
         const ueid = `bench-${round}-${d}`;
-        inst.store.registerDevice({ ueid, kid: ks.kid, publicJwk: ks.publicJwk as never, site: 'bench' });
+        await inst.store.registerDevice({ ueid, kid: ks.kid, publicJwk: ks.publicJwk as never, site: 'bench' });
         for (let s = 1; s <= per; s++) {
           // A fresh JWE per attestation, as kiosks send: each has its own ephemeral key.
           msgs.push((await signedMessage(inst.keys.fleet.publicJwk, ks, { ueid, seq: s, template: plain, site: 'bench' })).msg);
@@ -125,7 +125,7 @@ try {
     await Promise.all(viaMqtt.map((m) => pub.publishAsync(m.topic, m.payload, { qos: 1 })));
     await waitFor(() => verdicts >= viaMqtt.length, 120_000, 'all verdicts');
     const mqttRate = viaMqtt.length / ((performance.now() - t1) / 1000);
-    result['throughput'] = { attestations: direct.length, workers: WORKERS, inlinePerSecond: inlineRate, pipelinePerSecond: pooledRate, pipelineRounds: pooledRates, viaMosquittoPerSecond: mqttRate, logEntries: pooled.v.audit.size };
+    result['throughput'] = { attestations: direct.length, workers: WORKERS, inlinePerSecond: inlineRate, pipelinePerSecond: pooledRate, pipelineRounds: pooledRates, viaMosquittoPerSecond: mqttRate, logEntries: await pooled.v.store.audit.size() };
     await pub.endAsync();
     await sink.endAsync();
     await node2.stop();

@@ -39,8 +39,8 @@ try {
   const photo = join(dir, 'alice.jpg');
   await sharp(samplePath(2)).rotate().extract({ left: 960, top: 40, width: 900, height: 900 }).resize(640, 640).jpeg().toFile(photo);
   const v = await openVerifier(join(dir, 'verifier'), { allowedModels: [face.pipeline.model.sha256, finger.model.sha256] });
-  v.store.enroll({ subject: 'alice', modality: 'face', template: (await face.extract(await readFile(samplePath(2)))).template, templateFormat: 'biokiosk-face/1', modelSha256: face.pipeline.model.sha256 });
-  v.store.enroll({ subject: 'alice', modality: 'fingerprint', template: (await finger.extract(await readFile(set.files[0]!))).template, templateFormat: 'biokiosk-fingerprint/1', modelSha256: finger.model.sha256 });
+  await v.store.enroll({ subject: 'alice', modality: 'face', template: (await face.extract(await readFile(samplePath(2)))).template, templateFormat: 'biokiosk-face/1', modelSha256: face.pipeline.model.sha256 });
+  await v.store.enroll({ subject: 'alice', modality: 'fingerprint', template: (await finger.extract(await readFile(set.files[0]!))).template, templateFormat: 'biokiosk-fingerprint/1', modelSha256: finger.model.sha256 });
   // Sessions back to back, far faster than people: the per-device nonce rate limit (2/s) is lifted for the bench.
   const node = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'bench-session-verifier', protocolVersion: 5, intake: { challengeRate: { perSecond: 1000, burst: 1000 } } });
   await node.start();

@@ -21,6 +21,7 @@ import { createEngine, TEMPLATE_FORMATS } from '../models/engines.ts';
 import { faceApiDir } from '../models/face/convert.ts';
 import { synthesizeFingerprintDataset } from '../models/fingerprint/synth/index.ts';
 import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
+import { formatVkey } from '../protocol/note.ts';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier } from '../verifier/setup.ts';
@@ -213,7 +214,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await node.start();
     cleanups.push(() => node.stop());
     // Enrolment at the counter.
-    v.store.enroll({ subject: 'alice', modality, template: enrol.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
+    await v.store.enroll({ subject: 'alice', modality, template: enrol.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
 
     // The kiosk, built by the one factory: key store (the software one, development only, unless --tpm), outbox,
     // relay, receipts, the capture device and the engine; registered with the verifier.
@@ -222,14 +223,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       ueid,
       site: 'demo-pharmacy',
       keyStore: o.tpm ? { kind: 'tpm', tpm: o.tpm } : { kind: 'software' },
-      verifiers: { trusted: [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], fleetKey: v.keys.fleet.publicJwk },
+      verifiers: { trusted: [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], fleetKey: v.keys.fleet.publicJwk, log: { keys: v.logSigner.verifiers.map(formatVkey) } },
       broker: { url: brokerUrl, protocolVersion: version as 4 | 5, mqtt: kioskMqtt },
       capture: [{ modality, device: await cast.deviceFor(cast.people[0]!.photo) }],
       engines: { [modality]: engine },
       policy: { nonce: 'never', verdictTimeoutMs: 15_000 },
     });
     cleanups.push(() => kiosk.close());
-    v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: 'demo-pharmacy' });
+    await v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: 'demo-pharmacy' });
     await new Promise<void>((resolve, reject) => {
       if (kiosk.online) return resolve();
       const timer = setTimeout(() => reject(new Error(`cannot connect to the MQTT broker at ${brokerUrl}`)), 10_000);
@@ -273,7 +274,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       camera: cast.camera,
       enrolled: { subject: 'alice', photo: cast.enrolPhoto, quality: enrol.quality.score },
       attempts,
-      auditLogEntries: v.audit.size,
+      auditLogEntries: await v.store.audit.size(),
       treeHeadsKept: kiosk.heads.all().length,
       folder: o.keep ? folder : null,
       keyStore: kiosk.state.keystore.description,

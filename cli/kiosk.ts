@@ -5,7 +5,7 @@
  *   when their verdict comes.
  * - `biokiosk kiosk identity`: the device key's public half and kid, for registration with the verifiers (with
  *   the TPM store, also the TPM's Certify evidence that the key is TPM-resident).
- * - `biokiosk kiosk heads`: the audit-log tree heads this kiosk accepted, for `verifier audit --known-heads`.
+ * - `biokiosk kiosk heads`: the audit-log checkpoints this kiosk accepted, for `verifier audit --known-heads`.
  *
  * Key store: `--tpm SETTING`, or the TPM at /dev/tpmrm0 when it exists; the software key file only with
  * `--keystore software`.
@@ -31,6 +31,7 @@ const DEFAULT_DIR = 'biokiosk-kiosk';
 interface RunOptions {
   dir: string;
   broker: string;
+  witness?: string[];
   modality: string;
   camera?: string;
   fingerprintPort?: string;
@@ -91,10 +92,11 @@ export function registerKiosk(program: Command): void {
     .option('--camera <spec>', 'face: frame source v4l2:/dev/video0, http://..., dir:/path, virtual:/path')
     .option('--fingerprint-port <path>', 'fingerprint: serial port of a ZFM-family module (R307, R503, AS608)')
     .option('--fingerprint-baud <n>', 'its baud rate', parseNumber('--fingerprint-baud', 1200, 921_600, true))
-    .requiredOption('--verifier-keys <file>', 'output of `biokiosk verifier keys` (verdict and fleet public keys)')
+    .requiredOption('--verifier-keys <file>', 'output of `biokiosk verifier keys` (verdict, fleet and audit-log public keys)')
+    .option('--witness <vkey...>', "a witness whose cosignatures on the log's checkpoints this kiosk checks and keeps (C2SP vkey, `biokiosk witness vkey`)")
     .requiredOption('--ueid <id>', 'this device id')
     .option('--site <site>', 'where the kiosk stands', 'unknown-site')
-    .option('--dir <dir>', 'state folder (key store, outbox, tree heads)', DEFAULT_DIR)
+    .option('--dir <dir>', 'state folder (key store, outbox, accepted checkpoints)', DEFAULT_DIR)
     .option('--mqtt-version <n>', '5 or 4', parseNumber('--mqtt-version', 4, 5, true), 5)
     .option('--online', 'ask a verifier for a nonce before each attempt when connected')
     .option('--require-nonce', 'no attempt without a verifier nonce (offline: "check the ID at the counter")')
@@ -116,7 +118,7 @@ export function registerKiosk(program: Command): void {
         ueid: o.ueid,
         site: o.site,
         keyStore: keyStoreChoice(o),
-        verifiers: trustedFrom(keys),
+        verifiers: trustedFrom(keys, o.witness ?? []),
         broker: { url: o.broker, protocolVersion: o.mqttVersion as 4 | 5, mqtt: await brokerConnectOptions(o.broker, brokerCredentialFiles(o)) },
         capture,
         policy: { maxCaptures: { face: o.maxFrames, fingerprint: o.maxPlacements }, nonce, verdictTimeoutMs: o.verdictTimeout * 1000 },
@@ -166,13 +168,13 @@ export function registerKiosk(program: Command): void {
   const kioskCmd = program.command('kiosk').description('Kiosk identity and state.');
   kioskCmd
     .command('heads')
-    .description('Export the audit-log tree heads this kiosk accepted (for `biokiosk verifier audit --known-heads FILE`).')
+    .description('Export the audit-log checkpoints this kiosk accepted (for `biokiosk verifier audit --known-heads FILE`).')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
     .option('--ueid <id>', 'this device id (recorded in the export)')
     .action((o: { dir: string; ueid?: string }) => {
       const heads = openTreeHeads(o.dir, notice);
       try {
-        printJson({ kind: 'biokiosk-known-heads/1', ueid: o.ueid ?? null, heads: heads.store.all() });
+        printJson({ kind: 'biokiosk-known-checkpoints/1', ueid: o.ueid ?? null, checkpoints: heads.store.all() });
       } finally {
         heads.close();
       }

@@ -13,6 +13,7 @@ import { registerVerifier } from './verifier.ts';
 import { registerKiosk } from './kiosk.ts';
 import { registerCapture } from './capture.ts';
 import { registerBroker } from './broker.ts';
+import { registerWitness } from './witness.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerKiosk(program);
   registerCapture(program);
   registerBroker(program);
+  registerWitness(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -1,5 +1,4 @@
-/** `biokiosk verifier ...`: run a verifier node, enrol subjects, manage devices, audit the log. */
-import { readFile } from 'node:fs/promises';
+/** `biokiosk verifier ...`: run a verifier node, enrol subjects, manage devices, migrate the store, audit and publish the log. */
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { Command } from 'commander';
@@ -11,12 +10,17 @@ import { fingerprintExtractorIdentity } from '../models/fingerprint/engine.ts';
 import { irisModelIdentity } from '../models/iris/engine.ts';
 import { TEMPLATE_FORMATS } from './extract.ts';
 import { createEngine, parseModality } from '../models/engines.ts';
-import { SqliteAuditStore } from '../verifier/audit/store.ts';
-import { p256TreeHeadVerifier } from '../protocol/tree-head.ts';
-import { auditLog } from '../verifier/audit/verify.ts';
+import { auditLog, formatAuditReport } from '../verifier/audit/verify.ts';
 import { openVerifierKeys } from '../verifier/keys.ts';
+import { openLogKeys, readLogKeys, retireLogKey, rotateLogKey, signerOf } from '../verifier/log-key.ts';
+import { serveLog } from '../verifier/log-server.ts';
 import { VerifierNode } from '../verifier/node.ts';
-import { openVerifier } from '../verifier/setup.ts';
+import { migrateStore } from '../verifier/open-store.ts';
+import { redactUrl } from '../verifier/pg-store.ts';
+import { openVerifier, openVerifierStore, storeLocation } from '../verifier/setup.ts';
+import { Witnessing } from '../verifier/witnessing.ts';
+import { WitnessClient } from '../witness/client.ts';
+import { formatVkey, parseVkey, type NoteVerifier } from '../protocol/note.ts';
 import { readInput } from './extract.ts';
 import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
 import { addBrokerCredentialOptions, brokerCredentialFiles, parseNumber, printJson, type BrokerCredentialOptions } from './options.ts';
@@ -25,6 +29,45 @@ import { addBrokerCredentialOptions, brokerCredentialFiles, parseNumber, printJs
 const notice = (m: string) => process.stderr.write(`biokiosk: ${m}\n`);
 
 const DEFAULT_DIR = 'biokiosk-verifier';
+const STORE_HELP = "the store: a postgres:// URL (a fleet's shared PostgreSQL) or a SQLite file (default: verifier.db in --dir)";
+const LOG_KEY_HELP = 'the log\'s checkpoint key ring (default: log-key.json in --dir; keep it apart from the log in production)';
+
+/** A C2SP verifier key given on the command line, parsed, or a usage error naming the option. */
+function vkeyOption(option: string, v: string): NoteVerifier {
+  try {
+    return parseVkey(v);
+  } catch (e) {
+    throw new UsageError(`${option}: ${(e as Error).message}`);
+  }
+}
+
+/** `--witness VKEY@URL`: a witness to have checkpoints cosigned by. */
+function witnessOption(v: string): { vkey: NoteVerifier; url: string } {
+  const at = v.indexOf('@');
+  if (at < 0) throw new UsageError(`--witness takes <vkey>@<url>, e.g. insurer.example/witness+1234abcd+AQ...@http://10.0.0.5:7380, got "${v.slice(0, 60)}"`);
+  const url = v.slice(at + 1);
+  if (!/^https?:\/\//.test(url)) throw new UsageError(`--witness: the witness URL must be http:// or https://, got "${url.slice(0, 60)}"`);
+  return { vkey: vkeyOption('--witness', v.slice(0, at)), url };
+}
+
+/** Notes and kiosk exports given to `audit --known-heads`: the checkpoint notes in them. */
+async function knownCheckpoints(files: readonly string[]): Promise<string[]> {
+  const notes: string[] = [];
+  for (const f of files) {
+    const text = (await readInput(f)).toString('utf8');
+    if (text.trimStart().startsWith('{')) {
+      let doc: { kind?: string; checkpoints?: Array<{ note?: unknown }> };
+      try {
+        doc = JSON.parse(text) as typeof doc;
+      } catch {
+        throw new UsageError(`${f} is neither JSON nor a checkpoint note`);
+      }
+      if (doc.kind !== 'biokiosk-known-checkpoints/1' || !Array.isArray(doc.checkpoints)) throw new UsageError(`${f} is not the output of \`biokiosk kiosk heads\` (nor a checkpoint note)`);
+      for (const c of doc.checkpoints) if (typeof c.note === 'string') notes.push(c.note);
+    } else notes.push(text);
+  }
+  return notes;
+}
 
 /** The template makers of this build: the face embedding net, the fingerprint extractor (its graphs' identity), the iris coder. */
 async function defaultAllowedModels(): Promise<string[]> {
@@ -44,7 +87,11 @@ export function registerVerifier(program: Command): void {
       .description('Run a verifier node on an MQTT broker (MQTT 5 shared subscription: start several to share the stream).')
       .requiredOption('--broker <url>', 'MQTT broker URL, e.g. mqtts://broker:8883 (a fleet broker) or mqtt://127.0.0.1:1883'),
   )
-    .option('--dir <dir>', 'state folder (keys, store, audit log)', DEFAULT_DIR)
+    .option('--dir <dir>', 'state folder (keys, and the SQLite store unless --store)', DEFAULT_DIR)
+    .option('--store <url-or-file>', STORE_HELP)
+    .option('--log-key <file>', LOG_KEY_HELP)
+    .option('--witness <vkey@url...>', 'a witness to have each checkpoint cosigned by before answering (repeatable)')
+    .option('--witness-timeout <ms>', 'how long a batch waits for cosignatures before answering without them', parseNumber('--witness-timeout', 0, 60_000, true), 2000)
     .option('--id <id>', 'verifier id (used when the key file is first created)', 'verifier-1')
     .option('--mqtt-version <n>', '5 (shared subscriptions) or 4 (MQTT 3.1.1: one verifier)', parseNumber('--mqtt-version', 4, 5, true), 5)
     .option('--group <name>', 'shared subscription group', 'verifiers')
@@ -55,13 +102,22 @@ export function registerVerifier(program: Command): void {
     .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
     // One core stays with the main thread, which decides, logs and signs verdicts.
     .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread; default: one per core but one)', parseNumber('--workers', 0, 64, true), Math.max(1, availableParallelism() - 1))
-    .action(async (o: { broker: string; dir: string; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number; irisThreshold?: number } & BrokerCredentialOptions) => {
+    .action(async (o: { broker: string; dir: string; store?: string; logKey?: string; witness?: string[]; witnessTimeout: number; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number; irisThreshold?: number } & BrokerCredentialOptions) => {
+      const witnesses = (o.witness ?? []).map(witnessOption);
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
       const mqttOptions = await brokerConnectOptions(o.broker, brokerCredentialFiles(o));
       const onError = (e: unknown, where?: string) => process.stderr.write(`verifier: ${where ? `${where}: ` : ''}${e instanceof Error ? e.message : String(e)}\n`);
-      const inst = await openVerifier(o.dir, { id: o.id, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, irisThreshold: o.irisThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers, onNotice: notice, onInternalError: onError });
+      const inst = await openVerifier(o.dir, { id: o.id, store: o.store, logKey: o.logKey, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, irisThreshold: o.irisThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers, onNotice: notice, onInternalError: onError });
+      const witnessing =
+        witnesses.length > 0
+          ? new Witnessing(inst.store.audit, inst.verifier.proofs, witnesses.map((w) => new WitnessClient(w.url, w.vkey, { timeoutMs: o.witnessTimeout })), {
+              onRefused: (name, status, message, size) => process.stderr.write(`verifier: ${status === 422 ? 'ALERT: ' : ''}witness ${name} did not cosign the checkpoint of size ${size}: ${status ? `${status} ` : ''}${message}\n`),
+            })
+          : undefined;
       const node = new VerifierNode(inst.verifier, inst.store, {
+        witnessing,
+        witnessTimeoutMs: o.witnessTimeout,
         brokerUrl: o.broker,
         clientId: `${inst.keys.verifierId}-${process.pid}`,
         protocolVersion: o.mqttVersion as 4 | 5,
@@ -74,7 +130,7 @@ export function registerVerifier(program: Command): void {
         onError,
       });
       await node.start();
-      process.stderr.write(`verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), state in ${o.dir}\n`);
+      process.stderr.write(`verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), store ${inst.store.description}, log ${inst.logSigner.origin}${witnesses.length ? `, witnesses ${witnesses.map((w) => w.vkey.name).join(', ')}` : ''}\n`);
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);
@@ -90,8 +146,9 @@ export function registerVerifier(program: Command): void {
     .requiredOption('--modality <name>', 'face | fingerprint | iris')
     .requiredOption('--image <file>', 'image of the subject')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--store <url-or-file>', STORE_HELP)
     .option('--json', 'print one JSON object')
-    .action(async (o: { subject: string; modality: string; image: string; dir: string; json?: boolean }) => {
+    .action(async (o: { subject: string; modality: string; image: string; dir: string; store?: string; json?: boolean }) => {
       const modality = parseModality(o.modality);
       const bytes = await readInput(o.image);
       const engine = await createEngine(modality);
@@ -99,9 +156,12 @@ export function registerVerifier(program: Command): void {
         const x = await engine.extract(bytes);
         if (x.quality.score < x.quality.retryBelow) throw new BiokioskError('LowQuality', `the enrolment image's quality is ${x.quality.score}, below ${x.quality.retryBelow}: take a better capture`);
         const model = x.info['model'] as { name: string; sha256: string };
-        const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
-        inst.store.enroll({ subject: o.subject, modality, template: x.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
-        await inst.close();
+        const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice });
+        try {
+          await inst.store.enroll({ subject: o.subject, modality, template: x.template, templateFormat: TEMPLATE_FORMATS[modality], modelSha256: model.sha256 });
+        } finally {
+          await inst.close();
+        }
         const r = { ok: true, subject: o.subject, modality, quality: x.quality.score, ...(modality === 'face' ? { faceCount: x.info['faceCount'] } : modality === 'fingerprint' ? { minutiae: x.info['minutiae'] } : { usableBits: x.info['usableBits'] }), model };
         if (o.json) printJson(r);
         else process.stdout.write(`enrolled ${o.subject} (${modality}, quality ${x.quality.score}) in ${o.dir}\n`);
@@ -116,7 +176,8 @@ export function registerVerifier(program: Command): void {
     .requiredOption('--jwk <file>', 'public key, JWK JSON (or a JSON object with a publicJwk member)')
     .requiredOption('--site <site>', 'where the kiosk stands')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
-    .action(async (o: { ueid: string; jwk: string; site: string; dir: string }) => {
+    .option('--store <url-or-file>', STORE_HELP)
+    .action(async (o: { ueid: string; jwk: string; site: string; dir: string; store?: string }) => {
       assertDeviceId(o.ueid);
       let doc: Record<string, unknown>;
       try {
@@ -126,9 +187,12 @@ export function registerVerifier(program: Command): void {
         throw new UsageError(`${o.jwk} is not JSON`);
       }
       const jwk = p256PublicJwk((doc['publicJwk'] ?? doc) as Record<string, unknown>);
-      const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
-      inst.store.registerDevice({ ueid: o.ueid, kid: jwkThumbprint(jwk), publicJwk: jwk as never, site: o.site });
-      inst.close();
+      const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice });
+      try {
+        await inst.store.registerDevice({ ueid: o.ueid, kid: jwkThumbprint(jwk), publicJwk: jwk as never, site: o.site });
+      } finally {
+        await inst.close();
+      }
       process.stdout.write(`registered ${o.ueid} (kid ${jwkThumbprint(jwk)}) at ${o.site}\n`);
     });
 
@@ -136,33 +200,53 @@ export function registerVerifier(program: Command): void {
     .description('Revoke a kiosk: its attestations are rejected from now on.')
     .requiredOption('--ueid <id>', 'device id')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
-    .action(async (o: { ueid: string; dir: string }) => {
-      const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
-      const done = inst.store.revokeDevice(o.ueid);
-      inst.close();
+    .option('--store <url-or-file>', STORE_HELP)
+    .action(async (o: { ueid: string; dir: string; store?: string }) => {
+      const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice });
+      let done: boolean;
+      try {
+        done = await inst.store.revokeDevice(o.ueid);
+      } finally {
+        await inst.close();
+      }
       if (!done) throw new UsageError(`no active device ${o.ueid} in ${o.dir}`);
       process.stdout.write(`revoked ${o.ueid}\n`);
     });
 
   v.command('keys')
-    .description("Print the public keys kiosks need: the verifier's verdict key and the fleet's template encryption key.")
+    .description("Print the public keys kiosks need: the verifier's verdict key, the fleet's template encryption key, and the audit log's checkpoint keys (C2SP vkeys, which witnesses need too).")
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--log-key <file>', LOG_KEY_HELP)
+    .option('--origin <name>', 'the log\'s origin, when the log key ring is first created (default biokiosk/<verifier id>)')
     .option('--id <id>', 'verifier id (used when the key file is first created)', 'verifier-1')
-    .action(async (o: { dir: string; id: string }) => {
+    .action(async (o: { dir: string; id: string; logKey?: string; origin?: string }) => {
       const keys = await openVerifierKeys(join(o.dir, 'verifier-keys.json'), o.id, notice);
-      printJson({ verifierId: keys.verifierId, verdictKey: p256PublicJwk(keys.signing as Record<string, unknown>), fleetKey: keys.fleet.publicJwk });
+      const log = signerOf(await openLogKeys(o.logKey ?? join(o.dir, 'log-key.json'), o.origin ?? `biokiosk/${keys.verifierId}`, notice));
+      printJson({ verifierId: keys.verifierId, verdictKey: p256PublicJwk(keys.signing as Record<string, unknown>), fleetKey: keys.fleet.publicJwk, log: { origin: log.origin, keys: log.verifiers.map(formatVkey) } });
+    });
+
+  v.command('migrate')
+    .description('Bring the store to the schema this build uses (run once per upgrade; nodes refuse a store that is behind).')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--store <url-or-file>', STORE_HELP)
+    .action(async (o: { dir: string; store?: string }) => {
+      const location = storeLocation(o.dir, o.store);
+      const r = await migrateStore(location, notice);
+      const where = o.store ? redactUrl(location) : location;
+      process.stdout.write(r.applied.length === 0 ? `${where} is at schema version ${r.from}: nothing to do\n` : `${where}: schema version ${r.from} -> ${r.applied[r.applied.length - 1]} (applied ${r.applied.join(', ')})\n`);
     });
 
   v.command('stats')
     .description('What the verifier refused without logging it: counts per reason of messages no trusted device signed, and recent samples.')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--store <url-or-file>', STORE_HELP)
     .option('--hours <n>', 'hours of counts', parseNumber('--hours', 1, 24 * 30, true), 24)
     .option('--samples <n>', 'recent samples to show', parseNumber('--samples', 0, 1000, true), 10)
     .option('--json', 'print one JSON object')
-    .action(async (o: { dir: string; hours: number; samples: number; json?: boolean }) => {
-      const inst = await openVerifier(o.dir, { allowedModels: [], onNotice: notice });
+    .action(async (o: { dir: string; store?: string; hours: number; samples: number; json?: boolean }) => {
+      const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice });
       try {
-        const report = { ...inst.store.rejectionReport(Date.now(), { hours: o.hours, samples: o.samples }), nonces: inst.store.nonceCount(), auditLogEntries: inst.audit.size };
+        const report = { ...(await inst.store.rejectionReport(Date.now(), { hours: o.hours, samples: o.samples })), nonces: await inst.store.nonceCount(), auditLogEntries: await inst.store.audit.size() };
         if (o.json) return printJson(report);
         const counts = Object.entries(report.counts);
         const lines = [`unauthenticated rejections in the last ${o.hours} h: ${counts.length ? counts.map(([c, n]) => `${c} ${n}`).join(', ') : 'none'}`, `outstanding nonces: ${report.nonces}; audit log: ${report.auditLogEntries} entries`];
@@ -174,38 +258,75 @@ export function registerVerifier(program: Command): void {
     });
 
   v.command('audit')
-    .description('Check the whole audit log: every entry, every signed tree head, their consistency. Exit 2 if tampered.')
+    .description('Check the whole audit log: every entry against its commitment, every checkpoint, and the evidence others hold (witness cosignatures, checkpoints kiosks accepted). Exit 2 if tampered.')
     .option('--dir <dir>', 'state folder', DEFAULT_DIR)
-    .option('--known-heads <file...>', 'tree heads kept outside the verifier (`biokiosk kiosk heads` output): the log must still have each one')
+    .option('--store <url-or-file>', STORE_HELP)
+    .option('--log-key <file>', 'the log key ring, for its public keys (or give them with --log-vkey)')
+    .option('--log-vkey <vkey...>', "the log's checkpoint keys (C2SP vkeys, as `verifier keys` prints them), retired ones too")
+    .option('--witness-vkey <vkey...>', 'witnesses whose cosignatures count as independent evidence')
+    .option('--known-heads <file...>', 'checkpoints kept outside the verifier: `biokiosk kiosk heads` output, or a note from `biokiosk witness latest`')
     .option('--json', 'print one JSON object')
-    .action(async (o: { dir: string; json?: boolean; knownHeads?: string[] }) => {
-      const knownTreeHeads = [];
-      for (const f of o.knownHeads ?? []) {
-        let doc: { kind?: string; heads?: Array<{ treeSize: number; rootHash: string; timestamp: number; signature: string }> };
-        try {
-          doc = JSON.parse((await readInput(f)).toString('utf8')) as typeof doc;
-        } catch (e) {
-          if (e instanceof BiokioskError) throw e;
-          throw new UsageError(`${f} is not JSON`);
-        }
-        if (doc.kind !== 'biokiosk-known-heads/1' || !Array.isArray(doc.heads)) throw new UsageError(`${f} is not the output of \`biokiosk kiosk heads\``);
-        for (const h of doc.heads) knownTreeHeads.push({ tree_size: h.treeSize, root_hash: h.rootHash, timestamp: h.timestamp, signature: h.signature });
+    .action(async (o: { dir: string; store?: string; logKey?: string; logVkey?: string[]; witnessVkey?: string[]; knownHeads?: string[]; json?: boolean }) => {
+      const known = await knownCheckpoints(o.knownHeads ?? []);
+      let logKeys = (o.logVkey ?? []).map((k) => vkeyOption('--log-vkey', k));
+      if (logKeys.length === 0) {
+        const ring = await readLogKeys(o.logKey ?? join(o.dir, 'log-key.json'), notice);
+        if (!ring) throw new UsageError(`no log key ring at ${o.logKey ?? join(o.dir, 'log-key.json')}: give the log's public keys with --log-vkey, or its key ring with --log-key`);
+        logKeys = [...signerOf(ring).allVerifiers];
       }
-      const keysDoc = JSON.parse(await readFile(join(o.dir, 'verifier-keys.json'), 'utf8').catch(() => {
-        throw new UsageError(`no verifier state in ${o.dir} (verifier-keys.json missing)`);
-      })) as { signing: Record<string, unknown> };
-      const store = new SqliteAuditStore(join(o.dir, 'verifier.db'), { readonly: true });
+      const witnesses = (o.witnessVkey ?? []).map((k) => vkeyOption('--witness-vkey', k));
+      const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice, migrate: false });
       try {
-        const report = await auditLog(store, p256TreeHeadVerifier(p256PublicJwk(keysDoc.signing) as never), { knownTreeHeads });
+        const report = await auditLog(inst.store.audit, { logKeys, witnesses }, { knownCheckpoints: known });
         if (o.json) printJson(report);
-        else if (report.ok) process.stdout.write(`audit log OK: ${report.size} entries, ${report.checkedTreeHeads} signed tree heads consistent${knownTreeHeads.length ? `, ${knownTreeHeads.length} tree heads kept elsewhere all still in the log` : ''}\n`);
+        else if (report.ok) process.stdout.write(`audit log OK: ${report.size} entries, ${report.checkedCheckpoints} checkpoints, ${report.independentCheckpoints} independent checkpoints (witnessed, or kept by kiosks) all match the entries\n`);
+        else process.stderr.write(formatAuditReport(report) + '\n');
         if (!report.ok) {
           const first = report.firstTampered;
-          const known = report.problems.find((p) => p.kind.startsWith('known_tree_head'));
-          throw new BiokioskError('AuditFailed', first ? `entry ${first.index} was tampered with: ${first.reason}` : known ? `the log was rewritten: ${known.message}` : `the log does not verify: ${report.problems[0]?.message ?? 'see --json'}`);
+          throw new BiokioskError('AuditFailed', first ? `entry ${first.index} was tampered with: ${first.reason}` : `the log does not verify: ${report.problems[0]?.message ?? 'see --json'}`);
         }
       } finally {
-        store.close();
+        await inst.close();
       }
+    });
+
+  const log = v.command('log').description('Publish the audit log, and manage its checkpoint keys.');
+  log
+    .command('serve')
+    .description('Serve the audit log read-only as C2SP tlog-tiles over HTTP: /checkpoint, /tile/<L>/<N>, /tile/entries/<N> (entries are commitments, never records).')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--store <url-or-file>', STORE_HELP)
+    .option('--listen <host:port>', 'address to listen on', '127.0.0.1:7381')
+    .action(async (o: { dir: string; store?: string; listen: string }) => {
+      const m = /^(.+):(\d{1,5})$/.exec(o.listen);
+      if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen takes host:port, got "${o.listen}"`);
+      const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice, migrate: false });
+      const server = await serveLog(inst.store.audit, { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), onError: (e) => process.stderr.write(`log server: ${(e as Error).message}\n`) });
+      process.stderr.write(`audit log of ${inst.store.description} published at ${server.url}/checkpoint\n`);
+      process.stdout.write(`${server.url}\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGINT', resolve);
+        process.once('SIGTERM', resolve);
+      });
+      await server.close();
+      await inst.close();
+    });
+  log
+    .command('rotate-key')
+    .description('Add a new checkpoint key; both sign until the old one is retired (hand kiosks and witnesses the new vkey in between). Restart the nodes to pick it up; the first batch after logs the change.')
+    .requiredOption('--log-key <file>', 'the log key ring')
+    .action(async (o: { logKey: string }) => {
+      const { added } = await rotateLogKey(o.logKey);
+      process.stdout.write(`added ${formatVkey(added)}\n`);
+    });
+  log
+    .command('retire-key')
+    .description('Stop a checkpoint key signing (by its hex key ID, the second field of its vkey).')
+    .requiredOption('--log-key <file>', 'the log key ring')
+    .requiredOption('--key-id <hex>', 'the key ID, 8 hex digits')
+    .action(async (o: { logKey: string; keyId: string }) => {
+      if (!/^[0-9a-fA-F]{8}$/.test(o.keyId)) throw new UsageError(`--key-id takes 8 hex digits, got "${o.keyId}"`);
+      const ring = await retireLogKey(o.logKey, o.keyId);
+      process.stdout.write(`retired ${o.keyId}; signing with ${signerOf(ring).verifiers.map(formatVkey).join(', ')}\n`);
     });
 }

@@ -27,13 +27,17 @@ import { KioskSession, type Clock } from './session/session.ts';
 import { sitePolicy, type SitePolicy, type SitePolicyInput } from './session/policy.ts';
 import { openKioskState, type KeyStoreChoice, type KioskState } from './setup.ts';
 import { TreeHeadStore } from './tree-heads.ts';
+import { parseVkey } from '../protocol/note.ts';
+import type { LogTrust } from '../protocol/receipt.ts';
 import { verdictChecker, VerdictRefusedError, type TrustedVerifier, type VerdictInfo } from './verdicts.ts';
 
-/** What `biokiosk verifier keys` prints: the verifier's verdict key and the fleet's template key. */
+/** What `biokiosk verifier keys` prints: the verifier's verdict key, the fleet's template key, the log's keys. */
 export interface VerifierKeys {
   verifierId: string;
   verdictKey: JsonWebKey;
   fleetKey: JsonWebKey;
+  /** The audit log's origin and checkpoint keys (C2SP vkeys). */
+  log: { origin: string; keys: string[] };
 }
 
 export type CaptureConfig =
@@ -48,8 +52,11 @@ export interface KioskConfig {
   site: string;
   version?: string;
   keyStore?: KeyStoreChoice;
-  /** The verifiers this kiosk trusts (their verdict keys) and the fleet key templates are sealed to. */
-  verifiers: { trusted: TrustedVerifier[]; fleetKey: JsonWebKey };
+  /**
+   * The verifiers this kiosk trusts (their verdict keys), the fleet key templates are sealed to, and the audit
+   * log's checkpoint keys with the witnesses whose cosignatures count (C2SP vkeys).
+   */
+  verifiers: { trusted: TrustedVerifier[]; fleetKey: JsonWebKey; log: { keys: string[]; witnesses?: string[] } };
   broker: { url: string; protocolVersion?: 4 | 5; mqtt?: Partial<IClientOptions>; pumpIntervalMs?: number; maxInFlight?: number };
   capture?: CaptureConfig[];
   /** Engines to use instead of creating them (tests, benchmarks). */
@@ -84,12 +91,27 @@ export async function loadVerifierKeys(path: string): Promise<VerifierKeys> {
     throw new BiokioskError('BadVerifierKeys', `cannot read the verifier keys ${path} (write it with \`biokiosk verifier keys > ${path}\`)`, { kind: 'input' });
   }
   if (typeof doc?.verifierId !== 'string' || !doc.verdictKey || !doc.fleetKey) throw new BiokioskError('BadVerifierKeys', `${path} is not the output of \`biokiosk verifier keys\``, { kind: 'input' });
+  if (!doc.log || !Array.isArray(doc.log.keys) || doc.log.keys.length === 0) {
+    throw new BiokioskError('BadVerifierKeys', `${path} has no audit-log keys (it was written by an older \`biokiosk verifier keys\`): write it again`, { kind: 'input' });
+  }
   return doc;
 }
 
-/** The trusted-verifier list from `verifier keys` output. */
-export function trustedFrom(keys: VerifierKeys): KioskConfig['verifiers'] {
-  return { trusted: [{ id: keys.verifierId, publicJwk: keys.verdictKey }], fleetKey: keys.fleetKey };
+/** The trust a kiosk needs from `verifier keys` output, with the witnesses (vkeys) it is configured with. */
+export function trustedFrom(keys: VerifierKeys, witnesses: string[] = []): KioskConfig['verifiers'] {
+  return { trusted: [{ id: keys.verifierId, publicJwk: keys.verdictKey }], fleetKey: keys.fleetKey, log: { keys: keys.log.keys, witnesses } };
+}
+
+/** The log keys and witnesses of the configuration, parsed (a bad vkey is a configuration error, named). */
+export function logTrustOf(log: { keys: string[]; witnesses?: string[] }): LogTrust {
+  const parse = (v: string, what: string) => {
+    try {
+      return parseVkey(v);
+    } catch (e) {
+      throw new BiokioskError('BadVerifierKeys', `${what} ${JSON.stringify(v.slice(0, 60))} is not a C2SP verifier key: ${(e as Error).message}`, { kind: 'input' });
+    }
+  };
+  return { logKeys: log.keys.map((k) => parse(k, 'the log key')), witnesses: (log.witnesses ?? []).map((w) => parse(w, 'the witness key')) };
 }
 
 function captureDevice(c: CaptureConfig): CaptureDevice {
@@ -149,7 +171,7 @@ export class Kiosk extends EventEmitter<KioskEvents> {
       mqtt: config.broker.mqtt,
       pumpIntervalMs: config.broker.pumpIntervalMs,
       maxInFlight: config.broker.maxInFlight,
-      ...verdictChecker(config.ueid, config.verifiers.trusted, heads),
+      ...verdictChecker(config.ueid, config.verifiers.trusted, heads, logTrustOf(config.verifiers.log)),
     });
     const identity: DeviceIdentity = { ueid: config.ueid, site: config.site, sensor: devices[0]?.sensor ?? { make: 'biokiosk', model: 'none', serial: config.ueid, firmware: '1' } };
     const attester = new Attester(identity, state.keystore, config.verifiers.fleetKey, state.seq, state.outbox, () => heads.latestSize());

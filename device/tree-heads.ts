@@ -1,9 +1,10 @@
 /**
- * The audit-log tree heads a kiosk has accepted: the latest one, which its attestations name so that each verdict
+ * The audit-log checkpoints a kiosk has accepted: the latest one, which its attestations name so that each verdict
  * proves the log still extends it, and the others it saw, which `biokiosk kiosk heads` exports for
- * `verifier audit --known-heads`. Bounded: the oldest heads beyond `maxHeads` are forgotten (the latest never is).
- * A table in the outbox's database (outbox.db): a head is accepted in the same transaction that takes its
- * attestation out of the outbox.
+ * `verifier audit --known-heads`. Bounded: the oldest beyond `maxHeads` are forgotten (the latest never is).
+ * A table in the outbox's database (outbox.db): a checkpoint is accepted in the same transaction that takes its
+ * attestation out of the outbox. (The `tree_heads` table of builds before checkpoints held heads of a format that
+ * no longer exists; it is dropped, and the kiosk's next attestation starts a new chain.)
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -24,16 +25,18 @@ export class TreeHeadStore implements HeldHeads {
     private readonly db: Database.Database,
     private readonly maxHeads = 1000,
   ) {
-    this.db.exec(`CREATE TABLE IF NOT EXISTS tree_heads (tree_size INTEGER PRIMARY KEY, root_hash TEXT NOT NULL, timestamp INTEGER NOT NULL,
-      signature TEXT NOT NULL, linked INTEGER NOT NULL, accepted_at INTEGER NOT NULL)`);
+    this.db.exec(`DROP TABLE IF EXISTS tree_heads;
+      CREATE TABLE IF NOT EXISTS log_checkpoints (tree_size INTEGER PRIMARY KEY, root_hash TEXT NOT NULL, note TEXT NOT NULL,
+      witnesses TEXT NOT NULL, linked INTEGER NOT NULL, accepted_at INTEGER NOT NULL)`);
     this.s = {
-      latest: this.db.prepare('SELECT * FROM tree_heads WHERE linked = 1 ORDER BY tree_size DESC LIMIT 1'),
-      at: this.db.prepare('SELECT * FROM tree_heads WHERE tree_size = ?'),
-      put: this.db.prepare('INSERT OR IGNORE INTO tree_heads (tree_size, root_hash, timestamp, signature, linked, accepted_at) VALUES (?, ?, ?, ?, ?, ?)'),
-      link: this.db.prepare('UPDATE tree_heads SET linked = 1 WHERE tree_size = ?'),
-      all: this.db.prepare('SELECT * FROM tree_heads ORDER BY tree_size'),
-      trim: this.db.prepare(`DELETE FROM tree_heads WHERE tree_size NOT IN (SELECT tree_size FROM tree_heads ORDER BY tree_size DESC LIMIT ?)
-        AND tree_size <> coalesce((SELECT max(tree_size) FROM tree_heads WHERE linked = 1), -1)`),
+      latest: this.db.prepare('SELECT * FROM log_checkpoints WHERE linked = 1 ORDER BY tree_size DESC LIMIT 1'),
+      at: this.db.prepare('SELECT * FROM log_checkpoints WHERE tree_size = ?'),
+      put: this.db.prepare(`INSERT INTO log_checkpoints (tree_size, root_hash, note, witnesses, linked, accepted_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (tree_size) DO UPDATE SET note = excluded.note, witnesses = excluded.witnesses WHERE length(excluded.witnesses) > length(log_checkpoints.witnesses)`),
+      link: this.db.prepare('UPDATE log_checkpoints SET linked = 1 WHERE tree_size = ?'),
+      all: this.db.prepare('SELECT * FROM log_checkpoints ORDER BY tree_size'),
+      trim: this.db.prepare(`DELETE FROM log_checkpoints WHERE tree_size NOT IN (SELECT tree_size FROM log_checkpoints ORDER BY tree_size DESC LIMIT ?)
+        AND tree_size <> coalesce((SELECT max(tree_size) FROM log_checkpoints WHERE linked = 1), -1)`),
     };
   }
 
@@ -47,11 +50,13 @@ export class TreeHeadStore implements HeldHeads {
 
   /** Records an accepted head; `advances` makes it part of the linked chain (the latest when it is the largest). */
   accept(head: KeptHead, advances: boolean, now = Date.now()): void {
-    // Most verdicts of a batch share one tree head: nothing to write (and no fsync) for those after the first.
+    // Most verdicts of a batch share one checkpoint: nothing to write for those after the first (unless this copy
+    // carries more cosignatures).
     const known = this.s.at.get(head.treeSize) as Row | undefined;
-    if (known && (known.linked === 1 || !advances)) return;
+    const witnesses = JSON.stringify(head.witnesses);
+    if (known && (known.linked === 1 || !advances) && witnesses.length <= known.witnesses.length) return;
     this.db.transaction(() => {
-      this.s.put.run(head.treeSize, head.rootHash, head.timestamp, head.signature, advances ? 1 : 0, now);
+      this.s.put.run(head.treeSize, head.rootHash, head.note, witnesses, advances ? 1 : 0, now);
       if (advances) this.s.link.run(head.treeSize);
       this.s.trim.run(this.maxHeads);
     })();
@@ -70,8 +75,8 @@ export class TreeHeadStore implements HeldHeads {
 interface Row {
   tree_size: number;
   root_hash: string;
-  timestamp: number;
-  signature: string;
+  note: string;
+  witnesses: string;
   linked: number;
   accepted_at: number;
 }
@@ -79,7 +84,7 @@ interface Row {
 function toHead(row: unknown): KeptHead | undefined {
   if (!row) return undefined;
   const r = row as Row;
-  return { treeSize: r.tree_size, rootHash: r.root_hash, timestamp: r.timestamp, signature: r.signature };
+  return { treeSize: r.tree_size, rootHash: r.root_hash, note: r.note, witnesses: JSON.parse(r.witnesses) as string[] };
 }
 
 /** The tree heads of a kiosk's state folder, on their own (the CLI's export), without the rest of the kiosk. */

@@ -2,10 +2,11 @@
  * How a kiosk trusts a verdict: it opens it with the reply key of the outbox entry it answers (only that kiosk
  * and the verifiers know it), then requires a JWS from a verifier it knows, addressed to it, naming that exact
  * attestation: its att_id, the SHA-256 of its JWS and its seq; and a receipt that holds (receipts.ts: the log
- * entry is this attestation's, it is in the signed tree, and that tree extends the one this kiosk accepted
- * before). Anything else leaves the entry in the outbox. An accepted receipt's tree head is kept (tree-heads.ts).
+ * entry is this attestation's, it is in the log's signed checkpoint, and that tree extends the one this kiosk
+ * accepted before). Anything else leaves the entry in the outbox. An accepted receipt's checkpoint is kept
+ * (tree-heads.ts).
  */
-import { createPublicKey, verify as cryptoVerify, type JsonWebKey, type KeyObject } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import { attestationHash } from '../protocol/attestation.ts';
 import type { VerdictClaims } from '../protocol/claims.ts';
 import { decodeEnvelope, type EnvelopeOf } from '../protocol/envelope.ts';
@@ -15,6 +16,7 @@ import { jwkThumbprint, p256PublicJwk } from '../protocol/signer.ts';
 import type { TrustedKey } from '../protocol/trust.ts';
 import { parseVerdict } from '../protocol/verdict.ts';
 import type { OutboxEntry } from './outbox.ts';
+import type { LogTrust } from '../protocol/receipt.ts';
 import { checkReceipt } from './receipts.ts';
 import type { TreeHeadStore } from './tree-heads.ts';
 
@@ -55,13 +57,11 @@ function ownClaims(entryPayload: Buffer): { jws: string; logSize: number } {
   return { jws, logSize: claims.log_size ?? 0 };
 }
 
-export function verdictChecker(ueid: string, verifiers: TrustedVerifier[], heads: TreeHeadStore): { checkVerdict: VerdictCheck } {
+export function verdictChecker(ueid: string, verifiers: TrustedVerifier[], heads: TreeHeadStore, log: LogTrust): { checkVerdict: VerdictCheck } {
   const keys = new Map<string, TrustedKey>();
-  const headKeys = new Map<string, KeyObject>();
   for (const v of verifiers) {
     const kid = jwkThumbprint(p256PublicJwk(v.publicJwk as Record<string, unknown>));
     keys.set(kid, { owner: v.id, key: v.publicJwk });
-    headKeys.set(kid, createPublicKey({ key: v.publicJwk, format: 'jwk' }));
   }
   return {
     async checkVerdict(env, entry) {
@@ -69,7 +69,7 @@ export function verdictChecker(ueid: string, verifiers: TrustedVerifier[], heads
       if (sealed && !entry.replyKey) throw refuse(`verdict for ${entry.attId} is sealed but this attestation has no reply key`);
       const jws = sealed ? openReply(env.body, entry.replyKey!) : env.body;
       // A verdict is checked against the moment it was signed: the outbox may have been offline for hours.
-      const { claims, kid } = await parseVerdict(jws, (k) => keys.get(k), { expectedUeid: ueid, maxAgeSeconds: 7 * 24 * 3600 });
+      const { claims } = await parseVerdict(jws, (k) => keys.get(k), { expectedUeid: ueid, maxAgeSeconds: 7 * 24 * 3600 });
       if (claims.att_id !== env.corr || claims.att_id !== entry.attId) throw refuse(`verdict names attestation ${claims.att_id}, not ${entry.attId}`);
       const own = ownClaims(entry.payload);
       const hash = attestationHash(own.jws);
@@ -77,8 +77,7 @@ export function verdictChecker(ueid: string, verifiers: TrustedVerifier[], heads
       if (claims.seq !== entry.seq) throw refuse(`verdict for ${entry.attId} names seq ${claims.seq}, not ${entry.seq}`);
       // Only a verifier that could not open the sealed content answers in the clear, and then only with a rejection.
       if (!sealed && entry.replyKey && claims.decision !== 'rejected') throw refuse(`verdict for ${entry.attId} is a ${claims.decision} sent unsealed`);
-      const headKey = headKeys.get(kid)!;
-      const outcome = checkReceipt(claims, { ueid, attId: entry.attId, hash, seq: entry.seq, logSize: own.logSize }, heads, (m, sig) => cryptoVerify('sha256', m, { key: headKey, dsaEncoding: 'ieee-p1363' }, sig));
+      const outcome = checkReceipt(claims, { ueid, attId: entry.attId, hash, seq: entry.seq, logSize: own.logSize }, heads, log);
       if (!outcome.ok) throw new VerdictRefusedError(`receipt of the verdict for ${entry.attId} refused: ${outcome.reason}`, outcome.kind);
       return { attId: claims.att_id, attHash: claims.att_hash, decision: claims.decision, claims, keep: () => heads.accept(outcome.head, outcome.advances) };
     },

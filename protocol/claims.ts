@@ -161,21 +161,31 @@ export const DecisionRecord = z.strictObject({
 });
 export type DecisionRecord = z.infer<typeof DecisionRecord>;
 
+/** Largest checkpoint note a receipt carries, in bytes (the log's signatures and a dozen witnesses' cosignatures). */
+export const MAX_RECEIPT_CHECKPOINT = 4096;
+
 /**
- * Audit-log receipt (RFC 9162 style): where the entry sits, the tree it sits in, the proof, and the log's
- * signature over the tree head. Kept generic: hashes are base64url SHA-256, the signature is opaque base64url.
+ * Audit-log receipt (RFC 9162 proofs, C2SP checkpoint): where the entry sits, the tree it sits in, the inclusion
+ * proof, and the checkpoint of that tree signed by the log (cosigned by witnesses when one had witnessed it). The
+ * published leaf is SHA-256(salt || canonical entry): the receipt gives its holder both, so they can prove their
+ * own entry; nobody else learns anything from the published log.
  */
 export const Receipt = z
   .strictObject({
     leafIndex: z.int().nonnegative(),
     treeSize: z.int().positive(),
+    /** base64url root of the tree of treeSize entries (the checkpoint's, which is standard base64). */
     rootHash: B64Sha256,
     inclusionProof: z.array(B64Sha256).max(MAX_INCLUSION_PROOF),
-    /** The signed tree head's timestamp (milliseconds): part of what its signature covers. */
-    treeHeadTimestamp: z.int().nonnegative(),
-    treeHeadSignature: base64url(1, 1024),
+    /** The signed note (c2sp.org/tlog-checkpoint) for treeSize. */
+    checkpoint: z
+      .string()
+      .min(1)
+      .refine((n) => Buffer.byteLength(n, 'utf8') <= MAX_RECEIPT_CHECKPOINT, { message: `a receipt's checkpoint is at most ${MAX_RECEIPT_CHECKPOINT} bytes` }),
     /** The entry at leafIndex. */
     entry: DecisionRecord,
+    /** base64url of the 32 bytes the leaf commits to the entry with. */
+    salt: B64Sha256,
     /** Consistency proof from the tree size the attestation named (`log_size`) to treeSize; null when it named none. */
     consistency: z.strictObject({ from: z.int().nonnegative(), proof: z.array(B64Sha256).max(MAX_CONSISTENCY_PROOF) }).nullable(),
   })

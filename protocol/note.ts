@@ -92,6 +92,8 @@ export function parseNote(note: string): { text: string; signatures: NoteSignatu
     const m = new RegExp(`^${EM_DASH} (\\S+) ([A-Za-z0-9+/]+={0,2})$`).exec(line);
     if (!m) throw new NoteError(`a note signature line must be "${EM_DASH} <name> <base64>": ${JSON.stringify(line.slice(0, 80))}`);
     const raw = Buffer.from(m[2]!, 'base64');
+    // One spelling per signature: base64 whose unused low bits are set would give a second line for the same bytes.
+    if (raw.toString('base64') !== m[2]) throw new NoteError('a note signature is not canonical base64');
     if (raw.length < 5) throw new NoteError('a note signature is a 4-byte key ID and a signature');
     signatures.push({ name: m[1]!, keyId: raw.readUInt32BE(0), signature: raw.subarray(4), line: `${line}\n` });
   }

@@ -13,6 +13,15 @@ const REQUIRED = {
   socat: 'socat',
   // The fleet broker's development PKI (scripts/dev-pki.sh).
   openssl: 'openssl',
+  // Verifiers on separate hosts: network namespaces (test/helpers/netns.ts), PostgreSQL run as the user postgres.
+  ip: 'iproute2',
+  runuser: 'util-linux',
+};
+
+/** file glob (tools kept off PATH) -> Debian package that provides it */
+const REQUIRED_FILES = {
+  // test/helpers/postgres.ts runs its own clusters on free ports; Debian's auto-started one on 5432 is unused.
+  '/usr/lib/postgresql/*/bin/initdb': 'postgresql',
 };
 
 // Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.
@@ -20,7 +29,12 @@ function has(cmd) {
   return spawnSync('sh', ['-c', `PATH="$PATH:/usr/sbin:/sbin" command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 }
 
-const missing = Object.entries(REQUIRED).filter(([cmd]) => !has(cmd));
+function hasFile(glob) {
+  return spawnSync('sh', ['-c', `ls ${glob}`], { stdio: 'ignore' }).status === 0;
+}
+
+const present = (what) => (what.includes('/') ? hasFile(what) : has(what));
+const missing = [...Object.entries(REQUIRED), ...Object.entries(REQUIRED_FILES)].filter(([what]) => !present(what));
 if (missing.length > 0) {
   const pkgs = [...new Set(missing.map(([, pkg]) => pkg))];
   if (process.getuid?.() !== 0) {
@@ -31,7 +45,7 @@ if (missing.length > 0) {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
   execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], { stdio: 'inherit', env });
-  const still = missing.filter(([cmd]) => !has(cmd));
+  const still = missing.filter(([what]) => !present(what));
   if (still.length > 0) {
     console.error(`test-env: still missing after install: ${still.map(([c]) => c).join(', ')}`);
     process.exit(1);
@@ -42,4 +56,4 @@ if (spawnSync('sh', ['-c', 'ls /usr/lib/*/mosquitto_dynamic_security.so'], { std
   console.error('test-env: mosquitto_dynamic_security.so is missing (Debian package mosquitto 2.x)');
   process.exit(1);
 }
-console.error('test-env: system tools present: ' + Object.keys(REQUIRED).join(', '));
+console.error('test-env: system tools present: ' + [...Object.keys(REQUIRED), ...Object.values(REQUIRED_FILES)].join(', '));

@@ -16,7 +16,7 @@ import { deviceTopics } from '../protocol/topics.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
 import { signedMessage } from './helpers/attest.ts';
 import { biokiosk, spawnBiokiosk, type CliProcess } from './helpers/cli.ts';
-import { faceTemplate, MODEL, startKiosk, tempDir, waitFor, type TestKiosk } from './helpers/e2e.ts';
+import { faceTemplate, MODEL, startKiosk, tempDir, waitFor, type TestKiosk, logSize, logRecords } from './helpers/e2e.ts';
 import { FleetBroker } from './helpers/fleet-broker.ts';
 import { writeFile } from 'node:fs/promises';
 
@@ -51,14 +51,14 @@ async function checkIn(k: TestKiosk, n: number): Promise<string[]> {
   return ids;
 }
 
-const logged = () => Array.from({ length: admin.audit.size }, (_, i) => admin.audit.entry(i)!.record as { ueid: string; att_id: string; decision: string });
+const logged = () => logRecords<{ ueid: string; att_id: string; decision: string }>(admin);
 
 beforeAll(async () => {
   broker = await FleetBroker.start({ devices: ['kiosk-a', 'kiosk-b', 'rogue', { id: 'kiosk-pw', password: PASSWORD }], verifiers: ['verifier-1', 'verifier-2'] });
   vdir = await tempDir('bk-fleet-ver-');
   admin = await openVerifier(vdir, { allowedModels: [MODEL.sha256] });
-  admin.store.registerDevice({ ueid: 'rogue', kid: rogueKey.kid, publicJwk: rogueKey.publicJwk as never, site: 's' });
-  admin.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+  await admin.store.registerDevice({ ueid: 'rogue', kid: rogueKey.kid, publicJwk: rogueKey.publicJwk as never, site: 's' });
+  await admin.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
   for (const id of ['verifier-1', 'verifier-2']) {
     const f = broker.files('verifiers', id);
     const p = spawnBiokiosk(['verifier', 'run', '--dir', vdir, '--broker', broker.url, '--ca', f.ca!, '--cert', f.cert!, '--key', f.key!, '--allow-model', MODEL.sha256, '--workers', '1']);
@@ -129,7 +129,7 @@ describe('the fleet broker lets each party do only its job', () => {
       await expect(rogue.publishAsync(topic, forged.msg.payload, { qos: 1 })).rejects.toThrow(/Not authorized/);
     }
     await new Promise((r) => setTimeout(r, 500));
-    expect(logged().some((r) => r.att_id === forged.claims.att_id)).toBe(false);
+    expect((await logged()).some((r) => r.att_id === forged.claims.att_id)).toBe(false);
     const stats = JSON.parse((await biokiosk('verifier', 'stats', '--dir', vdir, '--json')).stdout) as { counts: Record<string, number> };
     expect(stats.counts['unknown_device'] ?? 0).toBe(0);
   });
@@ -182,7 +182,7 @@ describe('the fleet broker lets each party do only its job', () => {
           return Buffer.alloc(100 * 1024, 0x41);
       }
     };
-    const sizeBefore = admin.audit.size;
+    const sizeBefore = (await logSize(admin));
     const dbBefore = statSync(join(vdir, 'verifier.db')).size;
     const before = kioskA.verdicts.length;
     const flood = (async () => {
@@ -195,8 +195,8 @@ describe('the fleet broker lets each party do only its job', () => {
     expect(kioskA.verdicts.slice(before).map((v) => v.decision)).toEqual(Array(5).fill('match'));
     expect(kioskA.verdicts.slice(before).map((v) => v.attId).sort()).toEqual([...ids].sort());
     await new Promise((r) => setTimeout(r, 1000));
-    expect(admin.audit.size).toBe(sizeBefore + 5);
-    expect(logged().filter((r) => r.ueid === 'rogue')).toEqual([]);
+    expect((await logSize(admin))).toBe(sizeBefore + 5);
+    expect((await logged()).filter((r) => r.ueid === 'rogue')).toEqual([]);
     const stats = JSON.parse((await biokiosk('verifier', 'stats', '--dir', vdir, '--json')).stdout) as { counts: Record<string, number>; samples: unknown[] };
     expect(Object.values(stats.counts).reduce((a, b) => a + b, 0)).toBeGreaterThan(1000);
     expect(stats.counts).toMatchObject({ oversized: expect.any(Number), malformed: expect.any(Number), bad_signature: expect.any(Number), unknown_device: expect.any(Number), rate_limited: expect.any(Number) });

@@ -21,7 +21,7 @@ import { parseVerdict } from '../protocol/verdict.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
 import type { IncomingMessage, VerdictOut } from '../verifier/verifier.ts';
 import { buildClaims, message, signedMessage } from './helpers/attest.ts';
-import { faceTemplate, MODEL, startKiosk, startVerifier, tempDir, waitFor } from './helpers/e2e.ts';
+import { faceTemplate, MODEL, startKiosk, startVerifier, tempDir, waitFor, logSize, logRecords } from './helpers/e2e.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
 
 const kiosk = SoftwareKeyStore.ephemeral();
@@ -29,8 +29,8 @@ const UEID = 'kiosk-honest';
 
 async function openVerifierWithKiosk(): Promise<VerifierInstance> {
   const v = await openVerifier(await tempDir('bk-attack-'), { allowedModels: [MODEL.sha256] });
-  v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
-  v.store.registerDevice({ ueid: UEID, kid: kiosk.kid, publicJwk: kiosk.publicJwk as never, site: 's' });
+  await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+  await v.store.registerDevice({ ueid: UEID, kid: kiosk.kid, publicJwk: kiosk.publicJwk as never, site: 's' });
   return v;
 }
 
@@ -45,8 +45,8 @@ function withHeader(header: object, payload: object): string {
   return `${encodeBase64url(JSON.stringify(header))}.${encodeBase64url(JSON.stringify(payload))}.${encodeBase64url(new Uint8Array(64))}`;
 }
 
-function records(v: VerifierInstance): Array<{ att_id: string; att_hash: string; decision: string; reasons: string[] }> {
-  return Array.from({ length: v.audit.size }, (_, i) => v.audit.entry(i)!.record as { att_id: string; att_hash: string; decision: string; reasons: string[] });
+function records(v: VerifierInstance): Promise<Array<{ att_id: string; att_hash: string; decision: string; reasons: string[] }>> {
+  return logRecords<{ att_id: string; att_hash: string; decision: string; reasons: string[] }>(v);
 }
 
 describe('the verifier cannot be turned against honest kiosks', () => {
@@ -71,11 +71,11 @@ describe('the verifier cannot be turned against honest kiosks', () => {
     // Redelivered genuine copies get the same decisions; the log holds six matches and nothing else.
     const again = await v.verifier.handleBatch(attempts.map((a) => a.msg));
     expect(again.map((r) => [r.duplicate, r.decision])).toEqual(attempts.map(() => [true, 'match']));
-    expect(records(v).map((r) => r.decision)).toEqual(Array(6).fill('match'));
+    expect((await records(v)).map((r) => r.decision)).toEqual(Array(6).fill('match'));
   });
 
   it('a JWS header member named "\\u0001" in a batch of honest attestations costs them nothing, and no verdict carries attacker text', async () => {
-    const before = v.audit.size;
+    const before = (await logSize(v));
     const honest = await Promise.all([10, 11, 12].map((seq) => signedMessage(v.keys.fleet.publicJwk, kiosk, { ueid: UEID, seq })));
     const poison = (i: number): IncomingMessage => {
       const attId = newAttestationId();
@@ -85,12 +85,12 @@ describe('the verifier cannot be turned against honest kiosks', () => {
     const out = await v.verifier.handleBatch(batch);
     expect(out.filter((r) => !r.authenticated).map((r) => r.reasons[0]?.code)).toEqual(['malformed', 'malformed', 'malformed', 'malformed']);
     for (const [i, h] of honest.entries()) expect((await verdictOf(v, out[1 + 2 * i]!, h.replyKey)).decision).toBe('match');
-    expect(v.audit.size).toBe(before + 3);
+    expect((await logSize(v))).toBe(before + 3);
     // The detail the operator sees is sanitised: no control characters, no lone surrogates.
     const detail = out[0]!.detail!;
     expect(detail).toMatch(/unexpected members/);
     expect(/[\u0000-\u001f\u2028]|[\ud800-\udbff](?![\udc00-\udfff])/.test(detail)).toBe(false);
-    const samples = v.store.rejectionReport().samples;
+    const samples = (await v.store.rejectionReport()).samples;
     expect(samples.every((s) => !/[\u0000-\u001f]/.test(s.detail))).toBe(true);
   });
 
@@ -98,9 +98,9 @@ describe('the verifier cannot be turned against honest kiosks', () => {
     const dir = await tempDir('bk-attack-gallery-');
     const w = await openVerifier(dir, { allowedModels: [MODEL.sha256] });
     try {
-      w.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
-      w.store.enroll({ subject: 'mallory', modality: 'face', template: faceTemplate(3), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
-      w.store.registerDevice({ ueid: UEID, kid: kiosk.kid, publicJwk: kiosk.publicJwk as never, site: 's' });
+      await w.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+      await w.store.enroll({ subject: 'mallory', modality: 'face', template: faceTemplate(3), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+      await w.store.registerDevice({ ueid: UEID, kid: kiosk.kid, publicJwk: kiosk.publicJwk as never, site: 's' });
       // Someone with the database file copies alice's encrypted template into mallory's row.
       const raw = new Database(join(dir, 'verifier.db'));
       raw.prepare("UPDATE gallery SET template = (SELECT template FROM gallery WHERE subject = 'alice') WHERE subject = 'mallory'").run();
@@ -112,7 +112,7 @@ describe('the verifier cannot be turned against honest kiosks', () => {
       expect((await verdictOf(w, out[0]!, a.replyKey)).decision).toBe('match');
       expect(await verdictOf(w, out[1]!, m.replyKey)).toMatchObject({ decision: 'rejected', reasons: [{ code: 'verifier_error' }] });
       expect((await verdictOf(w, out[2]!, b.replyKey)).decision).toBe('match');
-      expect(records(w).map((r) => r.reasons)).toEqual([[], ['verifier_error'], []]);
+      expect((await records(w)).map((r) => r.reasons)).toEqual([[], ['verifier_error'], []]);
     } finally {
       await w.close();
     }
@@ -156,13 +156,13 @@ describe('the verifier cannot be turned against honest kiosks', () => {
           expect(claims.seq).toBe(b.g.claims.seq);
         }
         // Each genuine attestation is logged exactly once, with its own hash.
-        const logged = records(w);
+        const logged = (await records(w));
         for (const g of genuine) expect(logged.filter((r) => r.att_hash === attestationHash(g.jws)).length).toBe(1);
       }
       // Nothing but genuine attestations was ever logged.
-      expect(w.audit.size).toBe(seq - 1);
+      expect((await logSize(w))).toBe(seq - 1);
       const expected = (r: { decision: string; reasons: string[] }) => r.decision === 'match' || r.decision === 'no_match' || r.reasons[0] === 'no_enrollment';
-      expect(records(w).every(expected)).toBe(true);
+      expect((await records(w)).every(expected)).toBe(true);
     } finally {
       await w.close();
     }
@@ -173,7 +173,7 @@ describe('junk leaves no permanent trace', () => {
   it('20,000 junk messages of every kind: no log entries, no verdicts, a bounded sample, the database barely grows', async () => {
     const dir = await tempDir('bk-attack-junk-');
     const v = await openVerifier(dir, { allowedModels: [MODEL.sha256] });
-    v.store.registerDevice({ ueid: UEID, kid: kiosk.kid, publicJwk: kiosk.publicJwk as never, site: 's' });
+    await v.store.registerDevice({ ueid: UEID, kid: kiosk.kid, publicJwk: kiosk.publicJwk as never, site: 's' });
     try {
       const genuine = await signedMessage(v.keys.fleet.publicJwk, kiosk, { ueid: UEID, seq: 1 });
       const stranger = SoftwareKeyStore.ephemeral();
@@ -199,8 +199,8 @@ describe('junk leaves no permanent trace', () => {
         const out = await v.verifier.handleBatch(Array.from({ length: 250 }, (_, i) => junk(b * 250 + i)));
         expect(out.every((r) => !r.authenticated && r.verdict === null)).toBe(true);
       }
-      expect(v.audit.size).toBe(0);
-      const report = v.store.rejectionReport(Date.now(), { samples: 5000 });
+      expect((await logSize(v))).toBe(0);
+      const report = (await v.store.rejectionReport(Date.now(), { samples: 5000 }));
       expect(Object.values(report.counts).reduce((a, b) => a + b, 0)).toBe(20_000);
       expect(report.counts).toMatchObject({ malformed: 12_000, bad_signature: 4000, unknown_device: 4000 });
       expect(report.samples.length).toBeLessThanOrEqual(1000);
@@ -218,10 +218,10 @@ describe('junk leaves no permanent trace', () => {
     const v = await openVerifierWithKiosk();
     try {
       const t0 = Date.now();
-      for (let i = 0; i < 500; i++) v.store.issueNonce(UEID, `n-${i}`, t0 + 120_000, { now: t0 });
-      expect(v.store.nonceCount()).toBe(16);
-      v.store.issueNonce('other', 'later', t0 + 3_600_000, { now: t0 + 3_000_000 });
-      expect(v.store.nonceCount()).toBe(1);
+      for (let i = 0; i < 500; i++) await v.store.issueNonce(UEID, `n-${i}`, t0 + 120_000, { now: t0 });
+      expect(await v.store.nonceCount()).toBe(16);
+      await v.store.issueNonce('other', 'later', t0 + 3_600_000, { now: t0 + 3_000_000 });
+      expect(await v.store.nonceCount()).toBe(1);
     } finally {
       await v.close();
     }
@@ -239,7 +239,7 @@ describe('the rebinding attack through a broker without an ACL, as first found',
 
   it('an anonymous client in the verifiers’ group republishing every attestation under another corr no longer turns a genuine attempt into a rejection', async () => {
     const { v, node } = await startVerifier(broker.url, await tempDir('bk-attack-ver-'));
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const k = await startKiosk(broker.url, v, 'kiosk-victim');
     // The attacker: no credentials, joins the well-known group, and rebinds every attestation it is given.
     const attacker = await mqtt.connectAsync(broker.url, { protocolVersion: 5 });
@@ -261,8 +261,8 @@ describe('the rebinding attack through a broker without an ACL, as first found',
       // join it: attack-broker.test.ts shows the fleet broker refusing that), but every rebound copy was refused
       // on its own and no genuine attempt was answered with anything but its own verdict.
       expect(k.verdicts.every((x) => x.decision === 'match')).toBe(true);
-      expect(records(v).every((r) => r.decision === 'match')).toBe(true);
-      await waitFor(() => (v.store.rejectionReport().counts['malformed'] ?? 0) > 0, 5000, 'the rebound copies counted');
+      expect((await records(v)).every((r) => r.decision === 'match')).toBe(true);
+      await waitFor(async () => ((await v.store.rejectionReport()).counts['malformed'] ?? 0) > 0, 5000, 'the rebound copies counted');
       // Nothing was lost: once the attacker is gone, the outbox delivers every attempt it still holds.
       await attacker.endAsync();
       k.state.outbox.retryAllNow();
@@ -271,7 +271,7 @@ describe('the rebinding attack through a broker without an ACL, as first found',
       expect(new Set(k.verdicts.map((x) => x.attId))).toEqual(new Set(ids));
       expect(k.verdicts.map((x) => x.decision)).toEqual(Array(6).fill('match'));
       await node.settled();
-      expect(records(v).map((r) => r.decision)).toEqual(Array(6).fill('match'));
+      expect((await records(v)).map((r) => r.decision)).toEqual(Array(6).fill('match'));
       expect(k.state.outbox.size.entries).toBe(0);
     } finally {
       if (attacker.connected) await attacker.endAsync();

@@ -1,9 +1,8 @@
 /** Kiosk -> real mosquitto (MQTT 5) -> verifier -> verdict, with the real protocol, stores and audit log. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { p256TreeHeadVerifier } from '../protocol/tree-head.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
-import { faceTemplate, MODEL, startKiosk, startVerifier, tempDir, waitFor, type TestKiosk } from './helpers/e2e.ts';
+import { faceTemplate, MODEL, startKiosk, startVerifier, tempDir, waitFor, type TestKiosk, logSize, auditTrust, logRecords } from './helpers/e2e.ts';
 
 let broker: Mosquitto;
 beforeAll(async () => {
@@ -16,7 +15,7 @@ afterAll(async () => {
 describe('end to end on mosquitto', () => {
   it('answers genuine and impostor attempts with signed verdicts carrying audit receipts', async () => {
     const { v, node } = await startVerifier(broker.url, await tempDir('bk-ver-'));
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const k: TestKiosk = await startKiosk(broker.url, v, 'kiosk-e2e-1');
     try {
       const genuine = await k.attester.attest({ subject: 'alice', modality: 'face', template: faceTemplate(1, 0.05), templateFormat: 'biokiosk-face/1', quality: 80, model: MODEL });
@@ -30,13 +29,13 @@ describe('end to end on mosquitto', () => {
       expect(by.get(unknown.attId)?.decision).toBe('rejected');
       expect(by.get(unknown.attId)?.claims.reasons[0]?.code).toBe('no_enrollment');
       expect(k.state.outbox.size.entries).toBe(0);
-      const report = await auditLog(v.audit.store, p256TreeHeadVerifier(v.signer.publicJwk as never));
+      const report = await auditLog(v.store.audit, auditTrust(v));
       expect(report.ok).toBe(true);
       expect(report.size).toBe(3);
     } finally {
       await k.stop();
       await node.stop();
-      v.close();
+      await v.close();
     }
   });
 });
@@ -52,7 +51,7 @@ import { buildClaims, type ClaimsInput } from './helpers/attest.ts';
 describe('rejections on mosquitto', () => {
   it('rejects forged, replayed, unknown-device, revoked-device, tampered-ciphertext and wrong-model attestations; logs and answers only what a registered device signed', async () => {
     const { v, node } = await startVerifier(broker.url, await tempDir('bk-ver-'));
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const good = await startKiosk(broker.url, v, 'kiosk-good');
     const stranger = await startKiosk(broker.url, v, 'kiosk-stranger', { register: false });
     const revoked = await startKiosk(broker.url, v, 'kiosk-revoked');
@@ -82,10 +81,10 @@ describe('rejections on mosquitto', () => {
       const jws1 = await createAttestation(c1, good.state.keystore);
       await publish('kiosk-good', c1.att_id, jws1);
       await waitFor(() => seen.some((s) => s.attId === c1.att_id), 5000, 'first verdict');
-      const sizeAfterFirst = v.audit.size;
+      const sizeAfterFirst = (await logSize(v));
       await publish('kiosk-good', c1.att_id, jws1);
       await waitFor(() => seen.filter((s) => s.attId === c1.att_id).length === 2, 5000, 'redelivered verdict');
-      expect(v.audit.size).toBe(sizeAfterFirst);
+      expect((await logSize(v))).toBe(sizeAfterFirst);
       expect(seen.every((s) => s.sealed)).toBe(true);
 
       // Forged: a claim changed after signing.
@@ -99,7 +98,7 @@ describe('rejections on mosquitto', () => {
       const c4 = await claims('kiosk-stranger', 1);
       await publish('kiosk-stranger', c4.att_id, await createAttestation(c4, stranger.state.keystore));
       // Revoked device.
-      v.store.revokeDevice('kiosk-revoked');
+      await v.store.revokeDevice('kiosk-revoked');
       const c5 = await claims('kiosk-revoked', 1);
       await publish('kiosk-revoked', c5.att_id, await createAttestation(c5, revoked.state.keystore));
       // Tampered ciphertext, signed by the device (the signature is fine, the JWE is not): no reply key, so the
@@ -123,19 +122,19 @@ describe('rejections on mosquitto', () => {
       expect(seen.find((x) => x.attId === c6.att_id)?.sealed).toBe(false);
       await node.settled();
       // Signed by a registered device: logged. Not (forged, stranger, revoked): counted, sampled, never answered.
-      expect(v.audit.size).toBe(sizeAfterFirst + 3);
-      const logged = Array.from({ length: v.audit.size }, (_, i) => v.audit.entry(i)!.record as { att_id: string; reasons: string[]; decision: string });
+      expect((await logSize(v))).toBe(sizeAfterFirst + 3);
+      const logged = (await logRecords<{ att_id: string; reasons: string[]; decision: string }>(v));
       for (const [id, code] of answered) expect(logged.find((r) => r.att_id === id)).toMatchObject({ decision: 'rejected', reasons: [code] });
       for (const id of [c2.att_id, c4.att_id, c5.att_id]) {
         expect(codeFor(id)).toBeUndefined();
         expect(logged.find((r) => r.att_id === id)).toBeUndefined();
       }
-      expect(v.store.rejectionReport().counts).toMatchObject({ bad_signature: 1, unknown_device: 1, revoked_device: 1 });
+      expect((await v.store.rejectionReport()).counts).toMatchObject({ bad_signature: 1, unknown_device: 1, revoked_device: 1 });
     } finally {
       await spy.endAsync();
       await Promise.all([good.stop(), stranger.stop(), revoked.stop()]);
       await node.stop();
-      v.close();
+      await v.close();
     }
   });
 });
@@ -144,7 +143,7 @@ describe('online checks with a verifier nonce', () => {
   for (const version of [5, 4] as const) {
     it(`gets a nonce by request/response (MQTT ${version === 5 ? '5' : '3.1.1'}), which verifies once and is refused when reused or unknown`, async () => {
       const { v, node } = await startVerifier(broker.url, await tempDir('bk-ver-'), { version });
-      v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+      await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
       const k = await startKiosk(broker.url, v, `kiosk-nonce-${version}`, { version });
       try {
         await waitFor(() => k.relay.connected, 5000, 'kiosk connected');
@@ -163,7 +162,7 @@ describe('online checks with a verifier nonce', () => {
       } finally {
         await k.stop();
         await node.stop();
-        v.close();
+        await v.close();
       }
     });
   }

@@ -126,9 +126,9 @@ describe('fingerprint modality', () => {
     const v = await openVerifier(await tempDir('bk-fp-ver-'), { allowedModels: [engine.model.sha256] });
     try {
       const enrol = await engine.extract(await readFile(files[3]![0]!));
-      v.store.enroll({ subject: 'dana', modality: 'fingerprint', template: enrol.template, templateFormat: FINGERPRINT_TEMPLATE_FORMAT, modelSha256: engine.model.sha256 });
+      await v.store.enroll({ subject: 'dana', modality: 'fingerprint', template: enrol.template, templateFormat: FINGERPRINT_TEMPLATE_FORMAT, modelSha256: engine.model.sha256 });
       const ks = SoftwareKeyStore.ephemeral();
-      v.store.registerDevice({ ueid: 'counter-9', kid: ks.kid, publicJwk: ks.publicJwk as never, site: 's' });
+      await v.store.registerDevice({ ueid: 'counter-9', kid: ks.kid, publicJwk: ks.publicJwk as never, site: 's' });
       const attempt = async (file: string, seq: number) => {
         const x = await engine.extract(await readFile(file));
         const { claims } = await buildClaims(v.keys.fleet.publicJwk, {

@@ -26,7 +26,8 @@ import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
 import { signedMessage } from './helpers/attest.ts';
 import { biokiosk } from './helpers/cli.ts';
-import { faceTemplate, MODEL, startKiosk, tempDir, waitFor, type TestKiosk } from './helpers/e2e.ts';
+import { appendWithReceipt, faceTemplate, kioskTrust, MODEL, startKiosk, tempDir, waitFor, type TestKiosk, logSize } from './helpers/e2e.ts';
+import { logTrustOf } from '../device/kiosk.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
 
 describe('sealed verdicts', () => {
@@ -51,7 +52,7 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent, wi
   beforeAll(async () => {
     broker = await Mosquitto.start();
     v = await openVerifier(await tempDir('bk-kv-'), { allowedModels: [MODEL.sha256] });
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     k = await startKiosk(broker.url, v, 'kiosk-exact');
     await waitFor(() => k.relay.connected, 5000, 'kiosk connected');
   });
@@ -63,9 +64,7 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent, wi
 
   /** A real receipt: the record appended to the verifier's own log, signed. */
   async function realReceipt(record: DecisionRecord): Promise<Receipt> {
-    const [r] = await v.audit.appendBatchWithReceipts([{ key: `test:${randomUUID()}`, record }]);
-    const h = r!.signedTreeHead;
-    return { leafIndex: r!.leafIndex, treeSize: r!.treeSize, rootHash: r!.rootHash, inclusionProof: r!.inclusionProof, treeHeadTimestamp: h.timestamp, treeHeadSignature: h.signature, entry: record, consistency: null };
+    return appendWithReceipt(v, `test:${randomUUID()}`, record);
   }
 
   it('refuses forged and misdirected verdicts and receipts (checked directly, then through the relay), then settles with the real one', async () => {
@@ -73,7 +72,7 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent, wi
     const entry = k.state.outbox.get(a.attId)!;
     const hash = attestationHash(a.jws);
     const heads = k.kiosk.heads;
-    const check = verdictChecker('kiosk-exact', [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], heads).checkVerdict;
+    const check = verdictChecker('kiosk-exact', [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], heads, logTrustOf(kioskTrust(v).log)).checkVerdict;
     const env = (body: string): EnvelopeOf<'verdict'> => ({ v: 1, kind: 'verdict', corr: a.attId, body });
     const record = (over: Partial<DecisionRecord> = {}): DecisionRecord => ({
       v: 1, verifier: v.keys.verifierId, decided_at: Date.now(), ueid: 'kiosk-exact', att_id: a.attId, att_hash: hash, seq: a.seq, sub: 'alice',
@@ -86,7 +85,11 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent, wi
     const good = await realReceipt(record());
     // Random bytes where the hashes and the signature belong.
     const random = (n: number) => Buffer.from(Array.from({ length: n }, () => Math.floor(Math.random() * 256))).toString('base64url');
-    const randomReceipt: Receipt = { ...good, rootHash: random(32), inclusionProof: good.inclusionProof.map(() => random(32)), treeHeadSignature: random(64) };
+    const randomReceipt: Receipt = { ...good, inclusionProof: good.inclusionProof.map(() => random(32)), salt: random(32) };
+    // A checkpoint signed by a key that is not the log's (another verifier's log, or an insider's own key).
+    const otherLog = await openVerifier(await tempDir('bk-kv-other-'), { allowedModels: [] });
+    const foreign = await appendWithReceipt(otherLog, 'foreign', record());
+    await otherLog.close();
     // A real receipt, for another attestation's entry.
     const other = await signedMessage(v.keys.fleet.publicJwk, SoftwareKeyStore.ephemeral(), { ueid: 'kiosk-other', seq: 1 });
     const otherReceipt = await realReceipt(record({ ueid: 'kiosk-other', att_id: other.claims.att_id, att_hash: attestationHash(other.jws), seq: 1 }));
@@ -99,6 +102,7 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent, wi
       ['unsealed match', await createVerdict(claimsFor(await realReceipt(record({ decision: 'match', reasons: [] })), { decision: 'match', reasons: [] }), v.signer), /sent unsealed/],
       ['another signer', sealReply(await createVerdict(claimsFor(good), stranger), entry.replyKey!), /not registered|No key/],
       ['a receipt of random bytes', sealReply(await createVerdict(claimsFor(randomReceipt), v.signer), entry.replyKey!), /inclusion proof does not lead/],
+      ["another log's checkpoint", sealReply(await createVerdict(claimsFor(foreign), v.signer), entry.replyKey!), /not signed by a log key this party trusts/],
       ["another attestation's receipt", sealReply(await createVerdict(claimsFor(otherReceipt), v.signer), entry.replyKey!), /log entry is for kiosk-other/],
       ['an entry that says something else', sealReply(await createVerdict(claimsFor(good, { decision: 'no_match', reasons: [] }), v.signer), entry.replyKey!), /the log entry says rejected/],
     ];
@@ -129,7 +133,7 @@ describe('the kiosk accepts only a verdict for the exact attestation it sent, wi
       expect(k.state.outbox.get(a.attId)).toBeUndefined();
       // The head of the verdict that settled the attempt is kept (the first, so it is the latest), with the
       // acknowledgement; the ones only checked above were not kept.
-      expect(heads.all().map((h) => [h.treeSize, h.linked])).toEqual([[v.audit.size, true]]);
+      expect(heads.all().map((h) => [h.treeSize, h.linked])).toEqual([[(await logSize(v)), true]]);
     } finally {
       await real.stop();
     }
@@ -142,7 +146,7 @@ describe('a log rewritten and re-signed between two verdicts', () => {
     const root = await tempDir('bk-rewrite-');
     const honestDir = join(root, 'verifier');
     const v = await openVerifier(honestDir, { allowedModels: [MODEL.sha256] });
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const kdir = join(root, 'kiosk');
     const k = await startKiosk(broker.url, v, 'kiosk-rw', { dir: kdir });
     await v.close();
@@ -161,8 +165,7 @@ describe('a log rewritten and re-signed between two verdicts', () => {
       await honest.close();
       // The insider rewrites history with the same keys: entry 0 now says alice's first attempt did not match.
       const forger = await openVerifier(rewrittenDir, { allowedModels: [MODEL.sha256] });
-      forger.audit.appendBatch([{ key: `att:${attestationHash(first.jws)}`, record: { v: 1, verifier: forger.keys.verifierId, decided_at: Date.now(), ueid: 'kiosk-rw', att_id: first.attId, att_hash: attestationHash(first.jws), seq: first.seq, sub: 'alice', modality: 'face', model_sha256: MODEL.sha256, site: 'test-site', decision: 'no_match', reasons: [], score: 0.1, distance: 0.9 } }]);
-      await forger.audit.sealBatch();
+      await appendWithReceipt(forger, `att:${attestationHash(first.jws)}`, { v: 1, verifier: forger.keys.verifierId, decided_at: Date.now(), ueid: 'kiosk-rw', att_id: first.attId, att_hash: attestationHash(first.jws), seq: first.seq, sub: 'alice', modality: 'face', model_sha256: MODEL.sha256, site: 'test-site', decision: 'no_match', reasons: [], score: 0.1, distance: 0.9 });
       node = new VerifierNode(forger.verifier, forger.store, { brokerUrl: broker.url, clientId: 'rw-forger', protocolVersion: 5 });
       await node.start();
       // The kiosk's next attempt: the forged log answers, correctly signed, but cannot prove it extends the tree of
@@ -180,17 +183,18 @@ describe('a log rewritten and re-signed between two verdicts', () => {
       await k.stop();
       await broker.stop();
     }
-    // ... but not against the tree heads the kiosk kept.
+    // ... but not against the checkpoints the kiosk kept.
     const exported = await biokiosk('kiosk', 'heads', '--dir', kdir, '--ueid', 'kiosk-rw');
     expect(exported.code, exported.stderr).toBe(0);
-    const heads = JSON.parse(exported.stdout) as { heads: Array<{ treeSize: number; linked: boolean }> };
-    expect(heads.heads.map((h) => [h.treeSize, h.linked])).toEqual([[1, true]]);
+    const heads = JSON.parse(exported.stdout) as { checkpoints: Array<{ treeSize: number; linked: boolean }> };
+    expect(heads.checkpoints.map((h) => [h.treeSize, h.linked])).toEqual([[1, true]]);
     await writeFile(join(root, 'heads.json'), exported.stdout);
     const caught = await biokiosk('verifier', 'audit', '--dir', rewrittenDir, '--known-heads', join(root, 'heads.json'));
     expect(caught.code).toBe(2);
-    expect(caught.stderr).toMatch(/rewritten|tampered/);
+    expect(caught.stderr).toMatch(/a checkpoint a kiosk accepted .* is not the tree the first 1 entries give: the log was rewritten/);
+    expect(caught.stderr).toMatch(/entry 0 was tampered with: an entry in \[0, 1\) was changed or removed.*kiosk-rw\/[^:]+: no_match/);
     const fine = await biokiosk('verifier', 'audit', '--dir', honestDir, '--known-heads', join(root, 'heads.json'));
     expect(fine.code, fine.stderr).toBe(0);
-    expect(fine.stdout).toMatch(/1 tree heads kept elsewhere all still in the log/);
+    expect(fine.stdout).toMatch(/1 independent checkpoints \(witnessed, or kept by kiosks\) all match/);
   }, 90_000);
 });

@@ -43,8 +43,8 @@ const entry: DecisionRecord = {
   modality: 'face', model_sha256: 'a'.repeat(64), site: 'Lobby A', decision: 'match', reasons: [], score: 0.83, distance: 0.31,
 };
 const receipt: Receipt = {
-  leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], treeHeadTimestamp: 1_700_000_000_000, treeHeadSignature: 's'.repeat(86),
-  entry, consistency: { from: 5, proof: ['d'.repeat(43)] },
+  leafIndex: 3, treeSize: 8, rootHash: 'r'.repeat(43), inclusionProof: ['a'.repeat(43), 'b'.repeat(43), 'c'.repeat(43)], checkpoint: 'example.com/log\n8\nAAAA\n\n\u2014 example.com/log AAAA\n',
+  entry, salt: 's'.repeat(43), consistency: { from: 5, proof: ['d'.repeat(43)] },
 };
 
 async function expectRejected(p: Promise<unknown>, code: RejectionCode, detail?: RegExp): Promise<Rejection> {
@@ -239,7 +239,7 @@ describe('verdict size bound', () => {
   it('the largest schema-valid verdict fits MAX_VERDICT_BYTES', async () => {
     const reasons = Array.from({ length: 16 }, () => ({ code: 'template_undecryptable' as const, message: '€'.repeat(512) }));
     const big: Receipt = {
-      leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), treeHeadTimestamp: Number.MAX_SAFE_INTEGER, treeHeadSignature: 's'.repeat(1024),
+      leafIndex: Number.MAX_SAFE_INTEGER - 1, treeSize: Number.MAX_SAFE_INTEGER, rootHash: 'r'.repeat(43), inclusionProof: Array(64).fill('p'.repeat(43)), checkpoint: '\u2014'.repeat(1365) /* 4,095 bytes */, salt: 's'.repeat(43),
       entry: { ...entry, verifier: 'v'.repeat(64), ueid: 'u'.repeat(64), att_id: 'i'.repeat(64), seq: Number.MAX_SAFE_INTEGER, decided_at: Number.MAX_SAFE_INTEGER, sub: '€'.repeat(128), site: '€'.repeat(128), reasons: Array(16).fill('template_undecryptable'), score: -1.2345678901234567e-300, distance: -1.2345678901234567e-300 },
       consistency: { from: Number.MAX_SAFE_INTEGER, proof: Array(MAX_CONSISTENCY_PROOF).fill('c'.repeat(43)) },
     };

@@ -6,11 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { p256TreeHeadVerifier } from '../protocol/tree-head.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
 import { openVerifier } from '../verifier/setup.ts';
 import { openKioskState } from '../device/setup.ts';
-import { MODEL, tempDir, waitFor } from './helpers/e2e.ts';
+import { MODEL, tempDir, waitFor, logSize, kioskTrust, logRecords, auditTrust } from './helpers/e2e.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
 
 const TOTAL = 2000;
@@ -62,40 +61,40 @@ describe('reliability', () => {
     // Provision: verifier keys and store, the kiosk's key registered, alice enrolled.
     const admin = await openVerifier(verifierDir, { allowedModels: [MODEL.sha256] });
     const kioskState = await openKioskState(kioskDir, { keyStore: { kind: 'software' } });
-    admin.store.registerDevice({ ueid, kid: kioskState.keystore.kid, publicJwk: kioskState.keystore.publicJwk as never, site: 'reliability' });
+    await admin.store.registerDevice({ ueid, kid: kioskState.keystore.kid, publicJwk: kioskState.keystore.publicJwk as never, site: 'reliability' });
     const { faceTemplate } = await import('./helpers/e2e.ts');
-    admin.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await admin.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     kioskState.close();
     const vcfg = (id: string) => ({ dir: verifierDir, brokerUrl: broker!.url, clientId: id, allowedModels: [MODEL.sha256] });
     const vA = start('verifier-process.ts', vcfg('verifier-a'));
     const vB = start('verifier-process.ts', vcfg('verifier-b'));
     await waitFor(() => vA.lines.includes('ready') && vB.lines.includes('ready'), 30_000, 'verifiers ready');
-    const kcfg = { dir: kioskDir, brokerUrl: broker.url, ueid, total: TOTAL, fleetPublicJwk: admin.keys.fleet.publicJwk, verifierId: admin.keys.verifierId, verifierPublicJwk: admin.signer.publicJwk };
+    const kcfg = { dir: kioskDir, brokerUrl: broker.url, ueid, total: TOTAL, fleetPublicJwk: admin.keys.fleet.publicJwk, verifierId: admin.keys.verifierId, verifierPublicJwk: admin.signer.publicJwk, logKeys: kioskTrust(admin).log.keys };
     const enqueued = new Set<string>();
     const collect = (p: Proc) => () => {
       for (const l of p.lines) if (l.startsWith('enqueued ')) enqueued.add(l.slice(9));
     };
     let kiosk = start('kiosk-process.ts', kcfg);
-    const logged = () => admin.audit.size;
+    const logged = () => logSize(admin);
 
-    await waitFor(() => logged() >= 300, 60_000, '300 decisions');
+    await waitFor(async () => (await logged()) >= 300, 60_000, '300 decisions');
     await broker.restart();
-    await waitFor(() => logged() >= 700, 60_000, '700 decisions');
+    await waitFor(async () => (await logged()) >= 700, 60_000, '700 decisions');
     collect(kiosk)();
     await kill(kiosk);
     // The kill must land mid-stream, with attestations still to create and to deliver.
     expect(enqueued.size).toBeLessThan(TOTAL);
     kiosk = start('kiosk-process.ts', kcfg);
-    await waitFor(() => logged() >= 1000, 60_000, '1000 decisions');
+    await waitFor(async () => (await logged()) >= 1000, 60_000, '1000 decisions');
     await broker.restart();
-    await waitFor(() => logged() >= 1300, 60_000, '1300 decisions');
+    await waitFor(async () => (await logged()) >= 1300, 60_000, '1300 decisions');
     await kill(vB);
     await waitFor(() => kiosk.lines.includes('drained'), 120_000, `the kiosk's outbox to drain (verifier A: ${vA.stderr.slice(-300)})`);
     collect(kiosk)();
 
     // Every enqueued attestation: exactly one log entry, a non-rejected decision, and (outbox empty) its verdict.
     expect(enqueued.size).toBeGreaterThanOrEqual(TOTAL - 5);
-    const records = Array.from({ length: admin.audit.size }, (_, i) => admin.audit.entry(i)!.record as { ueid: string; att_id: string; decision: string; reasons: string[] });
+    const records = (await logRecords<{ ueid: string; att_id: string; decision: string; reasons: string[] }>(admin));
     const mine = records.filter((r) => r.ueid === ueid);
     const count = new Map<string, number>();
     for (const r of mine) count.set(r.att_id, (count.get(r.att_id) ?? 0) + 1);
@@ -105,8 +104,8 @@ describe('reliability', () => {
     const reopened = await openKioskState(kioskDir, { keyStore: { kind: 'software' } });
     expect(reopened.outbox.size.entries).toBe(0);
     reopened.close();
-    const report = await auditLog(admin.audit.store, p256TreeHeadVerifier(admin.signer.publicJwk as never));
+    const report = await auditLog(admin.store.audit, auditTrust(admin));
     expect(report.ok).toBe(true);
-    admin.close();
+    await admin.close();
   }, 300_000);
 });

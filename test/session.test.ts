@@ -104,9 +104,9 @@ beforeAll(async () => {
   await sharp(samplePath(2)).rotate().extract({ left: 960, top: 40, width: 900, height: 900 }).modulate({ brightness: 1.1 }).jpeg().toFile(alicePhoto);
   v = await openVerifier(join(dir, 'verifier'), { allowedModels: [face.pipeline.model.sha256, finger.model.sha256] });
   const fx = await face.extract(await readFile(samplePath(2)));
-  v.store.enroll({ subject: 'alice', modality: 'face', template: fx.template, templateFormat: 'biokiosk-face/1', modelSha256: face.pipeline.model.sha256 });
+  await v.store.enroll({ subject: 'alice', modality: 'face', template: fx.template, templateFormat: 'biokiosk-face/1', modelSha256: face.pipeline.model.sha256 });
   const px = await finger.extract(await readFile(fingers.enrolled));
-  v.store.enroll({ subject: 'alice', modality: 'fingerprint', template: px.template, templateFormat: 'biokiosk-fingerprint/1', modelSha256: finger.model.sha256 });
+  await v.store.enroll({ subject: 'alice', modality: 'fingerprint', template: px.template, templateFormat: 'biokiosk-fingerprint/1', modelSha256: finger.model.sha256 });
   node = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'session-verifier', protocolVersion: 5 });
   await node.start();
 }, 180_000);

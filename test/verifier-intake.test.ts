@@ -13,7 +13,7 @@ import { prescreen } from '../verifier/precheck.ts';
 import { openVerifier } from '../verifier/setup.ts';
 import { TokenBucket } from '../verifier/token-bucket.ts';
 import { signedMessage } from './helpers/attest.ts';
-import { faceTemplate, MODEL, tempDir, waitFor } from './helpers/e2e.ts';
+import { faceTemplate, MODEL, tempDir, waitFor, logSize } from './helpers/e2e.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
 
 describe('intake parts', () => {
@@ -69,13 +69,13 @@ describe('backpressure', () => {
     const broker = await Mosquitto.start();
     const v = await openVerifier(await tempDir('bk-bp-'), { allowedModels: [MODEL.sha256] });
     const ks = SoftwareKeyStore.ephemeral();
-    v.store.registerDevice({ ueid: 'k-burst', kid: ks.kid, publicJwk: ks.publicJwk as never, site: 's' });
-    v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+    await v.store.registerDevice({ ueid: 'k-burst', kid: ks.kid, publicJwk: ks.publicJwk as never, site: 's' });
+    await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     // A slow verifier (20 ms a batch of 16 more), so the publisher outruns it.
-    const decide = v.verifier.decide.bind(v.verifier);
-    v.verifier.decide = async (b) => {
+    const commit = v.verifier.commit.bind(v.verifier);
+    v.verifier.commit = async (b, now) => {
       await new Promise((r) => setTimeout(r, 20));
-      return decide(b);
+      return commit(b, now);
     };
     let maxQueued = 0;
     let decided = 0;
@@ -92,7 +92,7 @@ describe('backpressure', () => {
       expect(maxQueued).toBeLessThanOrEqual(33);
       expect(node.stats.pauses).toBeGreaterThan(0);
       expect(node.stats.answered).toBe(1500);
-      expect(v.audit.size).toBe(1500);
+      expect((await logSize(v))).toBe(1500);
     } finally {
       clearInterval(probe);
       await pub.endAsync();

@@ -4,6 +4,7 @@
  * get one log entry and one verdict; a precheck worker that dies fails its batch (nothing committed) and is
  * replaced.
  */
+import type { VerdictClaims } from '../protocol/claims.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { createAttestation } from '../protocol/attestation.ts';
@@ -13,7 +14,7 @@ import { buildClaims, message, signedMessage } from './helpers/attest.ts';
 import { PrecheckPool } from '../verifier/precheck-pool.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
 import type { IncomingMessage, VerdictOut } from '../verifier/verifier.ts';
-import { faceTemplate, MODEL, tempDir } from './helpers/e2e.ts';
+import { faceTemplate, MODEL, tempDir, logSize } from './helpers/e2e.ts';
 
 const good = SoftwareKeyStore.ephemeral();
 const stranger = SoftwareKeyStore.ephemeral();
@@ -21,10 +22,10 @@ const revoked = SoftwareKeyStore.ephemeral();
 
 async function open(workers: number): Promise<VerifierInstance> {
   const v = await openVerifier(await tempDir('bk-pipe-'), { allowedModels: [MODEL.sha256], precheckWorkers: workers });
-  v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
-  v.store.registerDevice({ ueid: 'k-good', kid: good.kid, publicJwk: good.publicJwk as never, site: 's' });
-  v.store.registerDevice({ ueid: 'k-revoked', kid: revoked.kid, publicJwk: revoked.publicJwk as never, site: 's' });
-  v.store.revokeDevice('k-revoked');
+  await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+  await v.store.registerDevice({ ueid: 'k-good', kid: good.kid, publicJwk: good.publicJwk as never, site: 's' });
+  await v.store.registerDevice({ ueid: 'k-revoked', kid: revoked.kid, publicJwk: revoked.publicJwk as never, site: 's' });
+  await v.store.revokeDevice('k-revoked');
   return v;
 }
 
@@ -75,21 +76,21 @@ describe('verifier pipeline', () => {
       expect(results.map(outcome)).toEqual(batch.map((b) => b.expect));
       // Only what a registered device signed is logged and answered; the rest is counted per code.
       const signed = batch.filter((b) => !UNAUTHENTICATED.has(b.expect)).length;
-      expect(v.audit.size).toBe(signed);
+      expect((await logSize(v))).toBe(signed);
       expect(results.filter((r) => r.verdict).length).toBe(signed);
       expect(results.map((r) => r.authenticated)).toEqual(batch.map((b) => !UNAUTHENTICATED.has(b.expect)));
-      const report = v.store.rejectionReport();
+      const report = (await v.store.rejectionReport());
       expect(report.counts).toEqual({ bad_signature: 1, unknown_device: 1, revoked_device: 1, malformed: 2 });
       expect(report.samples.length).toBe(5);
     }
   });
 
-  it('answers copies of a message (same batch, later batch) with the one verdict and one log entry', async () => {
+  it('answers copies of a message (same batch, later batch) with the one decision and one log entry', async () => {
     for (const v of [inline, pooled]) {
       const [genuine, impostor] = await mixedBatch(v, 100);
       // Verdicts go out sealed for their kiosk (a fresh IV each time): compare what is inside.
       const open = (r: VerdictOut, key: Buffer) => openReply(r.verdict!, key);
-      const before = v.audit.size;
+      const before = (await logSize(v));
       const first = await v.verifier.handleBatch([genuine!.msg, impostor!.msg, genuine!.msg, genuine!.msg]);
       expect(first.map((r) => r.duplicate)).toEqual([false, false, true, true]);
       expect(first.map(outcome)).toEqual(['match', 'no_match', 'match', 'match']);
@@ -97,11 +98,16 @@ describe('verifier pipeline', () => {
       expect(open(first[3]!, genuine!.replyKey!)).toBe(open(first[0]!, genuine!.replyKey!));
       const later = await v.verifier.handleBatch([impostor!.msg, genuine!.msg]);
       expect(later.map((r) => r.duplicate)).toEqual([true, true]);
-      expect(open(later[0]!, impostor!.replyKey!)).toBe(open(first[1]!, impostor!.replyKey!));
-      expect(open(later[1]!, genuine!.replyKey!)).toBe(open(first[0]!, genuine!.replyKey!));
+      // A later copy is answered from the log entry: the same decision and entry, a receipt against a newer checkpoint.
+      const claims = (jws: string) => JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString('utf8')) as VerdictClaims;
+      for (const [l, f, key] of [[later[0]!, first[1]!, impostor!.replyKey!], [later[1]!, first[0]!, genuine!.replyKey!]] as const) {
+        const a = claims(open(l, key));
+        const b = claims(open(f, key));
+        expect([a.decision, a.reasons, a.att_hash, a.receipt.leafIndex, a.receipt.entry, a.receipt.salt]).toEqual([b.decision, b.reasons, b.att_hash, b.receipt.leafIndex, b.receipt.entry, b.receipt.salt]);
+      }
       // Nobody else can read them.
       expect(() => open(first[0]!, impostor!.replyKey!)).toThrow(/does not decrypt/);
-      expect(v.audit.size).toBe(before + 2);
+      expect((await logSize(v))).toBe(before + 2);
     }
   });
 
@@ -110,21 +116,21 @@ describe('verifier pipeline', () => {
     const pool = await PrecheckPool.start({ config: { allowedModels: [MODEL.sha256] }, fleetKey: v.keys.fleet.privateJwk, formats: ['biokiosk-face/1'] }, 2);
     await v.verifier.usePrechecker(pool);
     try {
-      v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
-      v.store.registerDevice({ ueid: 'k-good', kid: good.kid, publicJwk: good.publicJwk as never, site: 's' });
+      await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
+      await v.store.registerDevice({ ueid: 'k-good', kid: good.kid, publicJwk: good.publicJwk as never, site: 's' });
       const batch = (await mixedBatch(v, 500)).map((b) => b.msg);
       const before = pool.workers().map((w) => w.threadId);
       const decided = v.verifier.handleBatch(batch);
       await pool.workers()[0]!.terminate();
       await expect(decided).rejects.toThrow(/precheck worker died/);
-      expect(v.audit.size).toBe(0);
+      expect((await logSize(v))).toBe(0);
       // A fresh worker took the dead one's place, and the same batch now goes through.
       const again = await v.verifier.handleBatch(batch);
       expect(again.filter((r) => r.decision === 'match').length).toBe(1);
       const after = pool.workers().map((w) => w.threadId);
       expect(after[0]).not.toBe(before[0]);
       expect(after[1]).toBe(before[1]);
-      expect(v.audit.size).toBe(again.filter((r) => r.authenticated).length);
+      expect((await logSize(v))).toBe(again.filter((r) => r.authenticated).length);
     } finally {
       await v.close();
     }

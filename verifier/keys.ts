@@ -67,7 +67,7 @@ export async function openVerifierKeys(path: string, verifierId: string, onNotic
     if (doc.kind !== 'biokiosk-verifier-keys/1') throw new BiokioskError('BadKeyFile', `${path} is not a biokiosk verifier key file`);
     if (doc.galleryKey === undefined) {
       doc.galleryKey = randomBytes(GALLERY_KEY_BYTES).toString('base64url');
-      await writeKeyFile(path, doc, { replace: true });
+      await writePrivateJson(path, doc, { replace: true });
       onNotice?.(`${path}: added a gallery encryption key (templates are now encrypted at rest)`);
     }
     galleryKeyOf(doc);
@@ -82,12 +82,12 @@ export async function openVerifierKeys(path: string, verifierId: string, onNotic
     fleet: generateFleetKeyPair(),
     galleryKey: randomBytes(GALLERY_KEY_BYTES).toString('base64url'),
   };
-  await writeKeyFile(path, doc, { replace: false });
+  await writePrivateJson(path, doc, { replace: false });
   return doc;
 }
 
 /** Writes the key file with mode 0600 from its first byte: a new file (O_EXCL), or a temporary one renamed over the old. */
-async function writeKeyFile(path: string, doc: VerifierKeyFile, opts: { replace: boolean }): Promise<void> {
+export async function writePrivateJson(path: string, doc: object, opts: { replace: boolean }): Promise<void> {
   const target = opts.replace ? `${path}.tmp-${process.pid}` : path;
   const fh = await open(target, 'wx', 0o600);
   try {

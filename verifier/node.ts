@@ -18,7 +18,8 @@ import { DeviceGate, FairQueue, type FailureBudget } from './intake.ts';
 import { prescreen } from './precheck.ts';
 import type { VerifierStore } from './store.ts';
 import { TokenBucket } from './token-bucket.ts';
-import type { IncomingMessage, PreparedBatch, Verifier, VerdictOut } from './verifier.ts';
+import type { CommittedBatch, IncomingMessage, PreparedBatch, Verifier, VerdictOut } from './verifier.ts';
+import type { Witnessing } from './witnessing.ts';
 
 export interface IntakeLimits {
   /** Messages queued in all, at most; past it the client stops reading until half of them are decided. */
@@ -53,7 +54,14 @@ export interface VerifierNodeOptions {
   mqtt?: Partial<IClientOptions>;
   onVerdict?: (v: VerdictOut, msg: IncomingMessage, ms: number) => void;
   onError?: (e: unknown) => void;
+  /** Witnesses to have each batch's checkpoint cosigned by before answering (receipts then carry their cosignatures). */
+  witnessing?: Witnessing;
+  /** How long a batch waits for its cosignatures before answering with the log's signature alone (default 2 s). */
+  witnessTimeoutMs?: number;
 }
+
+/** Committed batches being witnessed and answered at once, at most (their order is kept). */
+const MAX_ANSWERING = 4;
 
 export interface NodeStats {
   received: number;
@@ -110,15 +118,29 @@ export class VerifierNode {
   /** Registered keys by device, looked up at most every few seconds per device (a revocation shows within that). */
   private readonly keyCache = new Map<string, { at: number; kid: string | undefined; status: string | undefined }>();
 
-  private registeredKey(device: string, now: number): { kid: string | undefined; status: string | undefined } {
+  private readonly keyLookups = new Map<string, Promise<void>>();
+
+  /** The cached registration of a device, or undefined when it must be looked up first (lookupKey). */
+  private registeredKey(device: string, now: number): { kid: string | undefined; status: string | undefined } | undefined {
     const hit = this.keyCache.get(device);
-    if (hit && now - hit.at < 5000) return hit;
-    const d = this.store.device(device);
-    const entry = { at: now, kid: d?.kid, status: d?.status };
-    if (this.keyCache.size >= 100_000) this.keyCache.delete(this.keyCache.keys().next().value!);
-    this.keyCache.delete(device);
-    this.keyCache.set(device, entry);
-    return entry;
+    return hit && now - hit.at < 5000 ? hit : undefined;
+  }
+
+  /** Looks a device's registration up (one query per device at a time), then runs `then`. */
+  private lookupKey(device: string, then: () => void): void {
+    let p = this.keyLookups.get(device);
+    if (!p) {
+      p = this.store
+        .device(device)
+        .then((d) => {
+          if (this.keyCache.size >= 100_000) this.keyCache.delete(this.keyCache.keys().next().value!);
+          this.keyCache.delete(device);
+          this.keyCache.set(device, { at: Date.now(), kid: d?.kid, status: d?.status });
+        })
+        .finally(() => this.keyLookups.delete(device));
+      this.keyLookups.set(device, p);
+    }
+    p.then(then, (e) => this.o.onError?.(e));
   }
 
   /** Messages waiting to be decided. */
@@ -218,6 +240,24 @@ export class VerifierNode {
       return;
     }
     const registered = this.registeredKey(device, now);
+    if (!registered) {
+      // Not cached: looked up without blocking the intake; a flood of unknown topics is bounded by the lookups in flight.
+      if (this.keyLookups.size >= 10_000 && !this.keyLookups.has(device)) {
+        this.stats.dropped.throttled++;
+        this.verifier.noteIntakeRejection('rate_limited', device, 'Dropped unread: too many device lookups in flight.', payload, now);
+        return;
+      }
+      this.lookupKey(device, () => this.admit(device, topic, payload, correlationData, pre.kid));
+      return;
+    }
+    this.admit(device, topic, payload, correlationData, pre.kid);
+  }
+
+  /** The rest of the intake, once the device's registration is known. */
+  private admit(device: string, topic: string, payload: Buffer, correlationData: Buffer | undefined, kid: string): void {
+    const now = Date.now();
+    const registered = this.registeredKey(device, now) ?? { kid: undefined, status: undefined };
+    const pre = { kid };
     if (registered?.kid !== pre.kid || registered.status !== 'active') {
       this.stats.dropped.not_the_device++;
       const code = registered?.kid === pre.kid ? 'revoked_device' : 'unknown_device';
@@ -239,49 +279,37 @@ export class VerifierNode {
 
   /**
    * Decides what is queued, one batch at a time; the next batch's stateless checks start before the current one
-   * is decided, so that with precheck workers the two overlap (workers check, the main thread decides). Nonce
-   * requests are answered between batches, outside any batch's transaction.
+   * is decided, so that with precheck workers the two overlap (workers check, the main thread decides). A
+   * committed batch is witnessed and answered while the next one is decided (in order, a few at a time). Nonce
+   * requests are answered between batches.
    */
   private async drain(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
     try {
-      this.answerChallenges();
+      await this.answerChallenges();
       let next = this.takeBatch();
       while (next) {
         const { batch, prepared } = next;
         next = this.takeBatch();
         const t0 = performance.now();
-        let results: VerdictOut[];
+        let committed: CommittedBatch;
         try {
-          results = await this.verifier.decide(await prepared);
+          committed = await this.verifier.commit(await prepared);
         } catch (e) {
           // Nothing of the batch was committed; its messages will come again from the kiosks' outboxes.
           this.o.onError?.(e);
-          this.answerChallenges();
+          await this.answerChallenges();
           next ??= this.takeBatch();
           continue;
         }
-        this.stats.batches++;
-        const ms = performance.now() - t0;
-        const now = Date.now();
-        results.forEach((r, i) => {
-          if (r.duplicate) this.stats.duplicates++;
-          if (!r.authenticated) this.stats.unauthenticated++;
-          if (r.decision === 'rejected' && !r.duplicate) {
-            const device = safeDevice(batch[i]!.topic);
-            if (device) this.gate.charge(device, now);
-          }
-          if (r.verdict && r.attId) {
-            this.publishVerdict(r.ueid, r.attId, r.verdict);
-            this.stats.answered++;
-          }
-          this.o.onVerdict?.(r, batch[i]!, ms);
-        });
-        this.answerChallenges();
+        this.answering.push(this.finish(batch, committed, t0));
+        while (this.answering.length >= MAX_ANSWERING) await this.answering.shift();
+        await this.answerChallenges();
         next ??= this.takeBatch();
       }
-      this.verifier.flushIntakeRejections();
+      while (this.answering.length > 0) await this.answering.shift();
+      await this.verifier.flushIntakeRejections();
     } catch (e) {
       this.o.onError?.(e);
     } finally {
@@ -289,6 +317,48 @@ export class VerifierNode {
       this.release();
       for (const f of this.idle.splice(0)) f();
     }
+  }
+
+  /** Batches committed and being answered, oldest first. */
+  private answering: Array<Promise<void>> = [];
+  /** The previous batch's answer: verdicts go out in commit order. */
+  private lastAnswer: Promise<void> = Promise.resolve();
+
+  /** Has the batch's checkpoint cosigned (when witnesses are configured, within the timeout), then answers it. */
+  private finish(batch: IncomingMessage[], committed: CommittedBatch, t0: number): Promise<void> {
+    const cosigned = this.o.witnessing && committed.checkpoint ? this.o.witnessing.cosign(committed.checkpoint, this.o.witnessTimeoutMs ?? 2000).catch((e: unknown) => (this.o.onError?.(e), undefined)) : Promise.resolve(undefined);
+    const before = this.lastAnswer;
+    const done = (async () => {
+      const witnessed = await cosigned;
+      let results: VerdictOut[];
+      try {
+        results = await this.verifier.answer(committed, witnessed);
+      } catch (e) {
+        // Decided and logged, not answered: the kiosks' outboxes send again and get the answer from the log.
+        this.o.onError?.(e);
+        await before;
+        return;
+      }
+      await before;
+      this.stats.batches++;
+      const ms = performance.now() - t0;
+      const now = Date.now();
+      results.forEach((r, i) => {
+        if (r.duplicate) this.stats.duplicates++;
+        if (!r.authenticated) this.stats.unauthenticated++;
+        if (r.decision === 'rejected' && !r.duplicate) {
+          const device = safeDevice(batch[i]!.topic);
+          if (device) this.gate.charge(device, now);
+        }
+        if (r.verdict && r.attId) {
+          this.publishVerdict(r.ueid, r.attId, r.verdict);
+          this.stats.answered++;
+        }
+        this.o.onVerdict?.(r, batch[i]!, ms);
+      });
+    })();
+    this.lastAnswer = done;
+    return done;
   }
 
   private takeBatch(): { batch: IncomingMessage[]; prepared: Promise<PreparedBatch> } | null {
@@ -312,8 +382,8 @@ export class VerifierNode {
     this.client?.publish(topicFor('verdicts', ueid), payload, { qos: 1, ...props });
   }
 
-  private answerChallenges(): void {
-    for (const c of this.challenges.splice(0)) this.answerChallenge(c.topic, c.payload);
+  private async answerChallenges(): Promise<void> {
+    for (const c of this.challenges.splice(0)) await this.answerChallenge(c.topic, c.payload);
   }
 
   /**
@@ -321,7 +391,7 @@ export class VerifierNode {
    * response topic only: a response topic named in the request is ignored, so nobody can make the verifier
    * publish where they choose.
    */
-  private answerChallenge(topic: string, payload: Buffer): void {
+  private async answerChallenge(topic: string, payload: Buffer): Promise<void> {
     try {
       const ueid = deviceIdFromTopic(topic, 'challenges/request');
       const env = decodeEnvelope(payload, 'challenge_request');
@@ -332,7 +402,7 @@ export class VerifierNode {
         bucket = new TokenBucket(this.limits.challengeRate.perSecond, this.limits.challengeRate.burst);
         this.challengeBuckets.set(ueid, bucket);
       }
-      const device = this.store.device(ueid);
+      const device = await this.store.device(ueid);
       if (env.body.ueid !== ueid || device?.status !== 'active' || !bucket.take(now)) {
         this.stats.challenges.refused++;
         if (device?.status !== 'active') this.gate.charge(ueid, now);
@@ -340,7 +410,7 @@ export class VerifierNode {
       }
       const nonce = randomBytes(16).toString('base64url');
       const expiresAt = Math.floor(now / 1000) + (this.o.nonceTtlSeconds ?? 120);
-      this.store.issueNonce(ueid, nonce, expiresAt * 1000, { now });
+      await this.store.issueNonce(ueid, nonce, expiresAt * 1000, { now });
       this.stats.challenges.issued++;
       const answer = encodeEnvelope({ v: ENVELOPE_VERSION, kind: 'challenge_response', corr: env.corr, body: { req_id: env.corr, nonce, expires_at: expiresAt } });
       const props = this.version === 5 ? { properties: { correlationData: Buffer.from(env.corr) } } : {};
@@ -354,7 +424,11 @@ export class VerifierNode {
 
   /** Resolves when everything received so far has been decided. */
   async settled(): Promise<void> {
-    if (!this.draining && this.queue.size === 0 && this.challenges.length === 0) return;
+    if (!this.draining && this.queue.size === 0 && this.challenges.length === 0 && this.keyLookups.size === 0) return;
+    if (!this.draining && this.queue.size === 0 && this.challenges.length === 0) {
+      await Promise.allSettled([...this.keyLookups.values()]);
+      return this.settled();
+    }
     await new Promise<void>((r) => this.idle.push(r));
   }
 
@@ -362,7 +436,7 @@ export class VerifierNode {
     await this.settled();
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    this.verifier.flushIntakeRejections();
+    await this.verifier.flushIntakeRejections();
     await this.client?.endAsync();
   }
 }

@@ -1,26 +1,25 @@
 /**
- * Opens a verifier node's state folder (0700): keys (verifier-keys.json, 0600), the store and the audit log (one
- * SQLite file, verifier.db, 0600, so a batch's decisions and log entries commit together), and the decision
- * pipeline.
+ * Opens a verifier node: its state folder (0700) with the keys (verifier-keys.json, 0600), the log's checkpoint
+ * keys (log-key.json there, or a key file elsewhere: `logKey`), the store (the folder's SQLite file verifier.db,
+ * or a fleet's PostgreSQL: `store: 'postgres://...'`), and the decision pipeline.
  */
 import { join } from 'node:path';
 import { ensurePrivateDir, type NoticeSink } from '../protocol/private-files.ts';
-import { AuditLog } from './audit/log.ts';
-import { SqliteAuditStore } from './audit/store.ts';
-import { treeHeadSignerFrom } from '../protocol/tree-head.ts';
 import { galleryKeyOf, NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
+import { openLogKeys, signerOf, type LogSigner } from './log-key.ts';
 import { faceMatcher, fingerprintMatcher, irisMatcher, matcherRegistry } from './matchers.ts';
 import { PrecheckPool } from './precheck-pool.ts';
-import { SqliteVerifierStore } from './sqlite-store.ts';
+import { openStore } from './open-store.ts';
+import type { VerifierStore } from './store.ts';
 import { Verifier, type VerifierConfig } from './verifier.ts';
 
 export interface VerifierInstance {
   keys: VerifierKeyFile;
   signer: NodeCryptoSigner;
-  store: SqliteVerifierStore;
-  audit: AuditLog;
+  logSigner: LogSigner;
+  store: VerifierStore;
   verifier: Verifier;
-  /** Closes the store now, and stops the precheck workers (if any) by the time the promise resolves. */
+  /** Closes the store, and stops the precheck workers (if any). */
   close(): Promise<void>;
 }
 
@@ -29,6 +28,12 @@ export interface OpenVerifierOptions extends Omit<VerifierConfig, 'id'> {
   faceThreshold?: number;
   fingerprintThreshold?: number;
   irisThreshold?: number;
+  /** `postgres://...` for a fleet's shared store; a path or undefined for the folder's SQLite file. */
+  store?: string;
+  /** The checkpoint key ring (default: log-key.json in the state folder). */
+  logKey?: string;
+  /** The log's origin, when the key ring is created (default `biokiosk/<verifier id>`). */
+  origin?: string;
   /**
    * Worker threads for the stateless checks (signature, decryption): 0 (the default) runs them on the main
    * thread; `biokiosk verifier run` uses one per core.
@@ -38,32 +43,46 @@ export interface OpenVerifierOptions extends Omit<VerifierConfig, 'id'> {
   onNotice?: NoticeSink;
 }
 
+/** The store's location: PostgreSQL when given a postgres:// URL, else the SQLite file (default in the folder). */
+export function storeLocation(dir: string, store: string | undefined): string {
+  return store ?? join(dir, 'verifier.db');
+}
+
 export async function openVerifier(dir: string, config: OpenVerifierOptions): Promise<VerifierInstance> {
   ensurePrivateDir(dir, config.onNotice);
   const keys = await openVerifierKeys(join(dir, 'verifier-keys.json'), config.id ?? 'verifier-1', config.onNotice);
   const signer = new NodeCryptoSigner(keys.signing);
-  const store = new SqliteVerifierStore(join(dir, 'verifier.db'), { galleryKey: galleryKeyOf(keys), onNotice: config.onNotice });
-  const audit = new AuditLog(new SqliteAuditStore(store.db), { sign: treeHeadSignerFrom(signer) });
+  const ring = await openLogKeys(config.logKey ?? join(dir, 'log-key.json'), config.origin ?? `biokiosk/${keys.verifierId}`, config.onNotice);
+  const logSigner = signerOf(ring);
+  const store = await openStore(storeLocation(dir, config.store), { galleryKey: galleryKeyOf(keys), onNotice: config.onNotice });
   const matchers = matcherRegistry([faceMatcher(config.faceThreshold), fingerprintMatcher(config.fingerprintThreshold), irisMatcher(config.irisThreshold)]);
-  const verifier = new Verifier({ ...config, id: keys.verifierId }, store, audit, signer, keys.fleet.privateJwk, matchers);
+  const verifier = new Verifier({ ...config, id: keys.verifierId }, { store, signer, logSigner, fleetKey: keys.fleet.privateJwk, matchers });
   if (config.precheckWorkers) {
     try {
       const pool = await PrecheckPool.start({ config: { allowedModels: [...config.allowedModels], maxAgeSeconds: config.maxAgeSeconds, maxFutureSeconds: config.maxFutureSeconds, requireNonce: config.requireNonce }, fleetKey: keys.fleet.privateJwk, formats: [...matchers.keys()] }, config.precheckWorkers);
       await verifier.usePrechecker(pool);
     } catch (e) {
-      store.close();
+      await store.close();
       throw e;
     }
   }
   return {
     keys,
     signer,
+    logSigner,
     store,
-    audit,
     verifier,
-    close() {
-      store.close();
-      return verifier.close();
+    async close() {
+      await verifier.close();
+      await store.close();
     },
   };
+}
+
+/** What the administrative commands need: the keys (the gallery's) and the store, without the log key. */
+export async function openVerifierStore(dir: string, options: { id?: string; store?: string; onNotice?: NoticeSink; migrate?: boolean }): Promise<{ keys: VerifierKeyFile; store: VerifierStore; close(): Promise<void> }> {
+  ensurePrivateDir(dir, options.onNotice);
+  const keys = await openVerifierKeys(join(dir, 'verifier-keys.json'), options.id ?? 'verifier-1', options.onNotice);
+  const store = await openStore(storeLocation(dir, options.store), { galleryKey: galleryKeyOf(keys), onNotice: options.onNotice, migrate: options.migrate });
+  return { keys, store, close: () => store.close() };
 }

@@ -1,65 +1,86 @@
 /**
- * The verifier's default store: one SQLite file (mode 0600), WAL, synchronous=FULL. Gallery templates are
- * encrypted at rest (gallery-cipher.ts) under the key kept with the verifier's other keys.
+ * The verifier's embedded store: one SQLite file (mode 0600), WAL, synchronous=FULL, for one box and the demo.
+ * Several verifier processes may share the file: a batch is a `BEGIN IMMEDIATE` transaction, which is the
+ * decision lock (SQLite has one writer at a time). Audit-log reads outside batches go through a second
+ * connection, so they only ever see committed entries. Gallery templates are encrypted at rest
+ * (gallery-cipher.ts) under the key kept with the verifier's other keys.
  */
 import Database from 'better-sqlite3';
 import type { JWK } from 'jose';
 import { ensurePrivateDatabase, type NoticeSink } from '../protocol/private-files.ts';
+import { SqliteAuditStore } from './audit/store.ts';
 import { GalleryCipher, isSealedTemplate } from './gallery-cipher.ts';
+import { LATEST_SCHEMA, pending, SCHEMA_MIGRATIONS_SQLITE } from './migrations.ts';
+import { acceptSeq, type WindowState } from './replay-window.ts';
 import {
+  galleryKey,
   NONCE_GRACE_MS,
   REJECTION_COUNT_DAYS,
   REJECTION_SAMPLE_DAYS,
   REJECTION_SAMPLES_KEPT,
+  type BatchTx,
   type DeviceRecord,
   type GalleryEntry,
   type NonceCheck,
   type RejectionReport,
   type RejectionSample,
+  type SchemaStatus,
   type SeqCheck,
-  type StoredVerdict,
+  type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
+import { decodeSeen, encodeSeen, SchemaError } from './store-common.ts';
 
 export interface SqliteVerifierStoreOptions {
   /** The AES-256 key gallery templates are encrypted with (verifier-keys.json's galleryKey). */
   galleryKey: Uint8Array;
   onNotice?: NoticeSink;
+  /** Apply missing migrations when opening (default true: the embedded store has one owner). */
+  migrate?: boolean;
 }
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
+/** Attempts at a batch that finds the database locked by another process. */
+const BUSY_ATTEMPTS = 20;
 
 export class SqliteVerifierStore implements VerifierStore {
+  readonly kind = 'sqlite' as const;
+  readonly description: string;
   readonly db: Database.Database;
-  private readonly s: Record<string, Database.Statement>;
+  /** The audit log as read outside batches (its own connection: committed entries only). */
+  readonly audit: SqliteAuditStore;
+  private readonly writer: SqliteAuditStore;
+  private s!: Record<string, Database.Statement>;
   private readonly cipher: GalleryCipher;
+  /** Batches and other writes of this process, one at a time (they share one connection). */
+  private lock: Promise<unknown> = Promise.resolve();
 
-  constructor(path: string, options: SqliteVerifierStoreOptions) {
+  constructor(
+    readonly path: string,
+    options: SqliteVerifierStoreOptions,
+  ) {
+    this.description = `sqlite:${path}`;
     this.cipher = new GalleryCipher(options.galleryKey);
     ensurePrivateDatabase(path, options.onNotice);
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS devices (
-        ueid TEXT PRIMARY KEY, kid TEXT NOT NULL UNIQUE, jwk TEXT NOT NULL, site TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('active', 'revoked')), registered_at INTEGER NOT NULL, revoked_at INTEGER);
-      CREATE TABLE IF NOT EXISTS counters (ueid TEXT PRIMARY KEY, last_seq INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS seen_seqs (ueid TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (ueid, seq)) WITHOUT ROWID;
-      CREATE TABLE IF NOT EXISTS nonces (ueid TEXT NOT NULL, nonce TEXT NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER,
-        PRIMARY KEY (ueid, nonce));
-      CREATE TABLE IF NOT EXISTS gallery (subject TEXT NOT NULL, modality TEXT NOT NULL, template BLOB NOT NULL,
-        template_format TEXT NOT NULL, model_sha256 TEXT NOT NULL, enrolled_at INTEGER NOT NULL, PRIMARY KEY (subject, modality));
-      CREATE TABLE IF NOT EXISTS verdicts (att_hash TEXT PRIMARY KEY, att_id TEXT NOT NULL, verdict TEXT NOT NULL, created_at INTEGER NOT NULL);
-      CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
-      CREATE TABLE IF NOT EXISTS rejection_samples (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, ueid TEXT NOT NULL, code TEXT NOT NULL,
-        detail TEXT NOT NULL, bytes INTEGER NOT NULL, hash TEXT NOT NULL);
-      CREATE INDEX IF NOT EXISTS rejection_samples_at ON rejection_samples (at);
-      CREATE TABLE IF NOT EXISTS rejection_counts (hour INTEGER NOT NULL, code TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (hour, code)) WITHOUT ROWID;
-    `);
+    try {
+      if (options.migrate ?? true) migrateSqlite(this.db);
+      checkSchema(this.db, path);
+    } catch (e) {
+      this.db.close();
+      throw e;
+    }
+    this.prepare();
     this.encryptPlaintextGallery();
+    this.writer = new SqliteAuditStore(this.db);
+    this.audit = new SqliteAuditStore(path);
+  }
+
+  private prepare(): void {
     const p = (sql: string) => this.db.prepare(sql);
     this.s = {
       register: p(`INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES (?, ?, ?, ?, 'active', ?)
@@ -68,16 +89,15 @@ export class SqliteVerifierStore implements VerifierStore {
       byKid: p('SELECT * FROM devices WHERE kid = ?'),
       byId: p('SELECT * FROM devices WHERE ueid = ?'),
       all: p('SELECT * FROM devices ORDER BY ueid'),
-      advance: p(`INSERT INTO counters (ueid, last_seq) VALUES (?, ?)
-        ON CONFLICT (ueid) DO UPDATE SET last_seq = excluded.last_seq WHERE excluded.last_seq > counters.last_seq`),
-      markSeen: p('INSERT OR IGNORE INTO seen_seqs (ueid, seq) VALUES (?, ?)'),
-      pruneSeen: p('DELETE FROM seen_seqs WHERE ueid = ? AND seq <= ?'),
-      lastSeq: p('SELECT last_seq FROM counters WHERE ueid = ?'),
+      window: p('SELECT floor, seen FROM seq_windows WHERE ueid = ?'),
+      putWindow: p('INSERT INTO seq_windows (ueid, floor, seen) VALUES (?, ?, ?) ON CONFLICT (ueid) DO UPDATE SET floor = excluded.floor, seen = excluded.seen'),
       issueNonce: p('INSERT OR REPLACE INTO nonces (ueid, nonce, expires_at, used_at) VALUES (?, ?, ?, NULL)'),
       pruneNonces: p('DELETE FROM nonces WHERE expires_at < ?'),
       capNonces: p(`DELETE FROM nonces WHERE ueid = ? AND nonce IN (
         SELECT nonce FROM nonces WHERE ueid = ? ORDER BY expires_at DESC LIMIT -1 OFFSET ?)`),
       countNonces: p('SELECT count(*) AS n FROM nonces'),
+      getNonce: p('SELECT expires_at, used_at FROM nonces WHERE ueid = ? AND nonce = ?'),
+      useNonce: p('UPDATE nonces SET used_at = ? WHERE ueid = ? AND nonce = ? AND used_at IS NULL'),
       countRejection: p(`INSERT INTO rejection_counts (hour, code, n) VALUES (?, ?, ?)
         ON CONFLICT (hour, code) DO UPDATE SET n = n + excluded.n`),
       sampleRejection: p('INSERT INTO rejection_samples (at, ueid, code, detail, bytes, hash) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -85,69 +105,156 @@ export class SqliteVerifierStore implements VerifierStore {
       trimCounts: p('DELETE FROM rejection_counts WHERE hour < ?'),
       reportCounts: p('SELECT code, sum(n) AS n FROM rejection_counts WHERE hour >= ? GROUP BY code ORDER BY code'),
       reportSamples: p('SELECT at, ueid, code, detail, bytes, hash FROM rejection_samples ORDER BY id DESC LIMIT ?'),
-      getNonce: p('SELECT expires_at, used_at FROM nonces WHERE ueid = ? AND nonce = ?'),
-      useNonce: p('UPDATE nonces SET used_at = ? WHERE ueid = ? AND nonce = ? AND used_at IS NULL'),
       enroll: p(`INSERT OR REPLACE INTO gallery (subject, modality, template, template_format, model_sha256, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)`),
       gallery: p('SELECT * FROM gallery WHERE subject = ? AND modality = ?'),
-      verdict: p('SELECT * FROM verdicts WHERE att_hash = ?'),
-      saveVerdict: p('INSERT OR IGNORE INTO verdicts (att_hash, att_id, verdict, created_at) VALUES (?, ?, ?, ?)'),
     };
   }
 
-  registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now = Date.now()): void {
-    this.s['register']!.run(d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now);
+  async registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now = Date.now()): Promise<void> {
+    await this.exclusive(() => this.s['register']!.run(d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now));
   }
 
-  revokeDevice(ueid: string, now = Date.now()): boolean {
-    return this.s['revoke']!.run(now, ueid).changes > 0;
+  async revokeDevice(ueid: string, now = Date.now()): Promise<boolean> {
+    return this.exclusive(() => this.s['revoke']!.run(now, ueid).changes > 0);
   }
 
-  deviceByKid(kid: string): DeviceRecord | undefined {
-    return toDevice(this.s['byKid']!.get(kid));
-  }
-
-  device(ueid: string): DeviceRecord | undefined {
+  async device(ueid: string): Promise<DeviceRecord | undefined> {
     return toDevice(this.s['byId']!.get(ueid));
   }
 
-  devices(): DeviceRecord[] {
+  async devicesByKids(kids: readonly string[]): Promise<Map<string, DeviceRecord>> {
+    const out = new Map<string, DeviceRecord>();
+    for (const kid of new Set(kids)) {
+      const d = toDevice(this.s['byKid']!.get(kid));
+      if (d) out.set(kid, d);
+    }
+    return out;
+  }
+
+  async devices(): Promise<DeviceRecord[]> {
     return this.s['all']!.all().map((r) => toDevice(r)!);
   }
 
-  acceptSeq(ueid: string, seq: number, window: number): SeqCheck {
-    return this.transaction(() => {
-      const highest = this.lastSeq(ueid);
-      if (seq <= highest - window) return 'too_old';
-      if (this.s['markSeen']!.run(ueid, seq).changes === 0) return 'replayed';
-      if (seq > highest) {
-        this.s['advance']!.run(ueid, seq);
-        // Seqs at or below the window's floor are refused by the comparison above: their rows can go.
-        if (seq - window > 0 && seq % 64 === 0) this.s['pruneSeen']!.run(ueid, seq - window);
-      }
-      return 'ok';
-    });
-  }
-
-  lastSeq(ueid: string): number {
-    return (this.s['lastSeq']!.get(ueid) as { last_seq: number } | undefined)?.last_seq ?? 0;
-  }
-
-  issueNonce(ueid: string, nonce: string, expiresAt: number, opts: { now?: number; maxPerDevice?: number } = {}): void {
+  async issueNonce(ueid: string, nonce: string, expiresAt: number, opts: { now?: number; maxPerDevice?: number } = {}): Promise<void> {
     const now = opts.now ?? Date.now();
-    this.transaction(() => {
-      // Expired nonces go (after a grace period, so a late attestation hears "expired", not "unknown"); a device
-      // keeps at most maxPerDevice outstanding, the newest.
-      this.s['pruneNonces']!.run(now - NONCE_GRACE_MS);
-      this.s['issueNonce']!.run(ueid, nonce, expiresAt);
-      this.s['capNonces']!.run(ueid, ueid, opts.maxPerDevice ?? 16);
-    });
+    await this.exclusive(() =>
+      this.db.transaction(() => {
+        // Expired nonces go (after a grace period, so a late attestation hears "expired", not "unknown"); a device
+        // keeps at most maxPerDevice outstanding, the newest.
+        this.s['pruneNonces']!.run(now - NONCE_GRACE_MS);
+        this.s['issueNonce']!.run(ueid, nonce, expiresAt);
+        this.s['capNonces']!.run(ueid, ueid, opts.maxPerDevice ?? 16);
+      }).immediate(),
+    );
   }
 
-  nonceCount(): number {
+  async nonceCount(): Promise<number> {
     return (this.s['countNonces']!.get() as { n: number }).n;
   }
 
-  consumeNonce(ueid: string, nonce: string, now: number): NonceCheck {
+  async enroll(e: Omit<GalleryEntry, 'enrolledAt'>, now = Date.now()): Promise<void> {
+    await this.exclusive(() => this.s['enroll']!.run(e.subject, e.modality, this.cipher.seal(e.template, e), e.templateFormat, e.modelSha256, now));
+  }
+
+  async galleryEntry(subject: string, modality: string): Promise<GalleryEntry | undefined> {
+    return this.openGallery(this.s['gallery']!.get(subject, modality) as GalleryRow | undefined);
+  }
+
+  async galleryEntries(keys: ReadonlyArray<{ subject: string; modality: string }>): Promise<Map<string, GalleryEntry | UnreadableEntry>> {
+    const out = new Map<string, GalleryEntry | UnreadableEntry>();
+    for (const k of keys) {
+      const id = galleryKey(k.subject, k.modality);
+      if (out.has(id)) continue;
+      try {
+        const e = this.openGallery(this.s['gallery']!.get(k.subject, k.modality) as GalleryRow | undefined);
+        if (e) out.set(id, e);
+      } catch (e) {
+        out.set(id, { unreadable: e as Error });
+      }
+    }
+    return out;
+  }
+
+  async seqWindow(ueid: string): Promise<{ floor: number; pending: number[] }> {
+    const w = this.loadWindow(ueid);
+    return { floor: w.floor, pending: [...w.seen].sort((a, b) => a - b) };
+  }
+
+  async noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): Promise<void> {
+    if (counts.size === 0 && samples.length === 0) return;
+    await this.exclusive(() => this.db.transaction(() => this.writeRejections(counts, samples, now)).immediate());
+  }
+
+  async rejectionReport(now = Date.now(), opts: { hours?: number; samples?: number } = {}): Promise<RejectionReport> {
+    const since = Math.floor(now / HOUR_MS) - (opts.hours ?? 24) + 1;
+    const counts = Object.fromEntries((this.s['reportCounts']!.all(since) as Array<{ code: string; n: number }>).map((r) => [r.code, r.n]));
+    const samples = this.s['reportSamples']!.all(opts.samples ?? 20) as RejectionSample[];
+    return { sinceHour: since, counts, samples };
+  }
+
+  async batch<T>(fn: (tx: BatchTx) => Promise<T>): Promise<T> {
+    return this.exclusive(async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+        } catch (e) {
+          // Another process holds the write lock beyond the busy timeout: wait and try again.
+          if (isBusy(e) && attempt < BUSY_ATTEMPTS) {
+            await new Promise((r) => setTimeout(r, 20 * attempt));
+            continue;
+          }
+          throw e;
+        }
+        try {
+          const result = await fn(this.tx());
+          this.db.exec('COMMIT');
+          return result;
+        } catch (e) {
+          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          if (isBusy(e) && attempt < BUSY_ATTEMPTS) continue;
+          throw e;
+        }
+      }
+    });
+  }
+
+  async schema(): Promise<SchemaStatus> {
+    return { current: schemaVersion(this.db), latest: LATEST_SCHEMA };
+  }
+
+  async close(): Promise<void> {
+    await this.lock.catch(() => {});
+    this.audit.close();
+    if (this.db.open) this.db.close();
+  }
+
+  /** The operations of one batch, on the open transaction. */
+  private tx(): BatchTx {
+    const windows = new Map<string, WindowState>();
+    return {
+      consumeNonces: async (items, now) => items.map(({ ueid, nonce }) => this.consumeNonce(ueid, nonce, now)),
+      acceptSeqs: async (items) => {
+        const out: SeqCheck[] = [];
+        const changed = new Set<string>();
+        for (const { ueid, seq } of items) {
+          let w = windows.get(ueid);
+          if (!w) windows.set(ueid, (w = this.loadWindow(ueid)));
+          const r = acceptSeq(w, seq);
+          if (r === 'ok') changed.add(ueid);
+          out.push(r);
+        }
+        for (const ueid of changed) {
+          const w = windows.get(ueid)!;
+          this.s['putWindow']!.run(ueid, w.floor, encodeSeen(w.seen));
+        }
+        return out;
+      },
+      noteRejections: async (counts, samples, now) => this.writeRejections(counts, samples, now),
+      audit: this.writer,
+    };
+  }
+
+  private consumeNonce(ueid: string, nonce: string, now: number): NonceCheck {
     const row = this.s['getNonce']!.get(ueid, nonce) as { expires_at: number; used_at: number | null } | undefined;
     if (!row) return 'unknown';
     if (row.used_at !== null) return 'reused';
@@ -155,12 +262,20 @@ export class SqliteVerifierStore implements VerifierStore {
     return this.s['useNonce']!.run(now, ueid, nonce).changes > 0 ? 'ok' : 'reused';
   }
 
-  enroll(e: Omit<GalleryEntry, 'enrolledAt'>, now = Date.now()): void {
-    this.s['enroll']!.run(e.subject, e.modality, this.cipher.seal(e.template, e), e.templateFormat, e.modelSha256, now);
+  private loadWindow(ueid: string): WindowState {
+    const r = this.s['window']!.get(ueid) as { floor: number; seen: string } | undefined;
+    return r ? { floor: Number(r.floor), seen: decodeSeen(r.seen) } : { floor: 0, seen: new Set() };
   }
 
-  galleryEntry(subject: string, modality: string): GalleryEntry | undefined {
-    const r = this.s['gallery']!.get(subject, modality) as GalleryRow | undefined;
+  private writeRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): void {
+    const hour = Math.floor(now / HOUR_MS);
+    for (const [code, n] of counts) this.s['countRejection']!.run(hour, code, n);
+    for (const x of samples) this.s['sampleRejection']!.run(x.at, x.ueid, x.code, x.detail, x.bytes, x.hash);
+    if (samples.length > 0) this.s['trimSamples']!.run(now - REJECTION_SAMPLE_DAYS * DAY_MS, REJECTION_SAMPLES_KEPT);
+    if (counts.size > 0) this.s['trimCounts']!.run(hour - REJECTION_COUNT_DAYS * 24);
+  }
+
+  private openGallery(r: GalleryRow | undefined): GalleryEntry | undefined {
     if (!r) return undefined;
     const id = { subject: r.subject, modality: r.modality, templateFormat: r.template_format, modelSha256: r.model_sha256 };
     return { ...id, template: this.cipher.open(r.template, id), enrolledAt: r.enrolled_at };
@@ -176,53 +291,92 @@ export class SqliteVerifierStore implements VerifierStore {
     })();
   }
 
-  noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): void {
-    this.transaction(() => {
-      const hour = Math.floor(now / HOUR_MS);
-      for (const [code, n] of counts) this.s['countRejection']!.run(hour, code, n);
-      for (const x of samples) this.s['sampleRejection']!.run(x.at, x.ueid, x.code, x.detail, x.bytes, x.hash);
-      if (samples.length > 0) this.s['trimSamples']!.run(now - REJECTION_SAMPLE_DAYS * DAY_MS, REJECTION_SAMPLES_KEPT);
-      if (counts.size > 0) this.s['trimCounts']!.run(hour - REJECTION_COUNT_DAYS * 24);
-    });
+  /** Runs fn after this process's earlier writes and batches (one connection: one transaction at a time). */
+  private exclusive<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => {});
+    return run;
   }
+}
 
-  rejectionReport(now = Date.now(), opts: { hours?: number; samples?: number } = {}): RejectionReport {
-    const since = Math.floor(now / HOUR_MS) - (opts.hours ?? 24) + 1;
-    const counts = Object.fromEntries((this.s['reportCounts']!.all(since) as Array<{ code: string; n: number }>).map((r) => [r.code, r.n]));
-    const samples = this.s['reportSamples']!.all(opts.samples ?? 20) as RejectionSample[];
-    return { sinceHour: since, counts, samples };
-  }
+function isBusy(e: unknown): boolean {
+  const code = (e as { code?: string }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
+}
 
-  verdictFor(attHash: string): StoredVerdict | undefined {
-    const r = this.s['verdict']!.get(attHash) as { att_hash: string; att_id: string; verdict: string; created_at: number } | undefined;
-    return r ? { attHash: r.att_hash, attId: r.att_id, verdict: r.verdict, createdAt: r.created_at } : undefined;
-  }
+function schemaVersion(db: Database.Database): number {
+  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get()) return 0;
+  return Number(db.prepare('SELECT coalesce(max(version), 0) FROM schema_migrations').pluck().get());
+}
 
-  saveVerdict(v: StoredVerdict): void {
-    this.s['saveVerdict']!.run(v.attHash, v.attId, v.verdict, v.createdAt);
-  }
+function checkSchema(db: Database.Database, path: string): void {
+  const current = schemaVersion(db);
+  if (current < LATEST_SCHEMA) throw new SchemaError(`${path} is at schema version ${current}; this build needs ${LATEST_SCHEMA}: run \`biokiosk verifier migrate\``);
+  if (current > LATEST_SCHEMA) throw new SchemaError(`${path} is at schema version ${current}, newer than this build (${LATEST_SCHEMA}): upgrade biokiosk`);
+}
 
-  /** Manual transaction control, for a batch whose work awaits (signing) between statements. */
-  begin(): void {
-    this.db.exec('BEGIN IMMEDIATE');
+/** Migrates a SQLite store file (creating it, 0600, when missing). */
+export function migrateSqliteFile(path: string, onNotice?: NoticeSink): { from: number; applied: number[] } {
+  ensurePrivateDatabase(path, onNotice);
+  const db = new Database(path);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('busy_timeout = 5000');
+    const from = schemaVersion(db);
+    return { from, applied: migrateSqlite(db) };
+  } finally {
+    db.close();
   }
+}
 
-  commit(): void {
-    this.db.exec('COMMIT');
-  }
+/** Applies the missing migrations in one transaction; returns the versions applied. */
+export function migrateSqlite(db: Database.Database, now = Date.now()): number[] {
+  const applied: number[] = [];
+  db.transaction(() => {
+    const current = schemaVersion(db);
+    if (current > LATEST_SCHEMA) throw new SchemaError(`${db.name} is at schema version ${current}, newer than this build (${LATEST_SCHEMA}): upgrade biokiosk`);
+    if (current === 0) adoptLegacy(db);
+    db.exec(SCHEMA_MIGRATIONS_SQLITE);
+    for (const m of pending(current)) {
+      db.exec(m.sqlite);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, now);
+      applied.push(m.version);
+    }
+  }).immediate();
+  return applied;
+}
 
-  rollback(): void {
-    if (this.db.inTransaction) this.db.exec('ROLLBACK');
+/**
+ * A file written before schema versions existed: its registry, nonces, gallery and rejection counts have the
+ * version 1 shapes and stay; the highest-seq counters become replay windows (floor 256 below the highest seq:
+ * what the old window refused); saved verdicts go (answers now come from the log). An audit log of that era
+ * published its records in clear and cannot be turned into salted commitments without breaking every receipt
+ * given: such a file is refused, with what to do.
+ */
+function adoptLegacy(db: Database.Database): void {
+  const has = (t: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) !== undefined;
+  if (!has('devices')) return;
+  if (has('audit_tree_heads')) {
+    const n = Number(db.prepare('SELECT count(*) FROM audit_leaves').pluck().get());
+    if (n > 0) {
+      throw new SchemaError(
+        `${db.name} holds an audit log of ${n} entries in the format before checkpoints (records hashed in clear); keep the file as the archive of that log and start a new state folder (or move its verifier.db aside)`,
+      );
+    }
+    db.exec('DROP TABLE audit_leaves; DROP TABLE audit_nodes; DROP TABLE audit_tree_heads;');
   }
-
-  /** Runs fn atomically: in a transaction of its own, or as part of the caller's open one (which rolls back whole). */
-  transaction<T>(fn: () => T): T {
-    return this.db.inTransaction ? fn() : this.db.transaction(fn)();
+  if (has('counters')) {
+    db.exec('CREATE TABLE IF NOT EXISTS seq_windows (ueid TEXT PRIMARY KEY, floor INTEGER NOT NULL, seen TEXT NOT NULL)');
+    const put = db.prepare('INSERT OR REPLACE INTO seq_windows (ueid, floor, seen) VALUES (?, ?, ?)');
+    for (const c of db.prepare('SELECT ueid, last_seq FROM counters').all() as Array<{ ueid: string; last_seq: number }>) {
+      const floor = Math.max(0, c.last_seq - 256);
+      const seen = has('seen_seqs') ? (db.prepare('SELECT seq FROM seen_seqs WHERE ueid = ? AND seq > ?').pluck().all(c.ueid, floor) as number[]) : [];
+      const w: WindowState = { floor, seen: new Set(seen) };
+      put.run(c.ueid, w.floor, encodeSeen(w.seen));
+    }
+    db.exec('DROP TABLE counters; DROP TABLE IF EXISTS seen_seqs;');
   }
-
-  close(): void {
-    if (this.db.open) this.db.close();
-  }
+  if (has('verdicts')) db.exec('DROP TABLE verdicts');
 }
 
 interface GalleryRow {
@@ -237,5 +391,5 @@ interface GalleryRow {
 function toDevice(row: unknown): DeviceRecord | undefined {
   if (!row) return undefined;
   const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; registered_at: number; revoked_at: number | null };
-  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, registeredAt: r.registered_at, revokedAt: r.revoked_at };
+  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
 }

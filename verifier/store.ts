@@ -1,9 +1,18 @@
 /**
- * What the verifier keeps: the device registry, replay counters and nonces, the gallery, and the verdicts already
- * given (for idempotent redelivery). An interface, so a PostgreSQL store can stand in for the SQLite one.
- * The audit log has its own store (verifier/audit/).
+ * What the verifier keeps: the device registry, replay windows and nonces, the gallery, counts of refused messages,
+ * and the audit log (which is also what makes redelivery idempotent: an attestation already logged is answered
+ * from its log entry, so a node that died between its commit and its answer loses nothing). Asynchronous, so a PostgreSQL store
+ * (pg-store.ts) shared by verifier nodes on several hosts stands in for the SQLite one (sqlite-store.ts) of a
+ * single box; one conformance suite (test/verifier-store.test.ts) runs against both.
+ *
+ * Decisions happen in `batch`: one transaction holding the fleet's decision lock (on PostgreSQL an advisory lock,
+ * which the database releases when the node holding it dies), so the replay windows, nonce consumption, verdict
+ * idempotency and the audit log's one total order stay right whichever node decides, and a batch's decisions and
+ * log entries commit together. The batch's operations work on many rows at once: a batch costs a handful of
+ * round trips, not a few per message.
  */
 import type { JWK } from 'jose';
+import type { AuditReader, AuditWriter } from './audit/store.ts';
 
 export type DeviceStatus = 'active' | 'revoked';
 
@@ -30,13 +39,6 @@ export interface GalleryEntry {
 export type SeqCheck = 'ok' | 'replayed' | 'too_old';
 
 export type NonceCheck = 'ok' | 'unknown' | 'reused' | 'expired';
-
-export interface StoredVerdict {
-  attHash: string;
-  attId: string;
-  verdict: string;
-  createdAt: number;
-}
 
 /** An unauthenticated rejection kept for the operators (a bounded, expiring sample; never a log entry). */
 export interface RejectionSample {
@@ -67,39 +69,73 @@ export const REJECTION_COUNT_DAYS = 30;
 /** Expired nonces are pruned this long after they expire. */
 export const NONCE_GRACE_MS = 10 * 60_000;
 
-export interface VerifierStore {
-  registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now?: number): void;
-  revokeDevice(ueid: string, now?: number): boolean;
-  deviceByKid(kid: string): DeviceRecord | undefined;
-  device(ueid: string): DeviceRecord | undefined;
-  devices(): DeviceRecord[];
+/** The schema version this build reads and writes (verifier/migrations.ts). */
+export interface SchemaStatus {
+  current: number;
+  latest: number;
+}
 
-  /**
-   * Anti-replay on the device's `seq`, as a sliding window (in the manner of IPsec's, RFC 4303 3.4.3): a seq is
-   * accepted once, if it is above the highest seen, or within `window` below it and not seen before. Strictly
-   * "above the last seen" would reject honest attestations that shared subscriptions or retries reorder.
-   */
-  acceptSeq(ueid: string, seq: number, window: number): SeqCheck;
-  lastSeq(ueid: string): number;
+/** The operations of one decision batch, inside its transaction (the decision lock held). */
+export interface BatchTx {
+  /** Marks nonces used, in order (the same nonce twice in one batch: the second is `reused`). */
+  consumeNonces(items: ReadonlyArray<{ ueid: string; nonce: string }>, now: number): Promise<NonceCheck[]>;
+  /** The replay window (replay-window.ts), in order. */
+  acceptSeqs(items: ReadonlyArray<{ ueid: string; seq: number }>): Promise<SeqCheck[]>;
+  noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): Promise<void>;
+  /** The audit log's storage, inside this transaction. */
+  readonly audit: AuditWriter;
+}
+
+export interface VerifierStore {
+  /** 'sqlite' or 'postgres', for messages and reports. */
+  readonly kind: 'sqlite' | 'postgres';
+  /** Where the data is, without credentials. */
+  readonly description: string;
+
+  registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now?: number): Promise<void>;
+  revokeDevice(ueid: string, now?: number): Promise<boolean>;
+  device(ueid: string): Promise<DeviceRecord | undefined>;
+  devicesByKids(kids: readonly string[]): Promise<Map<string, DeviceRecord>>;
+  devices(): Promise<DeviceRecord[]>;
 
   /** Stores a nonce, pruning expired ones and keeping at most `maxPerDevice` (default 16) per device. */
-  issueNonce(ueid: string, nonce: string, expiresAt: number, opts?: { now?: number; maxPerDevice?: number }): void;
-  nonceCount(): number;
-  /** Marks the nonce used; says why not when it cannot be. */
-  consumeNonce(ueid: string, nonce: string, now: number): NonceCheck;
+  issueNonce(ueid: string, nonce: string, expiresAt: number, opts?: { now?: number; maxPerDevice?: number }): Promise<void>;
+  nonceCount(): Promise<number>;
 
   /** Enrols (or replaces) a template; the store encrypts it at rest. */
-  enroll(e: Omit<GalleryEntry, 'enrolledAt'>, now?: number): void;
-  galleryEntry(subject: string, modality: string): GalleryEntry | undefined;
+  enroll(e: Omit<GalleryEntry, 'enrolledAt'>, now?: number): Promise<void>;
+  galleryEntry(subject: string, modality: string): Promise<GalleryEntry | undefined>;
+  /**
+   * Gallery entries by galleryKey(subject, modality), in one query. A row that does not open (its ciphertext
+   * altered, or moved to another row) is there as an UnreadableEntry, so it costs only its own decision.
+   */
+  galleryEntries(keys: ReadonlyArray<{ subject: string; modality: string }>): Promise<Map<string, GalleryEntry | UnreadableEntry>>;
 
-  /** Counts (per code, this hour) and samples of rejections no registered device signed. */
-  noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): void;
-  rejectionReport(now?: number, opts?: { hours?: number; samples?: number }): RejectionReport;
+  /** The replay window state of a device (for reports and tests). */
+  seqWindow(ueid: string): Promise<{ floor: number; pending: number[] }>;
 
-  verdictFor(attHash: string): StoredVerdict | undefined;
-  saveVerdict(v: StoredVerdict): void;
+  /** Counts (per code, this hour) and samples of rejections no registered device signed, outside a batch. */
+  noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): Promise<void>;
+  rejectionReport(now?: number, opts?: { hours?: number; samples?: number }): Promise<RejectionReport>;
 
-  /** Runs fn in one transaction (one fsync for a batch of decisions). */
-  transaction<T>(fn: () => T): T;
-  close(): void;
+  /**
+   * One decision batch: a transaction holding the decision lock; retried whole on serialization failures and
+   * deadlocks (fn must be safe to run again: it only touches the store through tx).
+   */
+  batch<T>(fn: (tx: BatchTx) => Promise<T>): Promise<T>;
+  /** The audit log, read outside batches (receipts of old entries, the auditor, the tiles server). */
+  readonly audit: AuditReader;
+
+  schema(): Promise<SchemaStatus>;
+  close(): Promise<void>;
+}
+
+/** A gallery row that cannot be read, and why. */
+export interface UnreadableEntry {
+  unreadable: Error;
+}
+
+/** The key a gallery entry is found by in a batch. */
+export function galleryKey(subject: string, modality: string): string {
+  return `${modality}\u0000${subject}`;
 }

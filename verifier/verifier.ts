@@ -3,59 +3,57 @@
  *
  * Checks, in order, each with its own rejection reason: envelope and size; signature, key ownership and
  * revocation, claims schema, topic and correlation id (authentication, precheck.ts); sealed content, `iat` window;
- * nonce issued and unused (when present or required) and `seq` not seen before (anti-replay window); model hash
+ * nonce issued and unused (when present or required) and `seq` not seen before (replay-window.ts); model hash
  * allowed; template parses; enrolment exists; then the match decides.
  *
  * What is bound to what: only a message that a registered, unrevoked device signed, exactly as it arrived, is
  * keyed, logged and answered, and it is keyed by the hash of its exact JWS. A forged, rebound or unreadable
  * copy of a genuine attestation therefore can never take the genuine one's place, its verdict or its log entry.
  * Messages no trusted device signed leave no permanent trace: they are counted per code and hour and a bounded,
- * rate-limited sample is kept (store.noteRejections), for the operators; no log leaf, no verdict.
+ * rate-limited sample is kept, for the operators; no log leaf, no verdict.
  *
- * Isolation: each message is decided on its own inside the batch. A failure to decide or to build one verdict
- * becomes a `verifier_error` rejection of that message alone; the batch commits. Verdict reasons carry codes and
- * fixed sentences only, never text the sender chose.
+ * A batch goes through three stages, so that the fleet-wide decision lock is held only for what needs it:
+ * 1. `prepare`: the stateless checks (on worker threads when configured);
+ * 2. `commit`: the matches (the gallery is read before the lock: batches never change it), then one store
+ *    batch under the decision lock: entries already logged found, nonces consumed, seqs accepted, the
+ *    decisions appended to the audit log and its checkpoint signed, all committed together;
+ * 3. `answer`: receipts (proofs from what the batch computed, the rest from the store in one query), against the
+ *    batch's checkpoint or a witness-cosigned one covering it, and the signed verdicts.
+ * A node that dies after stage 2 loses nothing: the attestation comes again from the kiosk's outbox, is found in
+ * the log, and is answered from its entry (the verdict is rebuilt from the record: reasons are codes and fixed
+ * sentences, never free text). The same JWS delivered again (in one batch or in two, to one node or another)
+ * gets no new log entry.
  *
- * Durability and idempotency: a batch is decided in one SQLite transaction on the store's connection, which also
- * holds the audit log: seq/nonce consumption, the log entry and the verdict commit together or not at all. The
- * same JWS delivered again (in one batch or in two) gets the stored verdict again and no new log entry.
+ * Isolation: each message is decided on its own. A failure to decide or to build one verdict becomes a
+ * `verifier_error` rejection of that message alone.
  *
  * Privacy: the verdict goes back sealed under the attestation's reply key (protocol/reply.ts) when the sealed
  * content opened, and carries no score.
  */
 import type { KeyObject } from 'node:crypto';
-import { VerdictClaims as VerdictClaimsSchema, type DecisionRecord, type Receipt, type Reason, type VerdictClaims } from '../protocol/claims.ts';
+import { attestationHash } from '../protocol/attestation.ts';
+import { DecisionRecord as DecisionRecordSchema, VerdictClaims as VerdictClaimsSchema, type DecisionRecord, type Receipt, type Reason, type VerdictClaims } from '../protocol/claims.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import type { DecryptionKey } from '../protocol/jwe.ts';
+import { addSignatures } from '../protocol/note.ts';
 import { reasonFor, Rejection, sanitizeText, type RejectionCode } from '../protocol/rejections.ts';
 import { sealReply } from '../protocol/reply.ts';
 import type { Signer } from '../protocol/signer.ts';
 import type { TrustedKey } from '../protocol/trust.ts';
 import { createVerdict } from '../protocol/verdict.ts';
-import { attestationHash } from '../protocol/attestation.ts';
+import { appendBatch, AuditProofs, logKeysChange, type AppendedLeaf, type AuditEntry, type ProofJob, type SubtreeMemory } from './audit/log.ts';
+import type { CheckpointRow } from './audit/store.ts';
+import type { LogSigner } from './log-key.ts';
 import type { TemplateMatcher } from './matchers.ts';
 import type { Prechecker } from './precheck-pool.ts';
 import { peekKid, precheckAttestation, rejectionOf, type CheckedClaims, type PrecheckDeps, type PrecheckResult, type PrecheckTask } from './precheck.ts';
+import { galleryKey, type BatchTx, type RejectionSample, type VerifierStore } from './store.ts';
 import { TokenBucket } from './token-bucket.ts';
-import type { RejectionSample, VerifierStore } from './store.ts';
-
-/** The audit log as the verifier uses it: appends inside the caller's transaction, then one signed head per batch. */
-export interface BatchAuditLog {
-  /** Appends (or finds, for keys already logged) records; must run inside the store's open transaction. */
-  appendBatch(entries: ReadonlyArray<{ key: string; record: object }>): Array<{ leafIndex: number; duplicate: boolean }>;
-  /** Computes and signs the tree head for the current size (inside the transaction). */
-  sealBatch(): Promise<{ treeSize: number; rootHash: string; signature: string; timestamp: number }>;
-  /** Inclusion proof of a leaf in the tree of the given size. */
-  inclusionProof(leafIndex: number, treeSize: number): string[];
-  /** Consistency proof between the trees of the first m and first n entries. */
-  consistencyProof(m: number, n: number): string[];
-}
 
 export interface VerifierConfig {
   id: string;
   maxAgeSeconds?: number;
   maxFutureSeconds?: number;
-  seqWindow?: number;
   /** Models whose templates are accepted (sha256, hex). Empty: none. */
   allowedModels: readonly string[];
   /** Refuse attestations without a verifier nonce. */
@@ -94,26 +92,60 @@ export interface VerdictOut {
   authenticated: boolean;
 }
 
-/** One decision: the audit-log record (what the log keeps, byte for byte in canonical JSON) and its reasons. */
-interface Decided {
-  ueid: string;
-  att_id: string;
-  decision: VerdictClaims['decision'];
-  reasonList: Reason[];
-  detail: string | null;
-  /** The kiosk's tree size, from its attestation (the receipt proves consistency from it). */
-  logSize: number;
-  log: DecisionRecord;
-}
-
-/** A batch whose stateless checks are done: ready for `decide`. */
+/** A batch whose stateless checks are done: ready for `commit`. */
 export interface PreparedBatch {
   messages: IncomingMessage[];
   results: PrecheckResult[];
 }
 
-/** A receipt that passes the schema, to check a verdict's other claims before the real one exists. */
-const placeholderReceipt = (entry: DecisionRecord): Receipt => ({ leafIndex: 0, treeSize: 1, rootHash: 'A'.repeat(43), inclusionProof: [], treeHeadTimestamp: 0, treeHeadSignature: 'AA', entry, consistency: null });
+/** A checkpoint some witnesses cosigned, with their lines (the receipt carries them). */
+export interface CosignedCheckpoint {
+  checkpoint: CheckpointRow;
+  lines: string[];
+}
+
+/** One logged (or already logged) decision waiting for its verdict. */
+interface ToAnswer {
+  out: VerdictOut;
+  leaf: AppendedLeaf;
+  entry: DecisionRecord;
+  replyKey: Uint8Array | null;
+  /** The kiosk's tree size, from its attestation (the receipt proves consistency from it). */
+  logSize: number;
+}
+
+/** A batch committed to the store: its decisions are final; its verdicts are not signed yet. */
+export interface CommittedBatch {
+  outs: VerdictOut[];
+  answers: ToAnswer[];
+  /** Later copies of a message in the batch, answered with the first copy's verdict. */
+  copies: Array<{ out: VerdictOut; of: VerdictOut }>;
+  /** The checkpoint after the batch (undefined when nothing in it was authenticated). */
+  checkpoint: CheckpointRow | undefined;
+  known: SubtreeMemory | undefined;
+}
+
+/** The tentative outcome of an authenticated message before its replay checks. */
+interface Candidate {
+  p: PrecheckResult;
+  c: CheckedClaims;
+  key: string;
+  out: VerdictOut;
+  rejection: Rejection | null;
+  decision: VerdictClaims['decision'];
+  score: number | null;
+  native: { name: string; value: number } | null;
+}
+
+export interface VerifierDeps {
+  store: VerifierStore;
+  /** Signs verdicts (ES256). */
+  signer: Signer;
+  /** Signs the audit log's checkpoints (Ed25519). */
+  logSigner: LogSigner;
+  fleetKey: DecryptionKey | KeyObject;
+  matchers: Map<string, TemplateMatcher>;
+}
 
 export class Verifier {
   private prechecker: Prechecker;
@@ -121,18 +153,32 @@ export class Verifier {
   /** Rejections made before a message reached a batch (the intake's drops), written with the next batch. */
   private pendingCounts = new Map<string, number>();
   private pendingSamples: RejectionSample[] = [];
+  /** Proofs for receipts, with a cache of committed subtree hashes. */
+  readonly proofs: AuditProofs;
+  private readonly store: VerifierStore;
+  private readonly signer: Signer;
+  private readonly logSigner: LogSigner;
+  private readonly matchers: Map<string, TemplateMatcher>;
+  /** Set once the log has recorded the signing keys in use (logKeysChange). */
+  private logKeysLogged = false;
 
   constructor(
     readonly config: VerifierConfig,
-    private readonly store: VerifierStore & { begin(): void; commit(): void; rollback(): void },
-    private readonly audit: BatchAuditLog,
-    private readonly signer: Signer,
-    private readonly fleetKey: DecryptionKey | KeyObject,
-    private readonly matchers: Map<string, TemplateMatcher>,
+    deps: VerifierDeps,
   ) {
-    this.prechecker = inlinePrechecker({ config, fleetKey: fleetKey as DecryptionKey, matchers });
+    this.store = deps.store;
+    this.signer = deps.signer;
+    this.logSigner = deps.logSigner;
+    this.matchers = deps.matchers;
+    this.proofs = new AuditProofs(deps.store.audit);
+    this.prechecker = inlinePrechecker({ config, fleetKey: deps.fleetKey as DecryptionKey, matchers: deps.matchers });
     const rate = config.sampleRate ?? { perSecond: 5, burst: 50 };
     this.sampler = new TokenBucket(rate.perSecond, rate.burst);
+  }
+
+  /** The log's origin and checkpoint keys (what `verifier keys` hands kiosks and witnesses). */
+  get log(): LogSigner {
+    return this.logSigner;
   }
 
   /** Runs the stateless checks elsewhere from now on (a PrecheckPool of worker threads); closes the one before. */
@@ -148,21 +194,16 @@ export class Verifier {
 
   /**
    * The stateless checks for a batch (envelope, signature, claims, time, model, decryption). The signing keys are
-   * looked up here, where the store is; the checks themselves may run on other threads.
+   * looked up here, in one query; the checks themselves may run on other threads.
    */
   async prepare(messages: IncomingMessage[]): Promise<PreparedBatch> {
-    // Looked up once per key per batch: a batch often holds several attestations of one kiosk.
-    const keys = new Map<string, TrustedKey | undefined>();
-    const lookup = (kid: string): TrustedKey | undefined => {
-      if (keys.has(kid)) return keys.get(kid);
-      const d = this.store.deviceByKid(kid);
+    const kids = messages.map((m) => m.kid ?? peekKid(m.payload));
+    const devices = await this.store.devicesByKids(kids.filter((k): k is string => k !== undefined));
+    const tasks: PrecheckTask[] = messages.map((m, i) => {
+      const kid = kids[i];
+      const d = kid === undefined ? undefined : devices.get(kid);
       const trusted: TrustedKey | undefined = d ? { owner: d.ueid, key: d.publicJwk as never, revoked: d.status === 'revoked' } : undefined;
-      keys.set(kid, trusted);
-      return trusted;
-    };
-    const tasks: PrecheckTask[] = messages.map((m) => {
-      const kid = m.kid ?? peekKid(m.payload);
-      return { topic: m.topic, payload: m.payload, correlationData: m.correlationData, receivedAt: m.receivedAt, kid, trusted: kid === undefined ? undefined : lookup(kid) };
+      return { topic: m.topic, payload: m.payload, correlationData: m.correlationData, receivedAt: m.receivedAt, kid, trusted };
     });
     const results = await this.prechecker.run(tasks);
     if (results.length !== messages.length) throw new BiokioskError('PrecheckFault', `${results.length} precheck results for ${messages.length} messages`, { kind: 'internal' });
@@ -178,100 +219,233 @@ export class Verifier {
     if (this.sampler.take(now)) this.pendingSamples.push({ at: now, ueid: sanitizeText(ueid, 80), code, detail: sanitizeText(detail, 300), bytes: payload.byteLength, hash: attestationHash(payload) });
   }
 
-  /** Writes the intake's pending counts and samples now (call only between batches). */
-  flushIntakeRejections(now = Date.now()): void {
+  /** Writes the intake's pending counts and samples now. */
+  async flushIntakeRejections(now = Date.now()): Promise<void> {
     if (this.pendingCounts.size === 0) return;
     const counts = this.pendingCounts;
     const samples = this.pendingSamples;
     this.pendingCounts = new Map();
     this.pendingSamples = [];
-    this.store.noteRejections(counts, samples, now);
+    await this.store.noteRejections(counts, samples, now);
   }
 
-  /** Decides a batch: prepare, then decide. */
+  /** prepare, commit, answer. */
   async handleBatch(messages: IncomingMessage[]): Promise<VerdictOut[]> {
     return this.decide(await this.prepare(messages));
   }
 
-  /**
-   * Decides a prepared batch: one transaction, one signed tree head, one verdict per authenticated message.
-   * Batches must be decided one at a time (the caller's loop does; the store has one connection).
-   */
+  /** commit, then answer against the batch's own checkpoint. */
   async decide(batch: PreparedBatch): Promise<VerdictOut[]> {
-    const now = Date.now();
-    const out: VerdictOut[] = [];
+    return this.answer(await this.commit(batch));
+  }
+
+  /**
+   * Decides a prepared batch and commits it: one store batch (the decision lock held only for the replay checks
+   * and the log append), one checkpoint.
+   */
+  async commit(batch: PreparedBatch, now = Date.now()): Promise<CommittedBatch> {
     const counts = this.pendingCounts;
     const samples = this.pendingSamples;
     this.pendingCounts = new Map();
     this.pendingSamples = [];
-    this.store.begin();
-    try {
-      const logged: Array<{ out: VerdictOut; key: string; record: Decided; replyKey: Uint8Array | null }> = [];
-      /** Later copies of a message in this same batch: answered with the first copy's verdict. */
-      const copies: Array<{ out: VerdictOut; of: VerdictOut }> = [];
-      const firstByKey = new Map<string, VerdictOut>();
-      const gallery = new Map<string, ReturnType<VerifierStore['galleryEntry']>>();
-      for (const p of batch.results) {
-        if (!p.authenticated || !p.claims) {
-          const code: RejectionCode = p.rejection?.code ?? 'malformed';
-          counts.set(code, (counts.get(code) ?? 0) + 1);
-          const detail = p.rejection?.detail ?? 'The message was not authenticated.';
-          if (this.sampler.take(now)) samples.push({ at: now, ueid: p.ueid, code, detail: sanitizeText(detail, 300), bytes: p.bytes, hash: p.hash });
-          out.push({ ueid: p.ueid, attId: null, verdict: null, decision: 'rejected', reasons: [reasonFor(code)], detail, score: null, duplicate: false, leafIndex: -1, authenticated: false });
-          continue;
-        }
-        // Keyed by the exact signed bytes: only the device that signed them can make another key.
-        const key = `att:${p.hash}`;
-        const first = firstByKey.get(key);
-        if (first) {
-          const o: VerdictOut = { ...first, duplicate: true, leafIndex: -1 };
-          out.push(o);
-          copies.push({ out: o, of: first });
-          continue;
-        }
-        const earlier = this.store.verdictFor(key);
-        if (earlier) {
-          const d = storedDecision(earlier.verdict);
-          out.push({ ueid: p.claims.ueid, attId: p.claims.att_id, verdict: this.body(earlier.verdict, p.replyKey), decision: d.decision, reasons: d.reasons, detail: null, score: null, duplicate: true, leafIndex: -1, authenticated: true });
-          continue;
-        }
-        const record = this.decideSafely(p, p.claims, now, gallery);
-        const o: VerdictOut = { ueid: record.ueid, attId: record.att_id, verdict: null, decision: record.decision, reasons: record.reasonList, detail: record.detail, score: record.log.score, duplicate: false, leafIndex: -1, authenticated: true };
-        out.push(o);
-        firstByKey.set(key, o);
-        logged.push({ out: o, key, record, replyKey: p.replyKey });
+    const outs: VerdictOut[] = [];
+    const candidates: Candidate[] = [];
+    const copies: CommittedBatch['copies'] = [];
+    const firstByKey = new Map<string, VerdictOut>();
+    for (const p of batch.results) {
+      if (!p.authenticated || !p.claims) {
+        const code: RejectionCode = p.rejection?.code ?? 'malformed';
+        counts.set(code, (counts.get(code) ?? 0) + 1);
+        const detail = p.rejection?.detail ?? 'The message was not authenticated.';
+        if (this.sampler.take(now)) samples.push({ at: now, ueid: p.ueid, code, detail: sanitizeText(detail, 300), bytes: p.bytes, hash: p.hash });
+        outs.push({ ueid: p.ueid, attId: null, verdict: null, decision: 'rejected', reasons: [reasonFor(code)], detail, score: null, duplicate: false, leafIndex: -1, authenticated: false });
+        continue;
       }
-      if (logged.length > 0) {
-        // One append for the batch (one savepoint, one frontier update), then one signed tree head.
-        const appended = this.audit.appendBatch(logged.map((l) => ({ key: l.key, record: l.record.log })));
-        appended.forEach((a, i) => (logged[i]!.out.leafIndex = a.leafIndex));
-        const head = await this.audit.sealBatch();
-        for (const { out: o, key, record, replyKey } of logged) {
-          const m = record.logSize;
-          const receipt: Receipt = {
-            leafIndex: o.leafIndex,
-            treeSize: head.treeSize,
-            rootHash: head.rootHash,
-            inclusionProof: this.audit.inclusionProof(o.leafIndex, head.treeSize),
-            treeHeadTimestamp: head.timestamp,
-            treeHeadSignature: head.signature,
-            entry: record.log,
-            // A size the log never had (a kiosk of another log, or a log that shrank) gets no proof: the kiosk says so.
-            consistency: m > 0 && m <= head.treeSize ? { from: m, proof: this.audit.consistencyProof(m, head.treeSize) } : null,
-          };
-          const jws = await this.signVerdict(record, receipt, now);
-          o.verdict = this.body(jws, replyKey);
-          this.store.saveVerdict({ attHash: key, attId: record.att_id, verdict: jws, createdAt: now });
-        }
+      // Keyed by the exact signed bytes: only the device that signed them can make another key.
+      const key = `att:${p.hash}`;
+      const first = firstByKey.get(key);
+      if (first) {
+        const o: VerdictOut = { ...first, duplicate: true, leafIndex: -1 };
+        outs.push(o);
+        copies.push({ out: o, of: first });
+        continue;
       }
-      for (const c of copies) Object.assign(c.out, { verdict: c.of.verdict, decision: c.of.decision, reasons: c.of.reasons });
-      if (counts.size > 0) this.store.noteRejections(counts, samples, now);
-      this.store.commit();
-    } catch (e) {
-      this.store.rollback();
-      throw e;
+      const o: VerdictOut = { ueid: p.claims.ueid, attId: p.claims.att_id, verdict: null, decision: 'rejected', reasons: [], detail: null, score: null, duplicate: false, leafIndex: -1, authenticated: true };
+      outs.push(o);
+      firstByKey.set(key, o);
+      candidates.push({ p, c: p.claims, key, out: o, rejection: rejectionOf(p), decision: 'rejected', score: null, native: null });
     }
-    return out;
+    if (candidates.length === 0) {
+      if (counts.size > 0) await this.store.noteRejections(counts, samples, now);
+      return { outs, answers: [], copies, checkpoint: undefined, known: undefined };
+    }
+    // Attestations already logged (redelivered after a decision) need no match; the batch checks again under the lock.
+    const logged = await this.store.audit.leavesByKeys(candidates.map((x) => x.key));
+    await this.match(candidates.filter((x) => !x.rejection && !logged.has(x.key)));
+
+    const result = await this.store.batch(async (tx) => this.decideLocked(tx, candidates, counts, samples, now));
+    this.logKeysLogged = true;
+    this.proofs.remember(result.known);
+    for (const a of result.answers) {
+      a.out.leafIndex = a.leaf.index;
+      a.out.duplicate = a.leaf.duplicate;
+      a.out.decision = a.entry.decision;
+      if (a.leaf.duplicate) {
+        a.out.reasons = a.entry.reasons.map((code) => reasonFor(code));
+        a.out.detail = null;
+        a.out.score = null;
+      }
+    }
+    return { outs, answers: result.answers, copies, checkpoint: result.checkpoint, known: result.known };
+  }
+
+  /** Signs the verdicts of a committed batch, with receipts against its checkpoint or a cosigned one covering it. */
+  async answer(c: CommittedBatch, cosigned?: CosignedCheckpoint, now = Date.now()): Promise<VerdictOut[]> {
+    if (c.answers.length > 0 && c.checkpoint) {
+      const target = cosigned && cosigned.checkpoint.treeSize >= c.checkpoint.treeSize ? cosigned : { checkpoint: c.checkpoint, lines: [] };
+      const size = target.checkpoint.treeSize;
+      const note = target.lines.length > 0 ? addSignatures(target.checkpoint.note, target.lines.join('')) : target.checkpoint.note;
+      const jobs: ProofJob[] = [];
+      for (const a of c.answers) {
+        jobs.push({ kind: 'inclusion', index: a.leaf.index, size });
+        if (a.logSize > 0 && a.logSize <= size) jobs.push({ kind: 'consistency', from: a.logSize, to: size });
+      }
+      const proofs = await this.proofs.prove(jobs, c.known);
+      let j = 0;
+      for (const a of c.answers) {
+        const inclusion = proofs[j++]!;
+        // A size the log never had (a kiosk of another log, or a log that shrank) gets no proof: the kiosk says so.
+        const consistency = a.logSize > 0 && a.logSize <= size ? { from: a.logSize, proof: proofs[j++]!.map(b64u) } : null;
+        const receipt: Receipt = {
+          leafIndex: a.leaf.index,
+          treeSize: size,
+          rootHash: b64u(target.checkpoint.rootHash),
+          inclusionProof: inclusion.map(b64u),
+          checkpoint: note,
+          entry: a.entry,
+          salt: b64u(a.leaf.salt),
+          consistency,
+        };
+        a.out.verdict = this.body(await this.signVerdict(a.entry, receipt, now), a.replyKey);
+      }
+    }
+    for (const x of c.copies) Object.assign(x.out, { verdict: x.of.verdict, decision: x.of.decision, reasons: x.of.reasons });
+    return c.outs;
+  }
+
+  /** The matches of a batch's fresh attestations: gallery entries read in one query, before the lock. */
+  private async match(list: Candidate[]): Promise<void> {
+    const wanted = list.filter((x) => x.p.probe && x.p.facts && this.matchers.has(x.c.template_format));
+    const gallery = await this.store.galleryEntries(wanted.map((x) => ({ subject: x.p.facts!.subject, modality: x.c.modality })));
+    for (const x of list) {
+      const matcher = this.matchers.get(x.c.template_format);
+      if (!x.p.probe || !x.p.facts || !matcher) {
+        x.rejection = new Rejection('verifier_error', 'The precheck passed the message without a template or a matcher.');
+        continue;
+      }
+      const enrolled = gallery.get(galleryKey(x.p.facts.subject, x.c.modality));
+      if (!enrolled) {
+        x.rejection = new Rejection('no_enrollment', `Subject ${x.p.facts.subject} has no ${x.c.modality} enrolment.`);
+        continue;
+      }
+      if ('unreadable' in enrolled) {
+        x.rejection = internalRejection(this.config, enrolled.unreadable, x);
+        continue;
+      }
+      try {
+        const m = matcher.match(x.p.probe, enrolled.template);
+        x.decision = m.decision;
+        x.score = m.score;
+        x.native = m.native;
+      } catch (e) {
+        x.rejection = e instanceof BiokioskError && e.kind === 'internal' ? internalRejection(this.config, e, x) : new Rejection('bad_template', `The templates cannot be compared: ${(e as Error).message}.`);
+      }
+    }
+  }
+
+  /** Under the decision lock: what is already logged, the replay checks, the log append. Safe to run again. */
+  private async decideLocked(tx: BatchTx, candidates: Candidate[], counts: Map<string, number>, samples: RejectionSample[], now: number): Promise<{ answers: ToAnswer[]; checkpoint: CheckpointRow; known: SubtreeMemory }> {
+    const logged = await tx.audit.leavesByKeys(candidates.map((x) => x.key));
+    const fresh = candidates.filter((x) => !logged.has(x.key));
+    const rejected = new Map<Candidate, Rejection>();
+    // Nonces first (a refused nonce leaves the seq unspent), then seqs, each in one round trip.
+    const withNonce = fresh.filter((x) => !x.rejection && x.c.eat_nonce);
+    const nonceChecks = await tx.consumeNonces(withNonce.map((x) => ({ ueid: x.c.ueid, nonce: x.c.eat_nonce! })), now);
+    withNonce.forEach((x, i) => {
+      const n = nonceChecks[i];
+      if (n === 'unknown' || n === 'expired') rejected.set(x, new Rejection('nonce_unknown', `Nonce ${x.c.eat_nonce!.slice(0, 12)}... was ${n === 'expired' ? 'issued but has expired' : 'never issued to this device'}.`));
+      else if (n === 'reused') rejected.set(x, new Rejection('nonce_reused', `Nonce ${x.c.eat_nonce!.slice(0, 12)}... was already used.`));
+    });
+    const forSeq = fresh.filter((x) => !x.rejection && !rejected.has(x));
+    const seqChecks = await tx.acceptSeqs(forSeq.map((x) => ({ ueid: x.c.ueid, seq: x.c.seq })));
+    forSeq.forEach((x, i) => {
+      const s = seqChecks[i];
+      if (s === 'replayed') rejected.set(x, new Rejection('replayed_seq', `Seq ${x.c.seq} of ${x.c.ueid} was already used.`));
+      else if (s === 'too_old') rejected.set(x, new Rejection('replayed_seq', `Seq ${x.c.seq} of ${x.c.ueid} is below the device's replay window.`));
+    });
+    const entries: AuditEntry[] = [];
+    const keysChange = this.logKeysLogged ? undefined : await logKeysChange(tx.audit, this.logSigner, now);
+    if (keysChange?.entry) entries.push(keysChange.entry);
+    const recordOf = new Map<string, { x: Candidate; entry: DecisionRecord }>();
+    for (const x of fresh) {
+      const entry = this.recordSafely(x, rejected.get(x) ?? x.rejection, now);
+      recordOf.set(x.key, { x, entry });
+      entries.push({ key: x.key, record: entry });
+    }
+    // Keys already logged: appendBatch returns their original entries (the record given is not used).
+    for (const x of candidates) if (logged.has(x.key)) entries.push({ key: x.key, record: {} });
+    const outcome = await appendBatch(tx.audit, this.logSigner, entries, now);
+    if (keysChange) await tx.audit.setMeta('log_keys', keysChange.active);
+    if (counts.size > 0 || samples.length > 0) await tx.noteRejections(counts, samples, now);
+    const byKey = new Map(outcome.leaves.map((l) => [l.key, l]));
+    const answers: ToAnswer[] = [];
+    for (const x of candidates) {
+      const leaf = byKey.get(x.key)!;
+      let entry: DecisionRecord;
+      if (leaf.duplicate) {
+        const parsed = DecisionRecordSchema.safeParse(JSON.parse(leaf.record.toString('utf8')));
+        if (!parsed.success) throw new BiokioskError('AuditLogCorrupt', `the log entry ${leaf.index} of ${x.c.ueid}/${x.c.att_id} is not a decision record`, { kind: 'internal' });
+        entry = parsed.data;
+      } else entry = recordOf.get(x.key)!.entry;
+      if (!leaf.duplicate) {
+        x.out.reasons = entry.reasons.map((code) => reasonFor(code));
+        const rej = rejected.get(x) ?? x.rejection;
+        x.out.detail = rej?.detail ?? null;
+        x.out.score = entry.score;
+      }
+      answers.push({ out: x.out, leaf, entry, replyKey: x.p.replyKey, logSize: x.c.log_size ?? 0 });
+    }
+    return { answers, checkpoint: outcome.checkpoint, known: outcome.known };
+  }
+
+  /** The log record of a decision, or (when it would not pass its schema) a `verifier_error` one. */
+  private recordSafely(x: Candidate, rejection: Rejection | null, now: number): DecisionRecord {
+    const decision = rejection ? 'rejected' : x.decision;
+    const record = this.recordOf(x, decision, rejection, now);
+    const check = VerdictClaimsSchema.safeParse(this.verdictClaims(record, placeholderReceipt(record), now));
+    if (check.success) return record;
+    this.config.onInternalError?.(new BiokioskError('BadClaims', check.error.message, { kind: 'internal' }), `the verdict for ${x.c.ueid}/${x.c.att_id}`);
+    return this.recordOf(x, 'rejected', new Rejection('verifier_error', 'The verdict could not be built.'), now);
+  }
+
+  private recordOf(x: Candidate, decision: VerdictClaims['decision'], rejection: Rejection | null, now: number): DecisionRecord {
+    return {
+      v: 1,
+      verifier: this.config.id,
+      decided_at: now,
+      ueid: x.c.ueid,
+      att_id: x.c.att_id,
+      att_hash: x.p.hash,
+      seq: x.c.seq,
+      sub: x.p.facts?.subject ?? null,
+      modality: x.c.modality,
+      model_sha256: x.c.model.sha256,
+      site: x.p.facts?.site ?? null,
+      decision,
+      reasons: rejection ? [rejection.code] : [],
+      score: rejection ? null : x.score,
+      distance: rejection ? null : (x.native?.value ?? null),
+    };
   }
 
   /** What to publish: the verdict sealed for its kiosk when there is a reply key, else the plain JWS. */
@@ -279,106 +453,34 @@ export class Verifier {
     return replyKey ? sealReply(jws, replyKey) : jws;
   }
 
-  /**
-   * The verdict for one logged record. Its claims were checked against the schema when it was decided; a signer
-   * failing for this one message still costs it only its own verdict (a `verifier_error` instead).
-   */
-  private async signVerdict(record: Decided, receipt: Receipt, now: number): Promise<string> {
-    const claims = this.verdictClaims(record, receipt, now);
+  /** The verdict for one logged record; a signer failing for this one message costs it only its own verdict. */
+  private async signVerdict(entry: DecisionRecord, receipt: Receipt, now: number): Promise<string> {
+    const claims = this.verdictClaims(entry, receipt, now);
     try {
       return await createVerdict(claims, this.signer);
     } catch (e) {
-      this.config.onInternalError?.(e, `signing the verdict for ${record.ueid}/${record.att_id}`);
+      this.config.onInternalError?.(e, `signing the verdict for ${entry.ueid}/${entry.att_id}`);
       return createVerdict({ ...claims, decision: 'rejected', reasons: [reasonFor('verifier_error')] }, this.signer);
     }
   }
 
-  private verdictClaims(record: Decided, receipt: Receipt, now: number): VerdictClaims {
-    return { iss: this.config.id, iat: Math.floor(now / 1000), att_id: record.att_id, att_hash: record.log.att_hash, ueid: record.ueid, seq: record.log.seq, decision: record.decision, reasons: record.reasonList, receipt };
+  private verdictClaims(entry: DecisionRecord, receipt: Receipt, now: number): VerdictClaims {
+    return { iss: this.config.id, iat: Math.floor(now / 1000), att_id: entry.att_id, att_hash: entry.att_hash, ueid: entry.ueid, seq: entry.seq, decision: entry.decision, reasons: entry.reasons.map((c) => reasonFor(c)), receipt };
   }
+}
 
-  /** decideOne, with any failure (or a verdict that would not pass its schema) turned into a `verifier_error` for this message. */
-  private decideSafely(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): Decided {
-    try {
-      const record = this.decideOne(p, c, now, gallery);
-      const check = VerdictClaimsSchema.safeParse(this.verdictClaims(record, placeholderReceipt(record.log), now));
-      if (check.success) return record;
-      this.config.onInternalError?.(new BiokioskError('BadClaims', check.error.message, { kind: 'internal' }), `the verdict for ${c.ueid}/${c.att_id}`);
-      return this.recordOf(p, c, now, 'rejected', new Rejection('verifier_error', 'The verdict could not be built.'), null, null);
-    } catch (e) {
-      this.config.onInternalError?.(e, `deciding ${c.ueid}/${c.att_id}`);
-      return this.recordOf(p, c, now, 'rejected', new Rejection('verifier_error', 'An internal failure while deciding.'), null, null);
-    }
-  }
+/** A receipt that passes the schema, to check a verdict's other claims before the real one exists. */
+function placeholderReceipt(entry: DecisionRecord): Receipt {
+  return { leafIndex: 0, treeSize: 1, rootHash: 'A'.repeat(43), inclusionProof: [], checkpoint: 'x', entry, salt: 'A'.repeat(43), consistency: null };
+}
 
-  /** The stateful checks (nonce, seq), the enrolment lookup and the match for one message: its log record. */
-  private decideOne(p: PrecheckResult, c: CheckedClaims, now: number, gallery: Map<string, ReturnType<VerifierStore['galleryEntry']>>): Decided {
-    let rejection = rejectionOf(p);
-    const matcher = this.matchers.get(c.template_format);
-    if (!rejection) rejection = this.checkReplay(c, now);
-    let decision: VerdictClaims['decision'] = 'rejected';
-    let score: number | null = null;
-    let native: { name: string; value: number } | null = null;
-    if (!rejection && p.probe && p.facts && matcher) {
-      // Looked up once per subject per batch: a kiosk queue often holds several attempts by one person.
-      const gkey = `${c.modality}\u0000${p.facts.subject}`;
-      if (!gallery.has(gkey)) gallery.set(gkey, this.store.galleryEntry(p.facts.subject, c.modality));
-      const enrolled = gallery.get(gkey);
-      if (!enrolled) rejection = new Rejection('no_enrollment', `Subject ${p.facts.subject} has no ${c.modality} enrolment.`);
-      else {
-        try {
-          const m = matcher.match(p.probe, enrolled.template);
-          decision = m.decision;
-          score = m.score;
-          native = m.native;
-        } catch (e) {
-          rejection = new Rejection('bad_template', `The templates cannot be compared: ${(e as Error).message}.`);
-        }
-      }
-    } else if (!rejection) rejection = new Rejection('verifier_error', 'The precheck passed the message without a template or a matcher.');
-    return this.recordOf(p, c, now, rejection ? 'rejected' : decision, rejection, score, native);
-  }
+function internalRejection(config: VerifierConfig, e: unknown, x: Candidate): Rejection {
+  config.onInternalError?.(e, `deciding ${x.c.ueid}/${x.c.att_id}`);
+  return new Rejection('verifier_error', 'An internal failure while deciding.');
+}
 
-  private recordOf(p: PrecheckResult, c: CheckedClaims, now: number, decision: VerdictClaims['decision'], rejection: Rejection | null, score: number | null, native: { name: string; value: number } | null): Decided {
-    const reasonList: Reason[] = rejection ? [rejection.toReason()] : [];
-    return {
-      ueid: c.ueid,
-      att_id: c.att_id,
-      decision,
-      reasonList,
-      detail: rejection?.detail ?? null,
-      logSize: c.log_size ?? 0,
-      log: {
-        v: 1,
-        verifier: this.config.id,
-        decided_at: now,
-        ueid: c.ueid,
-        att_id: c.att_id,
-        att_hash: p.hash,
-        seq: c.seq,
-        sub: p.facts?.subject ?? null,
-        modality: c.modality,
-        model_sha256: c.model.sha256,
-        site: p.facts?.site ?? null,
-        decision,
-        reasons: reasonList.map((r) => r.code),
-        score: rejection ? null : score,
-        distance: rejection ? null : (native?.value ?? null),
-      },
-    };
-  }
-
-  private checkReplay(c: CheckedClaims, now: number): Rejection | null {
-    if (c.eat_nonce) {
-      const n = this.store.consumeNonce(c.ueid, c.eat_nonce, now);
-      if (n === 'unknown' || n === 'expired') return new Rejection('nonce_unknown', `Nonce ${c.eat_nonce.slice(0, 12)}... was ${n === 'expired' ? 'issued but has expired' : 'never issued to this device'}.`);
-      if (n === 'reused') return new Rejection('nonce_reused', `Nonce ${c.eat_nonce.slice(0, 12)}... was already used.`);
-    }
-    const s = this.store.acceptSeq(c.ueid, c.seq, this.config.seqWindow ?? 256);
-    if (s === 'replayed') return new Rejection('replayed_seq', `Seq ${c.seq} of ${c.ueid} was already used.`);
-    if (s === 'too_old') return new Rejection('replayed_seq', `Seq ${c.seq} of ${c.ueid} is below the replay window (highest seen ${this.store.lastSeq(c.ueid)}).`);
-    return null;
-  }
+function b64u(b: Uint8Array): string {
+  return Buffer.from(b).toString('base64url');
 }
 
 /** The checks on the calling thread, one message after the other. */
@@ -391,10 +493,4 @@ export function inlinePrechecker(deps: PrecheckDeps): Prechecker {
     },
     close: async () => {},
   };
-}
-
-/** The decision and reasons inside a verdict we signed earlier (for reporting a redelivery). */
-function storedDecision(verdictJws: string): { decision: VerdictClaims['decision']; reasons: Reason[] } {
-  const payload = JSON.parse(Buffer.from(verdictJws.split('.')[1] ?? '', 'base64url').toString('utf8')) as { decision: VerdictClaims['decision']; reasons: Reason[] };
-  return { decision: payload.decision, reasons: payload.reasons };
 }

@@ -1,4 +1,8 @@
 /** Building blocks for end-to-end tests: a verifier and kiosks in this process, on a real broker. */
+import { formatVkey } from '../../protocol/note.ts';
+import type { AuditTrust } from '../../verifier/audit/verify.ts';
+import { appendBatch } from '../../verifier/audit/log.ts';
+import type { DecisionRecord, Receipt } from '../../protocol/claims.ts';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,13 +67,13 @@ export async function startKiosk(
     site: 'test-site',
     version: 'test',
     keyStore: opts.keyStore ?? { kind: 'software' },
-    verifiers: { trusted: [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], fleetKey: v.keys.fleet.publicJwk },
+    verifiers: kioskTrust(v),
     broker: { url: brokerUrl, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt },
     capture: opts.capture,
     policy: opts.policy,
     engines: opts.engines,
   });
-  if (opts.register !== false) v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: 'test-site' });
+  if (opts.register !== false) await v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: 'test-site' });
   const verdicts: VerdictInfo[] = [];
   const alarms: KioskAlarm[] = [];
   kiosk.on('verdict', (x) => verdicts.push(x));
@@ -86,10 +90,48 @@ export async function startKiosk(
   };
 }
 
-export async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** What a kiosk is configured with to trust this verifier: its verdict key, the fleet key, the log's keys. */
+export function kioskTrust(v: VerifierInstance, witnesses: string[] = []): KioskConfig['verifiers'] {
+  return { trusted: [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], fleetKey: v.keys.fleet.publicJwk, log: { keys: v.logSigner.verifiers.map(formatVkey), witnesses } };
+}
+
+/** Entries in the verifier's audit log. */
+export async function logSize(v: VerifierInstance): Promise<number> {
+  return v.store.audit.size();
+}
+
+/** The audit log's records, parsed, in order. */
+export async function logRecords<T = Record<string, unknown>>(v: VerifierInstance): Promise<T[]> {
+  const n = await v.store.audit.size();
+  return (await v.store.audit.range(0, n)).map((l) => JSON.parse(l.record.toString('utf8')) as T);
+}
+
+/** The trust an auditor of this verifier's log starts from (every key its ring ever held). */
+export function auditTrust(v: VerifierInstance): AuditTrust {
+  return { logKeys: v.logSigner.allVerifiers };
+}
+
+/** Appends a record to the verifier's own log (one batch, a checkpoint) and returns a real receipt for it. */
+export async function appendWithReceipt(v: VerifierInstance, key: string, record: DecisionRecord): Promise<Receipt> {
+  const out = await v.store.batch((tx) => appendBatch(tx.audit, v.logSigner, [{ key, record }], Date.now()));
+  const leaf = out.leaves[0]!;
+  const [proof] = await v.verifier.proofs.prove([{ kind: 'inclusion', index: leaf.index, size: out.checkpoint.treeSize }], out.known);
+  return {
+    leafIndex: leaf.index,
+    treeSize: out.checkpoint.treeSize,
+    rootHash: out.checkpoint.rootHash.toString('base64url'),
+    inclusionProof: proof!.map((h) => h.toString('base64url')),
+    checkpoint: out.checkpoint.note,
+    entry: record,
+    salt: leaf.salt.toString('base64url'),
+    consistency: null,
+  };
 }

@@ -25,11 +25,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+async function waitForPort(port: number, timeoutMs: number, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ port, host: '127.0.0.1' });
+      const s = createConnection({ port, host });
       s.once('connect', () => {
         s.destroy();
         resolve(true);
@@ -49,21 +49,25 @@ export class Mosquitto {
   private constructor(
     readonly port: number,
     private readonly configPath: string,
+    readonly host = '127.0.0.1',
+    private readonly netns?: string,
   ) {}
 
   get url(): string {
-    return `mqtt://127.0.0.1:${this.port}`;
+    return `mqtt://${this.host}:${this.port}`;
   }
 
-  static async start(options: { persistence?: boolean } = {}): Promise<Mosquitto> {
+  /** A broker on a free port of `host` (default loopback), inside network namespace `netns` when given. */
+  static async start(options: { persistence?: boolean; host?: string; netns?: string; port?: number } = {}): Promise<Mosquitto> {
     const bin = mosquittoBinary();
     const dir = await mkdtemp(join(tmpdir(), 'bk-mosquitto-'));
-    const port = await freePort();
+    const port = options.port ?? (await freePort());
+    const host = options.host ?? '127.0.0.1';
     const config = join(dir, 'mosquitto.conf');
     await writeFile(
       config,
       [
-        `listener ${port} 127.0.0.1`,
+        `listener ${port} ${host}`,
         'allow_anonymous true',
         // Without it small QoS 1 packets wait for delayed ACKs (~40 ms a hop); production brokers want it too.
         'set_tcp_nodelay true',
@@ -76,7 +80,7 @@ export class Mosquitto {
         '',
       ].join('\n'),
     );
-    const m = new Mosquitto(port, config);
+    const m = new Mosquitto(port, config, host, options.netns);
     void bin;
     await m.startProcess();
     return m;
@@ -96,13 +100,15 @@ export class Mosquitto {
   }
 
   private async startProcess(): Promise<void> {
-    const child = spawn(mosquittoBinary(), ['-c', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = this.netns
+      ? spawn('ip', ['netns', 'exec', this.netns, mosquittoBinary(), '-c', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(mosquittoBinary(), ['-c', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => {
       this.log = (this.log + d.toString()).slice(-4000);
     });
     this.child = child;
     try {
-      await waitForPort(this.port, 10_000);
+      await waitForPort(this.port, 10_000, this.host);
     } catch (e) {
       throw new Error(`${(e as Error).message}; mosquitto said: ${this.log}`);
     }

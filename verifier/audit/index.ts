@@ -1,19 +1,12 @@
 /**
- * The verifier's audit log (RFC 9162-style Merkle tree of decision records): see log.ts for the log, store.ts for
- * storage, verify.ts for `biokiosk verifier audit` and receipt checks, merkle.ts for the hashing and proofs.
+ * The verifier's audit log (RFC 9162 Merkle tree of salted commitments to decision records, C2SP checkpoints):
+ * log.ts appends and proves, store.ts and pg-store.ts store, verify.ts audits, protocol/receipt.ts checks one
+ * receipt, protocol/merkle.ts hashes, protocol/note.ts signs.
  */
 export { canonicalBytes, canonicalJson, isCanonicalJson } from '../../protocol/canonical.ts';
-export { AuditLog, storeSubtreeHash, toSignedTreeHead, type AppendResult, type AuditEntry, type AuditLogOptions, type AuditReceipt, type SealedTreeHead } from './log.ts';
+export { appendBatch, AuditProofs, entryLeafHash, logKeysChange, SALT_BYTES, SubtreeMemory, type AppendedLeaf, type AppendOutcome, type AuditEntry, type LogKeysRecord, type ProofJob } from './log.ts';
 export * as merkle from '../../protocol/merkle.ts';
-export { SqliteAuditStore, type AuditStore, type LeafAppend, type LeafRow, type NodeRow, type SqliteAuditStoreOptions, type TreeHeadRow } from './store.ts';
-export {
-  p256TreeHeadSigner,
-  p256TreeHeadVerifier,
-  treeHeadSignerFrom,
-  treeHeadSigningInput,
-  type SignedTreeHead,
-  type TreeHead,
-  type TreeHeadSign,
-  type TreeHeadVerify,
-} from '../../protocol/tree-head.ts';
-export { auditLog, formatAuditReport, verifyReceipt, type AuditOptions, type AuditProblem, type AuditProblemKind, type AuditReport, type ReceiptCheck, type ReceiptInput } from './verify.ts';
+export { SqliteAuditStore, type AuditReader, type AuditWriter, type CheckpointRow, type Frontier, type LeafAppend, type LeafRow, type NodeRow } from './store.ts';
+export { PgAuditStore } from './pg-store.ts';
+export { checkReceiptProof, entryCommitment, leafCommitment, type LogTrust, type ReceiptProofCheck } from '../../protocol/receipt.ts';
+export { auditLog, formatAuditReport, type AuditOptions, type AuditProblem, type AuditProblemKind, type AuditReport, type AuditTrust } from './verify.ts';

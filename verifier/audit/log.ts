@@ -1,311 +1,266 @@
 /**
- * The verifier's audit log: an append-only Merkle tree (RFC 9162 hashing) whose leaves are decision records,
- * with signed tree heads, inclusion proofs (the receipt every verdict carries) and consistency proofs.
+ * The verifier's audit log: an append-only Merkle tree (RFC 9162 hashing) of decision records, appended by every
+ * node of a fleet in one total order (inside the store's decision batch, under its lock), with a C2SP checkpoint
+ * signed for each batch, inclusion proofs (the receipt every verdict carries) and consistency proofs.
  *
- * Appends are cheap: the log keeps the tree's frontier (the roots of its perfect subtrees, at most log2(n)+1
- * hashes) in memory, so an append costs one leaf hash plus, amortised, one node hash, and writes the leaf and
- * the perfect subtrees it completes; the root of the current tree costs O(log n) hashes. The store is the source
- * of truth: before each write the log checks the store's last leaf against its frontier and reloads the frontier
- * (O(log n) lookups) when they differ, which is what happens after the caller rolls back a transaction, or when
- * the file is reopened. One writer per log.
+ * What is published reveals nobody: a leaf is the commitment SHA-256(salt || canonical record) with 32 random
+ * bytes of salt per entry, so a subject id, site or decision cannot be guessed and checked against the published
+ * tiles. The record and its salt stay in the store; a verdict's receipt gives its holder both, so they can prove
+ * their own entry; an auditor with the store checks every record against its leaf.
  *
- * Tree heads are signed per batch, not per leaf: `append`/`appendBatch` (synchronous, inside the caller's
- * transaction when there is one) then `sealBatch()` (one signature for the new size). `appendWithReceipt` and
- * `appendBatchWithReceipts` do both and return receipts.
+ * Appending costs one leaf hash plus, amortised, one node hash per entry: the batch starts from the stored
+ * frontier (the roots of the tree's perfect subtrees, one row) and writes the leaves, the perfect subtrees they
+ * complete and the new frontier. Proofs for the batch's own entries are built from what the batch computed
+ * (every perfect subtree a new leaf's path needs was either completed by the batch or is a root of the old
+ * frontier); other proofs read the stored subtree hashes, all of one batch's in one query.
  *
  * Idempotency: each record has a key (the verifier uses its attestation key); appending a key already in the
  * log appends nothing and returns the original entry, `duplicate: true`.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { BiokioskError } from '../../protocol/errors.ts';
 import { canonicalBytes } from '../../protocol/canonical.ts';
-import {
-  consistencyPath,
-  HASH_BYTES,
-  inclusionPath,
-  leafHash,
-  MerkleFrontier,
-  perfectSubtrees,
-  subtreeHasher,
-  type SubtreeHash,
-  type SubtreeId,
-} from '../../protocol/merkle.ts';
-import type { AuditStore, LeafAppend, TreeHeadRow } from './store.ts';
-import { treeHeadSigningInput, type SignedTreeHead, type TreeHead, type TreeHeadSign } from '../../protocol/tree-head.ts';
+import { consistencyPath, HASH_BYTES, inclusionPath, leafHash, MerkleFrontier, perfectSubtrees, subtreeHasher, type SubtreeId } from '../../protocol/merkle.ts';
+import { checkpointText, formatVkey } from '../../protocol/note.ts';
+import { leafCommitment } from '../../protocol/receipt.ts';
+import type { LogSigner } from '../log-key.ts';
+import type { AuditReader, AuditWriter, CheckpointRow, LeafAppend, NodeRow } from './store.ts';
 
-export interface AuditLogOptions {
-  /** Signs tree heads (the verifier's ES256 key). */
-  sign: TreeHeadSign;
-  /** Clock for tree head timestamps, in milliseconds. */
-  now?: () => number;
-}
+export const SALT_BYTES = 32;
 
 export interface AuditEntry {
   /** Idempotency key: one log entry per key. */
   key: string;
-  /** The decision record; stored and hashed as canonical JSON. */
+  /** The record; stored as canonical JSON and committed to with a salt. */
   record: object;
 }
 
-export interface AppendResult {
-  leafIndex: number;
-  /** True when the key was already in the log: nothing was appended and leafIndex is the original entry's. */
+export interface AppendedLeaf {
+  key: string;
+  index: number;
+  /** True when the key was already logged: nothing was appended and this is the original entry. */
   duplicate: boolean;
+  /** The canonical record bytes. */
+  record: Buffer;
+  salt: Buffer;
 }
 
-/** What sealBatch returns: the new tree head, hashes and signature base64url. */
-export interface SealedTreeHead {
-  treeSize: number;
-  rootHash: string;
-  signature: string;
-  timestamp: number;
+export interface AppendOutcome {
+  leaves: AppendedLeaf[];
+  /** The checkpoint of the tree after the batch (the latest stored one when nothing new was appended). */
+  checkpoint: CheckpointRow;
+  /** Subtree hashes the batch knows (its new leaves and nodes, and both frontiers), for its proofs. */
+  known: SubtreeMemory;
 }
 
-/** The receipt a verdict carries: the entry's place, the proof, and the signed tree head the proof leads to. */
-export interface AuditReceipt {
-  leafIndex: number;
-  treeSize: number;
-  /** base64url root of the tree of treeSize leaves (= signedTreeHead.root_hash). */
-  rootHash: string;
-  /** base64url hashes, leaf's sibling first (RFC 9162 2.1.3.1). */
-  inclusionProof: string[];
-  signedTreeHead: SignedTreeHead;
-  /** True when the record's key was already logged and this is the original entry's receipt. */
-  duplicate: boolean;
+/** The leaf hash of an entry, RFC 9162: SHA-256(0x00 || commitment). */
+export function entryLeafHash(salt: Uint8Array, record: Uint8Array): Buffer {
+  return leafHash(leafCommitment(salt, record));
 }
 
-/** Perfect-subtree hashes kept in memory (about 100 bytes each): recent appends and recent proof lookups. */
-const CACHE_ENTRIES = 1 << 16;
+/** A record logged when the set of checkpoint-signing keys changes (a rotation). */
+export interface LogKeysRecord {
+  v: 1;
+  type: 'log_keys';
+  origin: string;
+  /** The vkeys signing from this entry on. */
+  active: string[];
+  at: number;
+}
 
-export class AuditLog {
-  private frontier: MerkleFrontier | undefined;
-  private frontierLast: Buffer | undefined;
-  /**
-   * Perfect subtrees never change once complete, so their hashes can be cached, keyed index * 64 + level. The
-   * one hazard is a rolled-back transaction: what it wrote is gone. The cache is emptied whenever `current()`
-   * finds the store is not where the log left it, which a rollback of any append always causes.
-   */
-  private readonly cache = new Map<number, Buffer>();
-  private readonly now: () => number;
+/**
+ * What to record about the signing keys in a batch: nothing when they are the ones last recorded; the set (in the
+ * log's meta, no entry: the first checkpoint itself says which key signs) when the log has none yet; else an
+ * entry saying which keys sign from here on (a rotation, logged for everyone to see), and the new set.
+ */
+export async function logKeysChange(reader: Pick<AuditReader, 'meta'>, signer: LogSigner, now: number): Promise<{ entry: AuditEntry | undefined; active: string } | undefined> {
+  const list = signer.verifiers.map(formatVkey).sort();
+  const active = JSON.stringify(list);
+  const logged = await reader.meta('log_keys');
+  if (logged === active) return undefined;
+  if (logged === undefined) return { entry: undefined, active };
+  const record: LogKeysRecord = { v: 1, type: 'log_keys', origin: signer.origin, active: list, at: now };
+  return { entry: { key: `log_keys:${createHash('sha256').update(active).digest('base64url')}:${now}`, record }, active };
+}
+
+/** Subtree hashes held in memory, keyed by id. */
+export class SubtreeMemory {
+  private readonly map = new Map<string, Buffer>();
+  private readonly frontiers: MerkleFrontier[] = [];
+
+  constructor(private readonly limit = Infinity) {}
+
+  set(id: SubtreeId, hash: Buffer): void {
+    const k = keyOf(id);
+    if (this.map.size >= this.limit && !this.map.has(k)) this.map.delete(this.map.keys().next().value!);
+    this.map.set(k, hash);
+  }
+
+  addFrontier(f: MerkleFrontier): void {
+    this.frontiers.push(f);
+  }
+
+  get(id: SubtreeId): Buffer | undefined {
+    const h = this.map.get(keyOf(id));
+    if (h) return h;
+    for (const f of this.frontiers) {
+      const r = f.subtree(id);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  /** Copies what another memory holds (its frontiers' roots included) into this one. */
+  absorb(other: SubtreeMemory): void {
+    for (const [k, h] of other.map) this.set(idOf(k), h);
+    for (const f of other.frontiers) for (const [i, id] of perfectSubtrees(f.size).entries()) this.set(id, f.roots[i]!);
+  }
+}
+
+function keyOf(id: SubtreeId): string {
+  return `${id.level}:${id.index}`;
+}
+
+function idOf(k: string): SubtreeId {
+  const [level, index] = k.split(':').map(Number) as [number, number];
+  return { level, index };
+}
+
+/**
+ * Appends records inside a decision batch (the decision lock held, `w` on its transaction) and signs the
+ * checkpoint of the new size. Keys already logged, or repeated in the batch, are not appended again.
+ */
+export async function appendBatch(w: AuditWriter, signer: LogSigner, entries: readonly AuditEntry[], now: number): Promise<AppendOutcome> {
+  for (const e of entries) {
+    if (typeof e.key !== 'string' || e.key.length === 0) throw new BiokioskError('BadAuditRecord', 'an audit record needs a non-empty key', { kind: 'internal' });
+  }
+  const origin = await w.meta('origin');
+  if (origin === undefined) await w.setMeta('origin', signer.origin);
+  else if (origin !== signer.origin) {
+    throw new BiokioskError('LogOriginMismatch', `this audit log's origin is ${origin}, but the log key is for ${signer.origin}: a node is using another log's key`, { kind: 'input' });
+  }
+  const existing = await w.leavesByKeys([...new Set(entries.map((e) => e.key))]);
+  const old = await currentFrontier(w);
+  const f = old.clone();
+  const known = new SubtreeMemory();
+  known.addFrontier(old);
+  const leaves: AppendedLeaf[] = [];
+  const writes: LeafAppend[] = [];
+  const inBatch = new Map<string, AppendedLeaf>();
+  for (const { key, record } of entries) {
+    const earlier = inBatch.get(key) ?? existing.get(key);
+    if (earlier) {
+      leaves.push({ key, index: earlier.index, duplicate: true, record: earlier.record, salt: earlier.salt! });
+      continue;
+    }
+    const bytes = canonicalBytes(record);
+    const salt = randomBytes(SALT_BYTES);
+    const hash = entryLeafHash(salt, bytes);
+    const index = f.size;
+    const nodes: NodeRow[] = f.append(hash);
+    known.set({ level: 0, index }, hash);
+    for (const n of nodes) known.set(n, n.hash);
+    writes.push({ leaf: { index, key, leafHash: hash, record: bytes, salt }, nodes });
+    const leaf: AppendedLeaf = { key, index, duplicate: false, record: bytes, salt };
+    inBatch.set(key, leaf);
+    leaves.push(leaf);
+  }
+  known.addFrontier(f);
+  let checkpoint: CheckpointRow | undefined;
+  if (writes.length > 0) {
+    await w.append(writes, { size: f.size, roots: [...f.roots] });
+    checkpoint = await signAndStore(w, signer, f, now);
+  } else {
+    checkpoint = await w.latestCheckpoint();
+    if (!checkpoint || checkpoint.treeSize !== f.size) checkpoint = await signAndStore(w, signer, f, now);
+  }
+  return { leaves, checkpoint, known };
+}
+
+async function signAndStore(w: AuditWriter, signer: LogSigner, f: MerkleFrontier, now: number): Promise<CheckpointRow> {
+  const latest = await w.latestCheckpoint();
+  if (latest && latest.treeSize > f.size) throw corrupt(`the log has ${f.size} entries but a checkpoint for ${latest.treeSize}: entries were removed`);
+  const existing = await w.checkpoint(f.size);
+  const rootHash = f.root();
+  if (existing) {
+    if (!existing.rootHash.equals(rootHash)) throw corrupt(`the stored checkpoint for size ${f.size} has a different root than the stored entries`);
+    return existing;
+  }
+  const text = checkpointText({ origin: signer.origin, treeSize: f.size, rootHash });
+  const row: CheckpointRow = { treeSize: f.size, rootHash, timestamp: Math.max(Math.floor(now), latest?.timestamp ?? 0), note: `${text}\n${signer.sign(text)}` };
+  await w.putCheckpoint(row);
+  return row;
+}
+
+/** The frontier as stored, checked against the leaf count (a missing row is rebuilt from the stored subtrees). */
+async function currentFrontier(w: AuditWriter): Promise<MerkleFrontier> {
+  const [stored, size] = await Promise.all([w.frontier(), w.size()]);
+  if (stored.size === size && (size > 0 || stored.roots.length === 0)) {
+    try {
+      return MerkleFrontier.fromRoots(size, stored.roots);
+    } catch {
+      // fall through to a rebuild
+    }
+  }
+  const ids = perfectSubtrees(size);
+  const hashes = await w.nodes(ids);
+  return MerkleFrontier.fromRoots(
+    size,
+    hashes.map((h, i) => {
+      if (!h || h.length !== HASH_BYTES) throw corrupt(`the hash of subtree ${ids[i]!.index} at level ${ids[i]!.level} is missing`);
+      return h;
+    }),
+  );
+}
+
+export type ProofJob = { kind: 'inclusion'; index: number; size: number } | { kind: 'consistency'; from: number; to: number };
+
+/**
+ * Builds proofs from memory where it can and from the store for the rest, all missing hashes of one call in one
+ * query: each proof is computed once with placeholders to learn which perfect subtrees it needs (the shape of a
+ * proof depends only on the sizes), then again with the hashes. Committed subtrees never change, so what was
+ * read is kept (bounded) for later proofs.
+ */
+export class AuditProofs {
+  private readonly cache: SubtreeMemory;
 
   constructor(
-    readonly store: AuditStore,
-    private readonly options: AuditLogOptions,
+    private readonly reader: AuditReader,
+    cacheEntries = 1 << 16,
   ) {
-    this.now = options.now ?? Date.now;
+    this.cache = new SubtreeMemory(cacheEntries);
   }
 
-  /** Number of entries. */
-  get size(): number {
-    return this.store.size();
+  /** Keeps a committed batch's hashes for later proofs. */
+  remember(known: SubtreeMemory): void {
+    this.cache.absorb(known);
   }
 
-  /**
-   * Appends one record (or finds its key already logged). Synchronous, so it can run inside the caller's open
-   * transaction; the leaf and the nodes it completes are written atomically either way.
-   */
-  append(key: string, record: object): AppendResult {
-    return this.appendBatch([{ key, record }])[0]!;
-  }
-
-  /** Appends records atomically (one transaction, or a savepoint inside the caller's). A key repeated within the batch is logged once. */
-  appendBatch(entries: readonly AuditEntry[]): AppendResult[] {
-    // Reads first, then one atomic write (the store's transaction, a savepoint inside the caller's): nothing runs
-    // in between, this being synchronous, and a failed write leaves the frontier as it was.
-    const f = this.current().clone();
-    const out: AppendResult[] = [];
-    const writes: LeafAppend[] = [];
-    const inBatch = new Map<string, number>();
-    for (const { key, record } of entries) {
-      if (typeof key !== 'string' || key.length === 0) throw new BiokioskError('BadAuditRecord', 'an audit record needs a non-empty key', { kind: 'internal' });
-      const earlier = inBatch.get(key) ?? this.store.leafByKey(key)?.index;
-      if (earlier !== undefined) {
-        out.push({ leafIndex: earlier, duplicate: true });
-        continue;
-      }
-      const bytes = canonicalBytes(record);
-      const hash = leafHash(bytes);
-      const index = f.size;
-      const nodes = f.append(hash);
-      writes.push({ leaf: { index, key, leafHash: hash, record: bytes }, nodes });
-      inBatch.set(key, index);
-      out.push({ leafIndex: index, duplicate: false });
-    }
-    if (writes.length === 1) this.store.append(writes[0]!);
-    else if (writes.length > 1) this.store.appendBatch(writes);
-    if (writes.length > 0) {
-      this.frontier = f;
-      this.frontierLast = writes[writes.length - 1]!.leaf.leafHash;
-      for (const w of writes) {
-        this.remember(w.leaf.index * 64, w.leaf.leafHash);
-        for (const n of w.nodes) this.remember(n.index * 64 + n.level, n.hash);
-      }
-    }
-    return out;
-  }
-
-  /**
-   * Signs and stores the tree head for the current size (runs in the caller's transaction if one is open). No new
-   * signature when that size already has a head. Timestamps never go backwards.
-   */
-  async sealBatch(): Promise<SealedTreeHead> {
-    const f = this.current();
-    const size = f.size;
-    const root = f.root();
-    const existing = this.store.treeHead(size);
-    if (existing) return sealed(this.checkedHead(existing, root));
-    const latest = this.store.latestTreeHead();
-    if (latest && latest.treeSize > size) {
-      throw corrupt(`the log has ${size} entries but a signed tree head for ${latest.treeSize}: entries were removed`);
-    }
-    const head: TreeHead = { tree_size: size, root_hash: root.toString('base64url'), timestamp: Math.max(Math.floor(this.now()), latest?.timestamp ?? 0) };
-    const signature = Buffer.from(await this.options.sign(treeHeadSigningInput(head)));
-    const row: TreeHeadRow = { treeSize: size, rootHash: root, timestamp: head.timestamp, signature };
-    if (!this.store.putTreeHead(row)) {
-      // Another seal of the same size got there first (concurrent callers): theirs stands.
-      return sealed(this.checkedHead(this.store.treeHead(size)!, root));
-    }
-    return sealed(row);
-  }
-
-  /** append + sealBatch + receipt. One signature per call: batch with appendBatchWithReceipts when you can. */
-  async appendWithReceipt(key: string, record: object): Promise<AuditReceipt> {
-    return (await this.appendBatchWithReceipts([{ key, record }]))[0]!;
-  }
-
-  /** appendBatch (one transaction), then one signed tree head, then a receipt for each entry against it. */
-  async appendBatchWithReceipts(entries: readonly AuditEntry[]): Promise<AuditReceipt[]> {
-    const results = this.appendBatch(entries);
-    const head = await this.sealBatch();
-    const row = this.store.treeHead(head.treeSize)!;
-    return results.map((r) => this.receiptAgainst(r.leafIndex, row, r.duplicate));
-  }
-
-  /** The receipt of an entry against the tree head of `treeSize` (default: the latest signed one). */
-  receipt(leafIndex: number, treeSize?: number): AuditReceipt {
-    const head = treeSize === undefined ? this.store.latestTreeHead() : this.store.treeHead(treeSize);
-    if (!head) {
-      throw new BiokioskError('NoTreeHead', treeSize === undefined ? 'the audit log has no signed tree head yet' : `the audit log has no signed tree head for size ${treeSize}`);
-    }
-    return this.receiptAgainst(leafIndex, head, false);
-  }
-
-  /** The receipt of the entry logged under `key`, or undefined when there is none. */
-  receiptForKey(key: string, treeSize?: number): AuditReceipt | undefined {
-    const leaf = this.store.leafByKey(key);
-    return leaf ? this.receipt(leaf.index, treeSize) : undefined;
-  }
-
-  /** Inclusion proof (base64url hashes) of an entry in the tree of the first treeSize entries; O(log n) lookups. */
-  inclusionProof(leafIndex: number, treeSize: number): string[] {
-    return inclusionPath(leafIndex, treeSize, this.hasherFor(treeSize)).map(b64);
-  }
-
-  /** Consistency proof (base64url hashes) between the trees of the first m and first n entries. */
-  consistencyProof(m: number, n: number): string[] {
-    return consistencyPath(m, n, this.hasherFor(n)).map(b64);
-  }
-
-  /** MTH (base64url) of the first `size` entries. */
-  rootAt(size: number): string {
-    const f = this.current();
-    if (size === f.size) return b64(f.root());
-    if (!Number.isSafeInteger(size) || size < 0 || size > f.size) throw new BiokioskError('BadProofRequest', `the log has ${f.size} entries, not ${size}`);
-    if (size === 0) return b64(MerkleFrontier.empty().root());
-    return b64(this.hasherFor(size)(0, size));
-  }
-
-  latestTreeHead(): SignedTreeHead | undefined {
-    const h = this.store.latestTreeHead();
-    return h ? toSignedTreeHead(h) : undefined;
-  }
-
-  treeHead(size: number): SignedTreeHead | undefined {
-    const h = this.store.treeHead(size);
-    return h ? toSignedTreeHead(h) : undefined;
-  }
-
-  /** An entry: its key, the parsed record, and the exact bytes that were hashed. */
-  entry(leafIndex: number): { key: string; record: unknown; bytes: Buffer } | undefined {
-    const leaf = this.store.leaf(leafIndex);
-    return leaf ? { key: leaf.key, record: JSON.parse(leaf.record.toString('utf8')) as unknown, bytes: leaf.record } : undefined;
-  }
-
-  private receiptAgainst(leafIndex: number, head: TreeHeadRow, duplicate: boolean): AuditReceipt {
-    if (leafIndex >= head.treeSize) throw new BiokioskError('NotYetSealed', `entry ${leafIndex} is not in the signed tree of ${head.treeSize} entries; seal first`);
-    return {
-      leafIndex,
-      treeSize: head.treeSize,
-      rootHash: b64(head.rootHash),
-      inclusionProof: this.inclusionProof(leafIndex, head.treeSize),
-      signedTreeHead: toSignedTreeHead(head),
-      duplicate,
-    };
-  }
-
-  /** A stored head for the current size must have the current root; anything else means the log was rewritten. */
-  private checkedHead(head: TreeHeadRow, root: Buffer): TreeHeadRow {
-    if (!head.rootHash.equals(root)) throw corrupt(`the signed tree head for size ${head.treeSize} has a different root than the stored entries`);
-    return head;
-  }
-
-  /** The frontier matching the store's current contents (reloaded when the store moved under us). */
-  private current(): MerkleFrontier {
-    const last = this.store.lastLeaf();
-    const size = last ? last.index + 1 : 0;
-    const f = this.frontier;
-    if (f && f.size === size && (size === 0 || (this.frontierLast !== undefined && last!.leafHash.equals(this.frontierLast)))) return f;
-    this.cache.clear();
-    const roots = perfectSubtrees(size).map((id) => perfectFromStore(this.store, id));
-    this.frontier = MerkleFrontier.fromRoots(size, roots);
-    this.frontierLast = last?.leafHash;
-    return this.frontier;
-  }
-
-  private hasherFor(treeSize: number): SubtreeHash {
-    const f = this.current();
-    if (!Number.isSafeInteger(treeSize) || treeSize > f.size) throw new BiokioskError('BadProofRequest', `the log has ${f.size} entries; no tree of ${treeSize}`);
-    // Perfect subtrees never change once complete, so the in-memory frontier answers for any tree size.
-    return subtreeHasher((id) => f.subtree(id) ?? this.perfect(id));
-  }
-
-  private perfect(id: SubtreeId): Buffer {
-    const k = id.index * 64 + id.level;
-    let h = this.cache.get(k);
-    if (!h) {
-      h = perfectFromStore(this.store, id);
-      this.remember(k, h);
-    }
-    return h;
-  }
-
-  private remember(k: number, h: Buffer): void {
-    if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(k, h);
+  async prove(jobs: readonly ProofJob[], known?: SubtreeMemory): Promise<Buffer[][]> {
+    const placeholder = Buffer.alloc(HASH_BYTES);
+    const need = new Map<string, SubtreeId>();
+    const lookup = (id: SubtreeId) => known?.get(id) ?? this.cache.get(id);
+    const run = (perfect: (id: SubtreeId) => Buffer) => jobs.map((j) => compute(j, subtreeHasher(perfect)));
+    const first = run((id) => {
+      const h = lookup(id);
+      if (h) return h;
+      need.set(keyOf(id), id);
+      return placeholder;
+    });
+    if (need.size === 0) return first;
+    const ids = [...need.values()];
+    const hashes = await this.reader.nodes(ids);
+    hashes.forEach((h, i) => {
+      const id = ids[i]!;
+      if (!h || h.length !== HASH_BYTES) throw corrupt(id.level === 0 ? `leaf ${id.index} is missing` : `the hash of subtree ${id.index} at level ${id.level} is missing`);
+      this.cache.set(id, h);
+    });
+    return run((id) => lookup(id)!);
   }
 }
 
-/** MTH(D[start:end]) from a store's leaf hashes and perfect-subtree nodes: O(log n) lookups per call. */
-export function storeSubtreeHash(store: AuditStore): SubtreeHash {
-  return subtreeHasher((id) => perfectFromStore(store, id));
-}
-
-function perfectFromStore(store: AuditStore, id: SubtreeId): Buffer {
-  const h = id.level === 0 ? store.leafHash(id.index) : store.node(id.level, id.index);
-  if (!h) throw corrupt(id.level === 0 ? `leaf ${id.index} is missing` : `the hash of subtree ${id.index} at level ${id.level} is missing`);
-  if (h.length !== HASH_BYTES) throw corrupt(`the stored hash of subtree ${id.index} at level ${id.level} has ${h.length} bytes`);
-  return h;
-}
-
-export function toSignedTreeHead(h: TreeHeadRow): SignedTreeHead {
-  return { tree_size: h.treeSize, root_hash: b64(h.rootHash), timestamp: h.timestamp, signature: b64(h.signature) };
-}
-
-function sealed(h: TreeHeadRow): SealedTreeHead {
-  return { treeSize: h.treeSize, rootHash: b64(h.rootHash), signature: b64(h.signature), timestamp: h.timestamp };
-}
-
-function b64(b: Buffer): string {
-  return b.toString('base64url');
+function compute(j: ProofJob, mth: (start: number, end: number) => Buffer): Buffer[] {
+  return j.kind === 'inclusion' ? inclusionPath(j.index, j.size, mth) : consistencyPath(j.from, j.to, mth);
 }
 
 function corrupt(message: string): BiokioskError {

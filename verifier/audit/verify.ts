@@ -1,27 +1,27 @@
 /**
- * Checking the audit log.
+ * Checking the audit log (`biokiosk verifier audit`), by someone with access to the store, against evidence the
+ * log's operator cannot forge.
  *
- * `auditLog` (for `biokiosk verifier audit`) reads the whole store and checks, in one pass over the entries:
- * - the entries are contiguous, 0..n-1 (a deleted entry is reported at its index);
- * - each entry's stored leaf hash is SHA-256(0x00 || its record bytes) (a changed record is reported at its
- *   index), and the record bytes are canonical JSON;
- * - the stored perfect-subtree hashes (what proofs are built from) agree with the leaf hashes;
- * - every signed tree head: its signature, its root against the root recomputed from the entries (a root that
- *   does not match a validly signed head means entries were changed together with their stored hashes: the
- *   entry is pinned to the smallest range the evidence allows), its timestamp not before the previous head's,
- *   and an RFC 9162 consistency proof (built from the store) from the previous head;
- * - no signed head is for more entries than the log has (a truncated log).
- * `firstTampered` is the lowest entry index found changed or missing.
+ * One pass over the entries checks: they are contiguous, 0..n-1 (a deleted entry is reported at its index); each
+ * entry's leaf hash is that of SHA-256(salt || record), the record canonical JSON; the stored perfect-subtree
+ * hashes (what proofs and tiles are built from) agree with the leaves. Then every checkpoint, each against the
+ * root recomputed from the entries at its size:
+ * - the log's own stored checkpoints: note well-formed, signed by one of the log's keys, root matching. These
+ *   catch a change that was not re-signed, but not an insider holding the log key, who rewrites the entries,
+ *   their hashes and the checkpoints together;
+ * - independent evidence, which does catch that insider: checkpoints cosigned by trusted witnesses (stored with
+ *   the log, or exported by a witness: `biokiosk witness latest`) and checkpoints kiosks accepted (`biokiosk kiosk
+ *   heads`). Such a checkpoint whose tree the entries no longer give means the log was rewritten; the largest
+ *   independent checkpoint that still matches and the smallest that does not bracket the change, and the report
+ *   names the entries in that range. One for more entries than the log has means entries were removed.
  *
- * `verifyReceipt` is what a kiosk or an outside auditor runs on a verdict's receipt: the record's leaf hash, the
- * inclusion proof up to the root, and the tree head's signature. It needs no store.
+ * The receipt check for a single verdict is protocol/receipt.ts (no store needed).
  */
-import { decodeBase64url } from '../../protocol/base64url.ts';
-import { canonicalBytes, isCanonicalJson } from '../../protocol/canonical.ts';
-import { storeSubtreeHash, toSignedTreeHead } from './log.ts';
-import { consistencyPath, HASH_BYTES, leafHash, MerkleFrontier, rootFromInclusionProof, verifyConsistency } from '../../protocol/merkle.ts';
-import type { AuditStore, TreeHeadRow } from './store.ts';
-import { treeHeadSigningInput, type SignedTreeHead, type TreeHeadVerify } from '../../protocol/tree-head.ts';
+import { isCanonicalJson } from '../../protocol/canonical.ts';
+import { HASH_BYTES, MerkleFrontier } from '../../protocol/merkle.ts';
+import { openCheckpoint, parseCheckpointText, parseNote, verifiedSigners, type NoteVerifier } from '../../protocol/note.ts';
+import { entryLeafHash, SALT_BYTES } from './log.ts';
+import type { AuditReader, CheckpointRow } from './store.ts';
 
 export type AuditProblemKind =
   | 'missing_leaf'
@@ -29,36 +29,41 @@ export type AuditProblemKind =
   | 'record_not_canonical'
   | 'node_missing'
   | 'node_hash'
-  | 'tree_head_signature'
-  | 'tree_head_root'
-  | 'tree_head_timestamp'
-  | 'tree_head_beyond_log'
-  | 'tree_head_unchecked'
-  | 'consistency'
-  | 'known_tree_head_signature'
-  | 'known_tree_head_root'
-  | 'known_tree_head_beyond_log'
-  | 'known_tree_head_unchecked';
+  | 'checkpoint_note'
+  | 'checkpoint_signature'
+  | 'checkpoint_root'
+  | 'checkpoint_timestamp'
+  | 'checkpoint_beyond_log'
+  | 'checkpoint_unchecked'
+  | 'cosignature'
+  | 'witnessed_root'
+  | 'witnessed_beyond_log'
+  | 'known_note'
+  | 'known_root'
+  | 'known_beyond_log'
+  | 'known_unchecked';
 
 export interface AuditProblem {
   kind: AuditProblemKind;
   message: string;
   /** The entry concerned, when there is one. */
   index?: number;
-  /** The tree head concerned, when there is one. */
+  /** The checkpoint concerned, when there is one. */
   treeSize?: number;
 }
 
 export interface AuditReport {
   ok: boolean;
+  origin: string | undefined;
   /** One past the highest entry index. */
   size: number;
-  /** Entries read. */
   checkedLeaves: number;
-  checkedTreeHeads: number;
+  checkedCheckpoints: number;
+  /** Checkpoints checked that the operator could not have made alone (witness-cosigned, or from kiosks). */
+  independentCheckpoints: number;
   /** base64url root recomputed over all entries (absent when an entry is missing). */
   rootHash?: string;
-  latestTreeHead?: SignedTreeHead;
+  latestCheckpoint?: { treeSize: number; timestamp: number; witnesses: string[] };
   /** The lowest entry index found changed or missing, and why. */
   firstTampered?: { index: number; reason: string };
   /** The first `maxProblems` problems, in the order found. */
@@ -66,27 +71,41 @@ export interface AuditReport {
   problemCount: number;
 }
 
+export interface AuditTrust {
+  /** Every key the log ever signed checkpoints with (retired ones too). */
+  logKeys: readonly NoteVerifier[];
+  /** Witnesses whose cosignatures are independent evidence. */
+  witnesses?: readonly NoteVerifier[];
+}
+
 export interface AuditOptions {
   /** Entries read per query. */
   chunk?: number;
   /** Problems kept in the report (all are counted). */
   maxProblems?: number;
-  /**
-   * Tree heads obtained elsewhere (from verdict receipts kiosks kept, from a monitor): each is checked against
-   * the entries like the stored ones. This is what catches a log rewritten together with its stored heads, or a
-   * log that showed different trees to different parties.
-   */
-  knownTreeHeads?: readonly SignedTreeHead[];
+  /** Checkpoint notes obtained elsewhere (kiosks' heads, a witness's latest). */
+  knownCheckpoints?: readonly string[];
 }
 
-export async function auditLog(store: AuditStore, verifyTreeHeadSignature: TreeHeadVerify, options: AuditOptions = {}): Promise<AuditReport> {
-  return store.snapshot(() => audit(store, verifyTreeHeadSignature, options));
+/** A checkpoint to compare with the entries, and how much it proves. */
+interface Claim {
+  treeSize: number;
+  rootHash: Buffer;
+  /** Where it came from, for messages. */
+  source: string;
+  kind: 'stored' | 'witnessed' | 'known';
+  row?: CheckpointRow;
 }
 
-async function audit(store: AuditStore, verifyTreeHeadSignature: TreeHeadVerify, options: AuditOptions): Promise<AuditReport> {
+export async function auditLog(reader: AuditReader, trust: AuditTrust, options: AuditOptions = {}): Promise<AuditReport> {
+  return reader.snapshot((r) => audit(r, trust, options));
+}
+
+async function audit(store: AuditReader, trust: AuditTrust, options: AuditOptions): Promise<AuditReport> {
   const chunk = options.chunk ?? 4096;
   const maxProblems = options.maxProblems ?? 100;
-  const size = store.size();
+  const size = await store.size();
+  const origin = await store.meta('origin');
   const problems: AuditProblem[] = [];
   let problemCount = 0;
   let firstTampered: AuditReport['firstTampered'];
@@ -98,211 +117,195 @@ async function audit(store: AuditStore, verifyTreeHeadSignature: TreeHeadVerify,
     if (!firstTampered || index < firstTampered.index) firstTampered = { index, reason };
   };
 
-  const frontier = MerkleFrontier.empty(); // over the stored leaf hashes, each checked against its record
-  const proofs = storeSubtreeHash(store);
-  let brokenAt: number | undefined; // first missing entry: no roots can be recomputed past it
-  let lastGood = 0; // size of the last head whose signature and root both check
-  let nodeEvidence: { start: number; end: number } | undefined; // first stored subtree that disagrees with its leaves
-  let prev: TreeHeadRow | undefined;
-  let checkedTreeHeads = 0;
-  let unchecked = 0;
-  let leaves = 0;
-  let nextIndex = 0;
-
-  // Tree heads, paged, in size order.
-  let heads: TreeHeadRow[] = store.treeHeads(-1, 1024);
-  let hp = 0;
-  const peekHead = (): TreeHeadRow | undefined => {
-    if (hp >= heads.length && heads.length > 0) {
-      heads = store.treeHeads(heads[heads.length - 1]!.treeSize, 1024);
-      hp = 0;
+  // The evidence: stored checkpoints (with any witness cosignatures), then the ones given.
+  const claims: Claim[] = [];
+  let checkedCheckpoints = 0;
+  let latestCheckpoint: AuditReport['latestCheckpoint'];
+  let prevTimestamp = -Infinity;
+  for (let after = -1; ; ) {
+    const page = await store.checkpoints(after, 1024);
+    if (page.length === 0) break;
+    for (const row of page) {
+      checkedCheckpoints++;
+      const s = row.treeSize;
+      let verified = false;
+      try {
+        const note = parseNote(row.note);
+        const cp = parseCheckpointText(note.text);
+        if (cp.treeSize !== s || !cp.rootHash.equals(row.rootHash) || (origin !== undefined && cp.origin !== origin)) {
+          problem({ kind: 'checkpoint_note', treeSize: s, message: `the stored checkpoint for size ${s} does not say what its row says (size, root or origin)` });
+        }
+        const signers = verifiedSigners(note, trust.logKeys);
+        verified = signers.names.size > 0 && signers.bad.length === 0;
+        if (!verified) problem({ kind: 'checkpoint_signature', treeSize: s, message: `the checkpoint for size ${s} is not signed by the log's keys` });
+      } catch (e) {
+        problem({ kind: 'checkpoint_note', treeSize: s, message: `the stored checkpoint for size ${s} is not a valid note: ${(e as Error).message}` });
+      }
+      if (row.timestamp < prevTimestamp) problem({ kind: 'checkpoint_timestamp', treeSize: s, message: `the checkpoint for size ${s} is dated before the one before it` });
+      prevTimestamp = row.timestamp;
+      if (verified) claims.push({ treeSize: s, rootHash: row.rootHash, source: `the log's checkpoint for size ${s}`, kind: 'stored', row });
+      const lines = await store.cosignatures(s);
+      const witnesses: string[] = [];
+      if (lines.length > 0 && trust.witnesses && trust.witnesses.length > 0) {
+        try {
+          const note = parseNote(`${row.note.slice(0, row.note.indexOf('\n\n') + 1)}\n${lines.join('')}`);
+          const w = verifiedSigners(note, trust.witnesses);
+          for (const bad of w.bad) problem({ kind: 'cosignature', treeSize: s, message: `the cosignature of ${bad} stored for size ${s} does not verify` });
+          for (const name of w.names) {
+            witnesses.push(name);
+            claims.push({ treeSize: s, rootHash: row.rootHash, source: `the checkpoint for size ${s} cosigned by ${name}`, kind: 'witnessed' });
+          }
+        } catch (e) {
+          problem({ kind: 'cosignature', treeSize: s, message: `the cosignatures stored for size ${s} are malformed: ${(e as Error).message}` });
+        }
+      }
+      latestCheckpoint = { treeSize: s, timestamp: row.timestamp, witnesses };
     }
-    return heads[hp];
-  };
-
-  // Tree heads from elsewhere, in size order; ones that are not even well-formed are reported straight away.
-  const known: TreeHeadRow[] = [];
-  for (const k of options.knownTreeHeads ?? []) {
-    const rootHash = decodeBase64url(k.root_hash);
-    const signature = decodeBase64url(k.signature);
-    if (!Number.isSafeInteger(k.tree_size) || k.tree_size < 0 || !Number.isSafeInteger(k.timestamp) || !rootHash || rootHash.length !== HASH_BYTES || !signature) {
-      problem({ kind: 'known_tree_head_signature', treeSize: k.tree_size, message: `a tree head given for size ${k.tree_size} is malformed` });
-    } else {
-      known.push({ treeSize: k.tree_size, rootHash, timestamp: k.timestamp, signature });
+    after = page[page.length - 1]!.treeSize;
+  }
+  for (const [i, note] of (options.knownCheckpoints ?? []).entries()) {
+    try {
+      const opened = openCheckpointLenient(note, trust);
+      if (origin !== undefined && opened.origin !== origin) {
+        problem({ kind: 'known_note', message: `given checkpoint ${i + 1} is for the log ${opened.origin}, not ${origin}` });
+        continue;
+      }
+      claims.push({ treeSize: opened.treeSize, rootHash: opened.rootHash, source: `${opened.by} (given checkpoint ${i + 1}, size ${opened.treeSize})`, kind: opened.witnessed ? 'witnessed' : 'known' });
+    } catch (e) {
+      problem({ kind: 'known_note', message: `given checkpoint ${i + 1}: ${(e as Error).message}` });
     }
   }
-  known.sort((a, b) => a.treeSize - b.treeSize);
-  let kp = 0;
+  claims.sort((a, b) => a.treeSize - b.treeSize);
 
-  /**
-   * root: the recomputed root of the first h.treeSize entries, or why there is none. `external`: a head given
-   * by the caller rather than stored (checked against the entries, not part of the stored sequence).
-   */
-  const checkHead = async (h: TreeHeadRow, root: Buffer | 'unchecked' | 'beyond', external = false) => {
-    const s = h.treeSize;
-    const kind = <K extends 'tree_head_signature' | 'tree_head_root' | 'tree_head_beyond_log'>(k: K) => (external ? (`known_${k}` as const) : k);
-    const which = external ? 'given tree head' : 'tree head';
-    if (!external) checkedTreeHeads++;
-    const head = toSignedTreeHead(h);
-    let sigOk = false;
-    try {
-      sigOk = (await verifyTreeHeadSignature(treeHeadSigningInput(head), h.signature)) === true;
-    } catch {
-      sigOk = false;
-    }
-    if (!sigOk) problem({ kind: kind('tree_head_signature'), treeSize: s, message: `the signature of the ${which} for size ${s} does not verify` });
-    if (external && !sigOk) return; // not the log's statement: nothing to compare
-    if (!external && prev && h.timestamp < prev.timestamp) {
-      problem({ kind: 'tree_head_timestamp', treeSize: s, message: `the tree head for size ${s} is dated before the one for size ${prev.treeSize}` });
-    }
-    if (root === 'unchecked') {
-      if (external) problem({ kind: 'known_tree_head_unchecked', treeSize: s, message: `the given tree head for size ${s} cannot be checked: entries are missing` });
-      else unchecked++;
-    } else if (root === 'beyond') {
-      problem({ kind: kind('tree_head_beyond_log'), treeSize: s, message: `a ${which} is signed for ${s} entries but the log has ${size}` });
-      if (sigOk && brokenAt === undefined) tampered(size, `entries from ${size} on are missing: a ${which} is signed for ${s} entries but the log has ${size}`);
-    } else if (!root.equals(h.rootHash)) {
-      problem({ kind: kind('tree_head_root'), treeSize: s, message: `the root of the ${which} for size ${s} is not the root of the first ${s} entries` });
-      if (sigOk && !firstTampered) {
-        // Every leaf hash matched its record, so entries were rewritten along with their hashes; the signed
-        // head brackets the change, and a stored subtree still holding the old hash narrows it.
-        const range = nodeEvidence && nodeEvidence.start >= lastGood && nodeEvidence.end <= s ? nodeEvidence : { start: lastGood, end: s };
-        tampered(range.start, `an entry in [${range.start}, ${range.end}) was changed together with its stored hash: the signed ${which} for size ${s} does not match the entries`);
-      }
-    } else if (sigOk) {
+  // The entries, in one pass; claims are compared as the recomputed tree reaches their size.
+  const frontier = MerkleFrontier.empty();
+  let brokenAt: number | undefined;
+  let lastIndependentGood = 0;
+  let lastGood = 0;
+  let leaves = 0;
+  let nextIndex = 0;
+  let cp = 0;
+  let independent = 0;
+  const mismatches: Claim[] = [];
+  const compare = (c: Claim, root: Buffer | 'unchecked' | 'beyond') => {
+    const s = c.treeSize;
+    const isIndependent = c.kind !== 'stored';
+    if (isIndependent) independent++;
+    if (root === 'beyond') {
+      const kind = c.kind === 'stored' ? 'checkpoint_beyond_log' : c.kind === 'witnessed' ? 'witnessed_beyond_log' : 'known_beyond_log';
+      problem({ kind, treeSize: s, message: `${c.source} covers ${s} entries but the log has ${size}: entries were removed` });
+      tampered(Math.min(size, lastIndependentGood), `entries were removed: ${c.source} covers ${s} entries, the log has ${size}`);
+    } else if (root === 'unchecked') {
+      problem({ kind: c.kind === 'stored' ? 'checkpoint_unchecked' : 'known_unchecked', treeSize: s, message: `${c.source} cannot be checked: entries below ${s} are missing` });
+    } else if (!root.equals(c.rootHash)) {
+      const kind = c.kind === 'stored' ? 'checkpoint_root' : c.kind === 'witnessed' ? 'witnessed_root' : 'known_root';
+      problem({ kind, treeSize: s, message: `${c.source} is not the tree the first ${s} entries give: the log was rewritten` });
+      mismatches.push(c);
+    } else {
       lastGood = Math.max(lastGood, s);
-    }
-    if (external) return;
-    if (prev && (brokenAt === undefined || s <= brokenAt)) {
-      let consistent: boolean;
-      let why = '';
-      try {
-        consistent = verifyConsistency(prev.treeSize, s, prev.rootHash, h.rootHash, consistencyPath(prev.treeSize, s, proofs));
-      } catch (e) {
-        consistent = false;
-        why = `: ${(e as Error).message}`;
-      }
-      if (!consistent) problem({ kind: 'consistency', treeSize: s, message: `no consistency proof from the tree head for size ${prev.treeSize} to the one for size ${s}${why}` });
-    }
-    prev = h;
-  };
-
-  const rootFor = (h: TreeHeadRow) => (h.treeSize > size ? 'beyond' : brokenAt === undefined && h.treeSize === frontier.size ? frontier.root() : 'unchecked');
-  const headsUpTo = async (n: number) => {
-    for (let h = peekHead(); h && h.treeSize <= n; h = peekHead()) {
-      hp++;
-      await checkHead(h, rootFor(h));
-    }
-    for (let h = known[kp]; h && h.treeSize <= n; h = known[kp]) {
-      kp++;
-      await checkHead(h, rootFor(h), true);
+      if (isIndependent) lastIndependentGood = Math.max(lastIndependentGood, s);
     }
   };
+  const claimsUpTo = (n: number) => {
+    for (let c = claims[cp]; c && c.treeSize <= n; c = claims[cp]) {
+      cp++;
+      compare(c, c.treeSize > size ? 'beyond' : brokenAt === undefined && c.treeSize === frontier.size ? (c.treeSize === 0 ? MerkleFrontier.empty().root() : frontier.root()) : 'unchecked');
+    }
+  };
+  const narrowings: Array<{ start: number; end: number; source: string }> = [];
+  const noteMismatches = () => {
+    for (const m of mismatches.splice(0)) narrowings.push({ start: m.kind === 'stored' ? lastGood : lastIndependentGood, end: m.treeSize, source: m.source });
+  };
 
-  await headsUpTo(0);
+  claimsUpTo(0);
   for (let next = 0; next < size; next += chunk) {
-    for (const row of store.range(next, Math.min(next + chunk, size))) {
+    for (const row of await store.range(next, Math.min(next + chunk, size))) {
       leaves++;
       if (row.index !== nextIndex) {
         const what = row.index - nextIndex === 1 ? `entry ${nextIndex} is missing` : `entries ${nextIndex}..${row.index - 1} are missing`;
         problem({ kind: 'missing_leaf', index: nextIndex, message: what });
         tampered(nextIndex, what);
         brokenAt ??= nextIndex;
-        await headsUpTo(row.index); // heads inside the gap: signatures only
+        claimsUpTo(row.index);
       }
       nextIndex = row.index + 1;
-      const recomputed = leafHash(row.record);
-      if (!recomputed.equals(row.leafHash)) {
-        problem({ kind: 'leaf_hash', index: row.index, message: `entry ${row.index} (${row.key}): the record is not the one logged (its hash differs)` });
-        tampered(row.index, `the record of entry ${row.index} (${row.key}) was changed: it no longer matches its leaf hash`);
+      const recomputed = row.salt.length === SALT_BYTES ? entryLeafHash(row.salt, row.record) : undefined;
+      if (!recomputed || !recomputed.equals(row.leafHash)) {
+        problem({ kind: 'leaf_hash', index: row.index, message: `entry ${row.index} (${row.key}): the record is not the one logged (its commitment differs)` });
+        tampered(row.index, `the record of entry ${row.index} (${row.key}) was changed: it no longer matches its leaf`);
       } else if (!isCanonicalJson(row.record)) {
         problem({ kind: 'record_not_canonical', index: row.index, message: `entry ${row.index} (${row.key}): the record is not canonical JSON` });
       }
       if (brokenAt !== undefined) continue;
-      const completed = frontier.append(row.leafHash.length === HASH_BYTES ? row.leafHash : recomputed);
-      for (const n of completed) {
-        const stored = store.node(n.level, n.index);
-        const start = n.index * 2 ** n.level;
-        if (!stored) problem({ kind: 'node_missing', index: start, message: `the hash of subtree ${n.index} at level ${n.level} (entries ${start}..${start + 2 ** n.level - 1}) is missing` });
-        else if (!stored.equals(n.hash)) {
-          problem({ kind: 'node_hash', index: start, message: `the stored hash of subtree ${n.index} at level ${n.level} (entries ${start}..${start + 2 ** n.level - 1}) does not match them` });
-          nodeEvidence ??= { start, end: start + 2 ** n.level };
-        }
+      const completed = frontier.append(row.leafHash.length === HASH_BYTES ? row.leafHash : (recomputed ?? Buffer.alloc(HASH_BYTES)));
+      if (completed.length > 0) {
+        const stored = await store.nodes(completed);
+        completed.forEach((n, i) => {
+          const start = n.index * 2 ** n.level;
+          const h = stored[i];
+          if (!h) problem({ kind: 'node_missing', index: start, message: `the hash of subtree ${n.index} at level ${n.level} (entries ${start}..${start + 2 ** n.level - 1}) is missing` });
+          else if (!h.equals(n.hash)) problem({ kind: 'node_hash', index: start, message: `the stored hash of subtree ${n.index} at level ${n.level} (entries ${start}..${start + 2 ** n.level - 1}) does not match them` });
+        });
       }
-      await headsUpTo(frontier.size);
+      claimsUpTo(frontier.size);
+      noteMismatches();
     }
   }
-  await headsUpTo(Number.MAX_SAFE_INTEGER); // heads in a trailing gap, and any beyond the last entry
-  if (unchecked > 0) {
-    problem({ kind: 'tree_head_unchecked', message: `the roots of ${unchecked} tree head(s) above size ${brokenAt ?? size} could not be recomputed because entries are missing` });
+  claimsUpTo(Number.MAX_SAFE_INTEGER);
+  noteMismatches();
+  // A rewrite: between the last independent checkpoint the entries still give and the first they do not.
+  for (const n of narrowings) {
+    const names = (await store.range(n.start, Math.min(n.end, n.start + 8))).map((l) => `${l.index} (${describe(l.record)})`);
+    const more = n.end - n.start > 8 ? ` and ${n.end - n.start - 8} more` : '';
+    tampered(n.start, `an entry in [${n.start}, ${n.end}) was changed or removed, and the log re-signed: ${n.source} does not match; the entries now there: ${names.join(', ')}${more}`);
   }
-  const latest = store.latestTreeHead();
   return {
     ok: problemCount === 0,
+    origin,
     size,
     checkedLeaves: leaves,
-    checkedTreeHeads,
+    checkedCheckpoints,
+    independentCheckpoints: independent,
     ...(brokenAt === undefined ? { rootHash: frontier.root().toString('base64url') } : {}),
-    ...(latest ? { latestTreeHead: toSignedTreeHead(latest) } : {}),
+    ...(latestCheckpoint ? { latestCheckpoint } : {}),
     ...(firstTampered ? { firstTampered } : {}),
     problems,
     problemCount,
   };
 }
 
-/** A receipt as AuditLog returns it, or in the flat form of a verdict's receipt plus the tree head's timestamp. */
-export type ReceiptInput =
-  | { leafIndex: number; inclusionProof: readonly string[]; signedTreeHead: SignedTreeHead; treeSize?: number; rootHash?: string }
-  | { leafIndex: number; treeSize: number; rootHash: string; inclusionProof: readonly string[]; treeHeadSignature: string; treeHeadTimestamp: number };
-
-export type ReceiptCheck = { ok: true; treeHead: SignedTreeHead } | { ok: false; reason: string };
+/** An entry for messages: the device and attestation it is about, or the kind of record. */
+function describe(record: Buffer): string {
+  try {
+    const r = JSON.parse(record.toString('utf8')) as { ueid?: string; att_id?: string; decision?: string; type?: string };
+    if (r.type) return r.type;
+    return `${r.ueid}/${r.att_id}: ${r.decision}`;
+  } catch {
+    return 'unreadable record';
+  }
+}
 
 /**
- * Checks that `record` (the decision record, or its canonical bytes) is entry `leafIndex` of the log whose signed
- * tree head the receipt carries: leaf hash, inclusion proof to the root, signature over the head.
+ * A given checkpoint note: it counts when the log signed it (a kiosk's kept head) or a trusted witness cosigned it
+ * (a witness's export; then the log's own signature is not needed: the witness checked it when it cosigned).
  */
-export async function verifyReceipt(record: object | Uint8Array, receipt: ReceiptInput, verifyTreeHeadSignature: TreeHeadVerify): Promise<ReceiptCheck> {
-  const fail = (reason: string): ReceiptCheck => ({ ok: false, reason });
-  let sth: SignedTreeHead;
-  if ('signedTreeHead' in receipt) {
-    sth = receipt.signedTreeHead;
-    if (receipt.treeSize !== undefined && receipt.treeSize !== sth.tree_size) return fail('the receipt tree size is not its tree head one');
-    if (receipt.rootHash !== undefined && receipt.rootHash !== sth.root_hash) return fail('the receipt root hash is not its tree head one');
-  } else {
-    sth = { tree_size: receipt.treeSize, root_hash: receipt.rootHash, timestamp: receipt.treeHeadTimestamp, signature: receipt.treeHeadSignature };
-  }
-  if (!Number.isSafeInteger(sth.tree_size) || !Number.isSafeInteger(sth.timestamp)) return fail('the tree head size or timestamp is not an integer');
-  const root = decodeBase64url(sth.root_hash);
-  const signature = decodeBase64url(sth.signature);
-  const proof = receipt.inclusionProof.map((p) => decodeBase64url(p));
-  if (!root || root.length !== HASH_BYTES) return fail('the root hash is not a base64url SHA-256');
-  if (!signature) return fail('the tree head signature is not base64url');
-  if (proof.some((p) => !p || p.length !== HASH_BYTES)) return fail('an inclusion proof hash is not a base64url SHA-256');
-  let bytes: Uint8Array;
-  try {
-    bytes = record instanceof Uint8Array ? record : canonicalBytes(record);
-  } catch (e) {
-    return fail(`the record cannot be canonicalised: ${(e as Error).message}`);
-  }
-  const computed = rootFromInclusionProof(receipt.leafIndex, sth.tree_size, leafHash(bytes), proof as Buffer[]);
-  if (!computed) return fail(`the inclusion proof does not fit entry ${receipt.leafIndex} of a tree of ${sth.tree_size}`);
-  if (!computed.equals(root)) return fail('the record and inclusion proof do not lead to the tree head root');
-  let sigOk = false;
-  try {
-    sigOk = (await verifyTreeHeadSignature(treeHeadSigningInput(sth), signature)) === true;
-  } catch {
-    sigOk = false;
-  }
-  if (!sigOk) return fail('the tree head signature does not verify');
-  return { ok: true, treeHead: sth };
+function openCheckpointLenient(note: string, trust: AuditTrust): { origin: string; treeSize: number; rootHash: Buffer; witnessed: boolean; by: string } {
+  const n = parseNote(note);
+  const cp = parseCheckpointText(n.text);
+  const w = verifiedSigners(n, trust.witnesses ?? []);
+  if (w.bad.length > 0) throw new Error(`the cosignature of ${w.bad.join(', ')} does not verify`);
+  if (w.names.size > 0) return { origin: cp.origin, treeSize: cp.treeSize, rootHash: cp.rootHash, witnessed: true, by: `the checkpoint cosigned by ${[...w.names].join(', ')}` };
+  openCheckpoint(note, trust.logKeys);
+  return { origin: cp.origin, treeSize: cp.treeSize, rootHash: cp.rootHash, witnessed: false, by: 'a checkpoint a kiosk accepted' };
 }
 
 /** A human-readable summary of an audit, for the CLI. */
 export function formatAuditReport(r: AuditReport): string {
   const lines = [
-    `${r.ok ? 'OK' : 'FAILED'}: ${r.checkedLeaves} of ${r.size} entries and ${r.checkedTreeHeads} signed tree heads checked`,
+    `${r.ok ? 'OK' : 'FAILED'}: ${r.checkedLeaves} of ${r.size} entries, ${r.checkedCheckpoints} checkpoints and ${r.independentCheckpoints} independent ones (witnessed, or from kiosks) checked`,
+    ...(r.origin ? [`log: ${r.origin}`] : []),
     ...(r.rootHash ? [`root: ${r.rootHash}`] : []),
-    ...(r.latestTreeHead ? [`latest signed tree head: size ${r.latestTreeHead.tree_size}, ${new Date(r.latestTreeHead.timestamp).toISOString()}`] : []),
+    ...(r.latestCheckpoint ? [`latest checkpoint: size ${r.latestCheckpoint.treeSize}, ${new Date(r.latestCheckpoint.timestamp).toISOString()}${r.latestCheckpoint.witnesses.length > 0 ? `, cosigned by ${r.latestCheckpoint.witnesses.join(', ')}` : ''}`] : []),
     ...(r.firstTampered ? [`first tampered entry: ${r.firstTampered.index} (${r.firstTampered.reason})`] : []),
     ...r.problems.map((p) => `  ${p.kind}: ${p.message}`),
     ...(r.problemCount > r.problems.length ? [`  ... and ${r.problemCount - r.problems.length} more`] : []),
