@@ -59,7 +59,7 @@ export async function startKiosk(
   brokerUrl: string,
   v: VerifierInstance,
   ueid: string,
-  opts: { version?: 4 | 5; dir?: string; register?: boolean; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions>; capture?: KioskConfig['capture']; policy?: KioskConfig['policy']; engines?: KioskConfig['engines'] } = {},
+  opts: { version?: 4 | 5; dir?: string; register?: boolean; witnesses?: string[]; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions>; capture?: KioskConfig['capture']; policy?: KioskConfig['policy']; engines?: KioskConfig['engines'] } = {},
 ): Promise<TestKiosk> {
   const kiosk = await Kiosk.create({
     dir: opts.dir ?? (await tempDir('bk-kiosk-')),
@@ -67,7 +67,7 @@ export async function startKiosk(
     site: 'test-site',
     version: 'test',
     keyStore: opts.keyStore ?? { kind: 'software' },
-    verifiers: kioskTrust(v),
+    verifiers: kioskTrust(v, opts.witnesses),
     broker: { url: brokerUrl, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt },
     capture: opts.capture,
     policy: opts.policy,
