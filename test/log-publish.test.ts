@@ -141,8 +141,11 @@ describe('a witness cosigning before verdicts go out', () => {
       }
       const latest = kw.kiosk.heads.latest()!;
       expect(latest.witnesses).toEqual(['insurer.example/witness']);
-      expect(witness.latest(v.logSigner.origin)).toContain(`${latest.treeSize}\n`);
-      expect((await v.store.audit.latestCosigned())?.checkpoint.treeSize).toBe(latest.treeSize);
+      // The five may be decided in more than one batch, all attested before any verdict (naming no head): the
+      // kiosk's latest is the first head it accepted, the witness's and the store's the largest cosigned.
+      const witnessed = Number(witness.latest(v.logSigner.origin)!.split('\n')[1]);
+      expect(witnessed).toBeGreaterThanOrEqual(latest.treeSize);
+      expect((await v.store.audit.latestCosigned())?.checkpoint.treeSize).toBe(witnessed);
       const report = await auditLog(v.store.audit, { ...auditTrust(v), witnesses: [w] });
       expect(report.ok).toBe(true);
       expect(report.independentCheckpoints).toBeGreaterThan(0);
