@@ -14,6 +14,7 @@ import { registerKiosk } from './kiosk.ts';
 import { registerCapture } from './capture.ts';
 import { registerBroker } from './broker.ts';
 import { registerWitness } from './witness.ts';
+import { registerProvision } from './provision.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerCapture(program);
   registerBroker(program);
   registerWitness(program);
+  registerProvision(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -21,6 +21,12 @@ import { openVerifier, openVerifierStore, storeLocation } from '../verifier/setu
 import { Witnessing } from '../verifier/witnessing.ts';
 import { WitnessClient } from '../witness/client.ts';
 import { formatVkey, parseVkey, type NoteVerifier } from '../protocol/note.ts';
+import { readFile, writeFile } from 'node:fs/promises';
+import { BrokerAdmin } from '../verifier/registry/broker-admin.ts';
+import { loadTrustedCas } from '../verifier/registry/ek-ca.ts';
+import { issueEnrollmentToken, Registry } from '../verifier/registry/registry.ts';
+import { serveRegistry } from '../verifier/registry/server.ts';
+import type { VerifierInstance } from '../verifier/setup.ts';
 import { readInput } from './extract.ts';
 import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
 import { addBrokerCredentialOptions, brokerCredentialFiles, parseNumber, printJson, type BrokerCredentialOptions } from './options.ts';
@@ -31,6 +37,15 @@ const notice = (m: string) => process.stderr.write(`biokiosk: ${m}\n`);
 const DEFAULT_DIR = 'biokiosk-verifier';
 const STORE_HELP = "the store: a postgres:// URL (a fleet's shared PostgreSQL) or a SQLite file (default: verifier.db in --dir)";
 const LOG_KEY_HELP = 'the log\'s checkpoint key ring (default: log-key.json in --dir; keep it apart from the log in production)';
+
+/** 30m, 24h, 7d: milliseconds. */
+function parseDuration(option: string, v: string): number {
+  const m = /^(\d+)\s*(m|h|d)$/.exec(v.trim());
+  if (!m) throw new UsageError(`${option} takes a duration such as 30m, 24h or 7d, got "${v}"`);
+  const ms = Number(m[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'm' | 'h' | 'd'];
+  if (ms <= 0 || ms > 90 * 86_400_000) throw new UsageError(`${option} must be between 1 minute and 90 days`);
+  return ms;
+}
 
 /** A C2SP verifier key given on the command line, parsed, or a usage error naming the option. */
 function vkeyOption(option: string, v: string): NoteVerifier {
@@ -289,6 +304,108 @@ export function registerVerifier(program: Command): void {
         await inst.close();
       }
     });
+
+  v.command('issue-token')
+    .description('A single-use enrolment token for one site, for the technician who installs a kiosk there (shown once; only its hash is kept).')
+    .requiredOption('--site <name>', 'the site the kiosk will stand at')
+    .option('--ttl <duration>', 'how long it stays valid: 30m, 24h, 7d', '24h')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--store <url-or-file>', STORE_HELP)
+    .option('--json', 'print one JSON object')
+    .action(async (o: { site: string; ttl: string; dir: string; store?: string; json?: boolean }) => {
+      const ttl = parseDuration('--ttl', o.ttl);
+      const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice });
+      try {
+        const t = await issueEnrollmentToken(inst.store, o.site, ttl);
+        if (o.json) return printJson({ token: t.token, site: o.site, expiresAt: new Date(t.expiresAt).toISOString() });
+        process.stdout.write(`${t.token}\n`);
+        process.stderr.write(`enrolment token for ${o.site}, valid until ${new Date(t.expiresAt).toISOString()}, usable once\n`);
+      } finally {
+        await inst.close();
+      }
+    });
+
+  const reg = v.command('registry').description('The registry kiosks enrol with (biokiosk provision), rotate keys with and are decommissioned through.');
+  const registryOptions = (c: Command) =>
+    c
+      .option('--dir <dir>', 'state folder (the verifier keys: answers are signed with the verdict key)', DEFAULT_DIR)
+      .option('--store <url-or-file>', STORE_HELP)
+      .option('--log-key <file>', LOG_KEY_HELP)
+      .option('--tpm-ca <dir>', 'folder of TPM manufacturer CA certificates (PEM) that EK certificates must chain to')
+      .option('--allow-development-devices', 'accept kiosks with a software key store (development fleets only)')
+      .requiredOption('--broker <url>', 'the fleet broker URL kiosks are given, e.g. mqtts://broker.example:8884 (TLS with username and password)')
+      .option('--broker-admin-url <url>', 'where the registry reaches the broker to add logins (default: --broker)')
+      .requiredOption('--broker-admin <id>', 'the registry\'s admin login on the broker (username admin:<id>)')
+      .requiredOption('--broker-admin-password-file <file>', 'its password (a 0600 file)')
+      .option('--broker-ca <file>', "the CA of the broker's certificate (mqtts://)")
+      .option('--max-clock-skew <min>', "how far a kiosk's clock may be off, minutes", parseNumber('--max-clock-skew', 1, 24 * 60), 5);
+  type RegistryCliOptions = { dir: string; store?: string; logKey?: string; tpmCa?: string; allowDevelopmentDevices?: boolean; broker: string; brokerAdminUrl?: string; brokerAdmin: string; brokerAdminPasswordFile: string; brokerCa?: string; maxClockSkew: number };
+  const openRegistry = async (o: RegistryCliOptions): Promise<{ registry: Registry; inst: VerifierInstance; admin: BrokerAdmin }> => {
+    const inst = await openVerifier(o.dir, { store: o.store, logKey: o.logKey, allowedModels: [], onNotice: notice });
+    try {
+      const adminUrl = o.brokerAdminUrl ?? o.broker;
+      const mqttOptions = await brokerConnectOptions(adminUrl, { ca: o.brokerCa, username: `admin:${o.brokerAdmin}`, passwordFile: o.brokerAdminPasswordFile });
+      const admin = new BrokerAdmin(adminUrl, mqttOptions);
+      const cas = o.tpmCa ? await loadTrustedCas(o.tpmCa) : undefined;
+      if (!cas && !o.allowDevelopmentDevices) throw new UsageError('give --tpm-ca DIR (the TPM manufacturer CAs), or --allow-development-devices for a development fleet');
+      const fleet = { verifierId: inst.keys.verifierId, verdictKey: p256PublicJwk(inst.keys.signing as Record<string, unknown>) as unknown as Record<string, unknown>, fleetKey: inst.keys.fleet.publicJwk as unknown as Record<string, unknown>, log: { origin: inst.logSigner.origin, keys: inst.logSigner.verifiers.map(formatVkey) } };
+      const registry = new Registry({ store: inst.store, signer: inst.signer, logSigner: inst.logSigner, fleet, cas, allowDevelopmentDevices: o.allowDevelopmentDevices, broker: { admin, url: o.broker }, maxClockSkewMs: o.maxClockSkew * 60_000 });
+      return { registry, inst, admin };
+    } catch (e) {
+      await inst.close();
+      throw e;
+    }
+  };
+  registryOptions(
+    reg
+      .command('serve')
+      .description('Serve the registry over HTTPS: POST /v1/enroll, /v1/enroll/proof, /v1/rotate, /v1/rotate/proof, /v1/decommission.')
+      .option('--listen <host:port>', 'address to listen on', '0.0.0.0:7443')
+      .option('--tls-cert <file>', "the registry's certificate (PEM), signed by the fleet CA kiosks are given")
+      .option('--tls-key <file>', 'its private key (PEM, mode 0600)')
+      .option('--insecure-http', 'plain HTTP (a test bench on loopback only, never a fleet)'),
+  ).action(async (o: RegistryCliOptions & { listen: string; tlsCert?: string; tlsKey?: string; insecureHttp?: boolean }) => {
+    const m = /^(.+):(\d{1,5})$/.exec(o.listen);
+    if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen takes host:port, got "${o.listen}"`);
+    if (!o.insecureHttp && (!o.tlsCert || !o.tlsKey)) throw new UsageError('give --tls-cert and --tls-key (kiosks check the registry against the fleet CA)');
+    const tls = o.tlsCert && o.tlsKey ? { cert: await readFile(o.tlsCert), key: await readFile(o.tlsKey) } : undefined;
+    const { registry, inst, admin } = await openRegistry(o);
+    const server = await serveRegistry(registry, { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]), tls, onError: (e) => process.stderr.write(`registry: ${(e as Error).message}\n`), onRequest: (path, status, code) => process.stderr.write(`registry: ${path} ${status}${code ? ` ${code}` : ''}\n`) });
+    process.stderr.write(`registry for ${inst.keys.verifierId} at ${server.url} (store ${inst.store.description}, broker ${o.broker})\n`);
+    process.stdout.write(`${server.url}\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await server.close();
+    await admin.close();
+    await inst.close();
+  });
+  registryOptions(
+    reg
+      .command('answer')
+      .description("Offline enrolment: answer a kiosk's request file with a challenge file, or its proof file with the answer file.")
+      .requiredOption('--in <file>', "the kiosk's signed request or proof")
+      .requiredOption('--out <file>', 'where to write the signed challenge or answer'),
+  ).action(async (o: RegistryCliOptions & { in: string; out: string }) => {
+    const body = (await readFile(o.in, 'utf8')).trim();
+    let kind: unknown;
+    try {
+      kind = (JSON.parse(Buffer.from(body.split('.')[1] ?? '', 'base64url').toString('utf8')) as { kind?: unknown }).kind;
+    } catch {
+      throw new UsageError(`${o.in} is not a signed enrolment message`);
+    }
+    const { registry, inst, admin } = await openRegistry(o);
+    try {
+      const answer = kind === 'enroll_request' ? await registry.begin(body) : kind === 'enroll_proof' ? await registry.complete(body) : undefined;
+      if (answer === undefined) throw new UsageError(`${o.in} is neither an enrolment request nor a proof (kind ${JSON.stringify(kind)})`);
+      await writeFile(o.out, `${answer}\n`, { mode: 0o600 });
+      process.stdout.write(`wrote the ${kind === 'enroll_request' ? 'challenge' : 'answer'} to ${o.out}\n`);
+    } finally {
+      await admin.close();
+      await inst.close();
+    }
+  });
 
   const log = v.command('log').description('Publish the audit log, and manage its checkpoint keys.');
   log

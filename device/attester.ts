@@ -26,6 +26,8 @@ export interface TemplateToAttest {
   quality: number;
   model: { name: string; sha256: string };
   nonce?: string;
+  /** A self-test attestation (`biokiosk selftest`): the verifier checks it but never matches it. */
+  test?: boolean;
 }
 
 export interface Attested {
@@ -66,6 +68,7 @@ export class Attester {
       sensor: this.identity.sensor,
       sealed,
       ...(logSize > 0 ? { log_size: logSize } : {}),
+      ...(t.test ? { test: true as const } : {}),
     };
     const jws = await createAttestation(claims, this.signer);
     const t2 = performance.now();

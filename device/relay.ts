@@ -76,6 +76,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     });
     this.client = client;
     client.on('connect', () => {
+      // A connection that completes while the kiosk is closing must not touch the (closed) outbox.
+      if (this.stopped) return;
       noDelay(client);
       client.subscribe(this.o.topics.challengeResponse ? [this.o.topics.verdicts, this.o.topics.challengeResponse] : [this.o.topics.verdicts], { qos: 1 });
       const online = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).online;
@@ -91,6 +93,7 @@ export class Relay extends EventEmitter<RelayEvents> {
       /* reconnects by itself; the outbox keeps everything */
     });
     client.on('message', (topic, payload) => {
+      if (this.stopped) return;
       if (topic === this.o.topics.challengeResponse) this.onChallengeResponse(payload);
       else void this.onVerdict(payload);
     });
@@ -202,7 +205,8 @@ export class Relay extends EventEmitter<RelayEvents> {
         const offline = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).offline;
         await new Promise<void>((resolve) => client.publish(offline.topic, offline.payload, { qos: 1, retain: true }, () => resolve()));
       }
-      await client.endAsync();
+      // Not connected yet: no handshake left to wait for (a CONNACK arriving later is ignored above).
+      await client.endAsync(!client.connected);
     }
   }
 }

@@ -90,6 +90,8 @@ export const AttestationClaims = z.strictObject({
    * cannot answer this kiosk again unnoticed.
    */
   log_size: z.int().nonnegative().optional(),
+  /** A technician's self-test (`biokiosk selftest`): verified end to end, answered with `self_test`, never matched. */
+  test: z.literal(true).optional(),
 });
 export type AttestationClaims = z.infer<typeof AttestationClaims>;
 

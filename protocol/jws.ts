@@ -15,7 +15,9 @@ import { jwkThumbprint, p256PublicJwk, type Signer } from './signer.ts';
 
 export const ATTESTATION_TYP = 'biokiosk-att+jws';
 export const VERDICT_TYP = 'biokiosk-verdict+jws';
-export type JwsTyp = typeof ATTESTATION_TYP | typeof VERDICT_TYP;
+/** Enrolment, rotation and decommissioning messages (protocol/enrollment.ts). */
+export const ENROLL_TYP = 'biokiosk-enroll+jws';
+export type JwsTyp = typeof ATTESTATION_TYP | typeof VERDICT_TYP | typeof ENROLL_TYP;
 
 export interface JwsHeader {
   alg: 'ES256';

@@ -23,6 +23,7 @@ export const REJECTION_CODES = [
   'bad_template',
   'verifier_error',
   'rate_limited',
+  'self_test',
 ] as const;
 
 export type RejectionCode = (typeof REJECTION_CODES)[number];
@@ -45,6 +46,7 @@ export const REJECTION_SENTENCES: Readonly<Record<RejectionCode, string>> = {
   bad_template: 'The template is malformed or of an unknown format.',
   verifier_error: 'The verifier could not decide this message; it has been recorded for the operators.',
   rate_limited: 'The sender has sent more failing messages than allowed; its messages are dropped for a while.',
+  self_test: 'A self-test attestation: checked and logged like any other, never matched against the gallery.',
 };
 
 const CODE_SET: ReadonlySet<string> = new Set(REJECTION_CODES);

@@ -18,6 +18,9 @@ import { BiokioskError } from '../protocol/errors.ts';
 import { isValidDeviceId, TOPIC_ROOT } from '../protocol/topics.ts';
 
 export const VERIFIER_USERNAME_PREFIX = 'verifier:';
+/** The registry's login for changing the access rules live (dynamic-security's control topic). */
+export const ADMIN_USERNAME_PREFIX = 'admin:';
+export const DYNSEC_CONTROL_TOPIC = '$CONTROL/dynamic-security/v1';
 export const DEFAULT_VERIFIER_GROUP = 'verifiers';
 // Checked at every connect by the broker; passwords are random and long, so this guards the file, not weak secrets.
 const PBKDF2_ITERATIONS = 10_000;
@@ -31,11 +34,13 @@ export interface BrokerIdentity {
 export interface FleetAccess {
   devices: BrokerIdentity[];
   verifiers: BrokerIdentity[];
+  /** Registries allowed to add and remove kiosks' logins while the broker runs (username `admin:<id>`). */
+  admins?: BrokerIdentity[];
   /** The verifiers' shared-subscription group. */
   group?: string;
 }
 
-type Acl = { acltype: 'publishClientSend' | 'publishClientReceive' | 'subscribeLiteral' | 'unsubscribeLiteral'; topic: string; allow: true; priority?: number };
+export type Acl = { acltype: 'publishClientSend' | 'publishClientReceive' | 'subscribeLiteral' | 'unsubscribeLiteral'; topic: string; allow: true; priority?: number };
 
 export interface DynsecConfig {
   defaultACLAccess: { publishClientSend: false; publishClientReceive: false; subscribe: false; unsubscribe: true };
@@ -48,8 +53,16 @@ export function verifierUsername(id: string): string {
   return `${VERIFIER_USERNAME_PREFIX}${id}`;
 }
 
+export function adminUsername(id: string): string {
+  return `${ADMIN_USERNAME_PREFIX}${id}`;
+}
+
+export function deviceRoleName(id: string): string {
+  return `device:${id}`;
+}
+
 /** Topics a device may use: its own subtree only. */
-function deviceAcls(id: string): Acl[] {
+export function deviceAcls(id: string): Acl[] {
   const t = (kind: string) => `${TOPIC_ROOT}/${id}/${kind}`;
   return [
     { acltype: 'publishClientSend', topic: t('attestations'), allow: true },
@@ -73,6 +86,14 @@ function verifierAcls(group: string): Acl[] {
     { acltype: 'publishClientReceive', topic: all('challenges/request'), allow: true },
     { acltype: 'publishClientSend', topic: all('verdicts'), allow: true },
     { acltype: 'publishClientSend', topic: all('challenges/response'), allow: true },
+  ];
+}
+
+function adminAcls(): Acl[] {
+  return [
+    { acltype: 'publishClientSend', topic: DYNSEC_CONTROL_TOPIC, allow: true },
+    { acltype: 'subscribeLiteral', topic: `${DYNSEC_CONTROL_TOPIC}/response`, allow: true },
+    { acltype: 'publishClientReceive', topic: `${DYNSEC_CONTROL_TOPIC}/response`, allow: true },
   ];
 }
 
@@ -101,14 +122,21 @@ export function fleetBrokerSecurity(access: FleetAccess): DynsecConfig {
   for (const d of access.devices) {
     if (!isValidDeviceId(d.id)) throw new BiokioskError('BadConfig', `device id "${d.id}" must be 1-64 characters of A-Z a-z 0-9 . _ -`);
     once(d.id);
-    config.roles.push({ rolename: `device:${d.id}`, acls: deviceAcls(d.id) });
-    config.clients.push({ username: d.id, textname: `kiosk ${d.id}`, roles: [{ rolename: `device:${d.id}` }], ...passwordFields(d.password) });
+    config.roles.push({ rolename: deviceRoleName(d.id), acls: deviceAcls(d.id) });
+    config.clients.push({ username: d.id, textname: `kiosk ${d.id}`, roles: [{ rolename: deviceRoleName(d.id) }], ...passwordFields(d.password) });
   }
   for (const v of access.verifiers) {
     if (!isValidDeviceId(v.id)) throw new BiokioskError('BadConfig', `verifier id "${v.id}" must be 1-64 characters of A-Z a-z 0-9 . _ -`);
     const username = verifierUsername(v.id);
     once(username);
     config.clients.push({ username, textname: `verifier node ${v.id}`, roles: [{ rolename: 'verifier' }], ...passwordFields(v.password) });
+  }
+  if ((access.admins ?? []).length > 0) config.roles.push({ rolename: 'dynsec-admin', acls: adminAcls() });
+  for (const a of access.admins ?? []) {
+    if (!isValidDeviceId(a.id)) throw new BiokioskError('BadConfig', `admin id "${a.id}" must be 1-64 characters of A-Z a-z 0-9 . _ -`);
+    const username = adminUsername(a.id);
+    once(username);
+    config.clients.push({ username, textname: `registry ${a.id}`, roles: [{ rolename: 'dynsec-admin' }], ...passwordFields(a.password) });
   }
   return config;
 }

@@ -13,6 +13,8 @@ const REQUIRED = {
   socat: 'socat',
   // The fleet broker's development PKI (scripts/dev-pki.sh).
   openssl: 'openssl',
+  // A kiosk whose clock is far off (provisioning tests): libfaketime moves one process's clock.
+  faketime: 'faketime',
   // Verifiers on separate hosts: network namespaces (test/helpers/netns.ts), PostgreSQL run as the user postgres.
   ip: 'iproute2',
   runuser: 'util-linux',

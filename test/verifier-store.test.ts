@@ -15,7 +15,7 @@ import { NoteSigner } from '../protocol/note.ts';
 import { appendBatch, AuditProofs, entryLeafHash, type AppendOutcome } from '../verifier/audit/log.ts';
 import { auditLog } from '../verifier/audit/verify.ts';
 import { signerOf, type LogSigner } from '../verifier/log-key.ts';
-import { LATEST_SCHEMA } from '../verifier/migrations.ts';
+import { LATEST_SCHEMA, MIGRATIONS } from '../verifier/migrations.ts';
 import { migratePostgres, PgVerifierStore } from '../verifier/pg-store.ts';
 import { MAX_PENDING_SEQS } from '../verifier/replay-window.ts';
 import { SqliteVerifierStore } from '../verifier/sqlite-store.ts';
@@ -459,8 +459,8 @@ describe.each(backends)('verifier store conformance: $kind', (b) => {
 
   it('reports its schema version', async () => {
     const { store: s } = await b.fresh();
-    expect(LATEST_SCHEMA).toBe(1);
-    expect(await s.schema()).toEqual({ current: 1, latest: 1 });
+    expect(LATEST_SCHEMA).toBe(MIGRATIONS.length);
+    expect(await s.schema()).toEqual({ current: LATEST_SCHEMA, latest: LATEST_SCHEMA });
     expect(s.kind).toBe(b.kind);
   });
 });
@@ -546,7 +546,7 @@ describe('SQLite store only', () => {
   it('adopts a file from before schema versions: the highest-seq counters become replay windows', async () => {
     const path = await legacyFile({ auditRows: false });
     const s = openSqlite(path);
-    expect(await s.schema()).toEqual({ current: 1, latest: 1 });
+    expect(await s.schema()).toEqual({ current: LATEST_SCHEMA, latest: LATEST_SCHEMA });
     const t = tables(path);
     for (const gone of ['counters', 'seen_seqs', 'verdicts', 'audit_tree_heads']) expect(t).not.toContain(gone);
     for (const kept of ['devices', 'nonces', 'gallery', 'seq_windows', 'audit_leaves', 'audit_checkpoints', 'schema_migrations']) expect(t).toContain(kept);
@@ -568,7 +568,7 @@ describe('SQLite store only', () => {
     expect((await auditLog(s.audit, { logKeys: signer.verifiers })).ok).toBe(true);
     expect(() => s.db.prepare('UPDATE audit_leaves SET record = ?').run(Buffer.from('{}'))).toThrow(/append-only/);
     await s.close();
-    // And it opens again as a version 1 file.
+    // And it opens again at the latest version.
     expect(await openSqlite(path).seqWindow('kiosk-1')).toEqual({ floor: 744, pending: [990, 995, 999, 1000, 1001] });
   });
 
@@ -587,13 +587,13 @@ describe('SQLite store only', () => {
     const raw = new Database(path);
     raw.prepare("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)").run(LATEST_SCHEMA + 1);
     raw.close();
-    expect(() => openSqlite(path)).toThrow(/schema version 2, newer than this build \(1\): upgrade biokiosk/);
+    expect(() => openSqlite(path)).toThrow(new RegExp(`schema version ${LATEST_SCHEMA + 1}, newer than this build \\(${LATEST_SCHEMA}\\): upgrade biokiosk`));
     expect(() => openSqlite(path, GALLERY_KEY, { migrate: false })).toThrow(/newer than this build/);
 
     const empty = await tempPath();
     new Database(empty).close();
-    expect(() => openSqlite(empty, GALLERY_KEY, { migrate: false })).toThrow(/schema version 0; this build needs 1: run `biokiosk verifier migrate`/);
-    expect(await openSqlite(empty).schema()).toEqual({ current: 1, latest: 1 });
+    expect(() => openSqlite(empty, GALLERY_KEY, { migrate: false })).toThrow(new RegExp(`schema version 0; this build needs ${LATEST_SCHEMA}: run \`biokiosk verifier migrate\``));
+    expect(await openSqlite(empty).schema()).toEqual({ current: LATEST_SCHEMA, latest: LATEST_SCHEMA });
   });
 });
 
@@ -606,7 +606,7 @@ describe('PostgreSQL store only', () => {
       () => undefined,
       (e: Error) => e,
     );
-    expect(err?.message).toMatch(/is at schema version 0; this build needs 1: run `biokiosk verifier migrate/);
+    expect(err?.message).toMatch(new RegExp(`is at schema version 0; this build needs ${LATEST_SCHEMA}: run \`biokiosk verifier migrate`));
     expect(err?.message).not.toContain(pgServer.password);
     const s = await openPg(await newDatabase());
     expect(s.description).not.toContain(pgServer.password);
@@ -615,25 +615,25 @@ describe('PostgreSQL store only', () => {
 
   it('migrates once: a second migratePostgres is a no-op, and two at once both succeed and apply once', async () => {
     const url = await newDatabase(false);
-    expect(await migratePostgres(url)).toEqual({ from: 0, applied: [1] });
-    expect(await migratePostgres(url)).toEqual({ from: 1, applied: [] });
+    expect(await migratePostgres(url)).toEqual({ from: 0, applied: Array.from({ length: LATEST_SCHEMA }, (_, i) => i + 1) });
+    expect(await migratePostgres(url)).toEqual({ from: LATEST_SCHEMA, applied: [] });
 
     const url2 = await newDatabase(false);
     const both = await Promise.all([migratePostgres(url2), migratePostgres(url2)]);
     expect(both.sort((x, y) => x.from - y.from)).toEqual([
-      { from: 0, applied: [1] },
-      { from: 1, applied: [] },
+      { from: 0, applied: Array.from({ length: LATEST_SCHEMA }, (_, i) => i + 1) },
+      { from: LATEST_SCHEMA, applied: [] },
     ]);
     const raw = await pgRaw(url2);
-    expect(await raw.all('SELECT version FROM schema_migrations')).toEqual([{ version: 1 }]);
-    expect(await (await openPg(url2)).schema()).toEqual({ current: 1, latest: 1 });
+    expect(await raw.all('SELECT version FROM schema_migrations')).toEqual(Array.from({ length: LATEST_SCHEMA }, (_, i) => i + 1).map((version) => ({ version })));
+    expect(await (await openPg(url2)).schema()).toEqual({ current: LATEST_SCHEMA, latest: LATEST_SCHEMA });
   });
 
   it('refuses a database migrated by a newer build', async () => {
     const url = await newDatabase();
     const raw = await pgRaw(url);
     await raw.run("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)", [LATEST_SCHEMA + 1]);
-    await expect(PgVerifierStore.open(url, { galleryKey: GALLERY_KEY })).rejects.toThrow(/schema version 2, newer than this build \(1\): upgrade biokiosk/);
+    await expect(PgVerifierStore.open(url, { galleryKey: GALLERY_KEY })).rejects.toThrow(new RegExp(`schema version ${LATEST_SCHEMA + 1}, newer than this build \\(${LATEST_SCHEMA}\\): upgrade biokiosk`));
     await expect(migratePostgres(url)).rejects.toThrow(/newer than this build/);
   });
 

@@ -78,6 +78,28 @@ export const MIGRATIONS: readonly Migration[] = [
       ${PG_APPEND_ONLY}
     `,
   },
+  {
+    version: 2,
+    name: 'the registry: enrolment tokens (hashed), pending enrolments and rotations, device identities',
+    sqlite: `
+      CREATE TABLE enrollment_tokens (hash TEXT PRIMARY KEY, site TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        used_at INTEGER, used_by TEXT);
+      CREATE TABLE enrollments (id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('enroll', 'rotate')), token_hash TEXT, ueid TEXT,
+        site TEXT NOT NULL, request TEXT NOT NULL, credential BLOB, nonce BLOB NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE INDEX enrollments_expiry ON enrollments (expires_at);
+      CREATE TABLE device_identities (ueid TEXT PRIMARY KEY, evidence TEXT NOT NULL CHECK (evidence IN ('tpm', 'development')),
+        ek_cert_sha256 TEXT, identity_key_name BLOB, site TEXT NOT NULL, enrolled_at INTEGER NOT NULL, rotated_at INTEGER, decommissioned_at INTEGER);
+    `,
+    postgres: `
+      CREATE TABLE enrollment_tokens (hash TEXT PRIMARY KEY, site TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+        used_at BIGINT, used_by TEXT);
+      CREATE TABLE enrollments (id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('enroll', 'rotate')), token_hash TEXT, ueid TEXT,
+        site TEXT NOT NULL, request TEXT NOT NULL, credential BYTEA, nonce BYTEA NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);
+      CREATE INDEX enrollments_expiry ON enrollments (expires_at);
+      CREATE TABLE device_identities (ueid TEXT PRIMARY KEY, evidence TEXT NOT NULL CHECK (evidence IN ('tpm', 'development')),
+        ek_cert_sha256 TEXT, identity_key_name BYTEA, site TEXT NOT NULL, enrolled_at BIGINT NOT NULL, rotated_at BIGINT, decommissioned_at BIGINT);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -29,8 +29,12 @@ import {
   REJECTION_SAMPLE_DAYS,
   REJECTION_SAMPLES_KEPT,
   type BatchTx,
+  type CompleteEnrollment,
+  type DeviceIdentity,
   type DeviceRecord,
+  type EnrollmentToken,
   type GalleryEntry,
+  type PendingEnrollment,
   type NonceCheck,
   type RejectionReport,
   type RejectionSample,
@@ -40,6 +44,7 @@ import {
   type VerifierStore,
 } from './store.ts';
 import { decodeSeen, encodeSeen, SchemaError } from './store-common.ts';
+import { toIdentity, toPending, toToken } from './sqlite-store.ts';
 
 export interface PgVerifierStoreOptions {
   galleryKey: Uint8Array;
@@ -220,6 +225,76 @@ export class PgVerifierStore implements VerifierStore {
     const counts = Object.fromEntries((await this.pool.query('SELECT code, sum(n)::bigint AS n FROM rejection_counts WHERE hour >= $1 GROUP BY code ORDER BY code', [since])).rows.map((r: { code: string; n: number }) => [r.code, Number(r.n)]));
     const samples = (await this.pool.query('SELECT at, ueid, code, detail, bytes, hash FROM rejection_samples ORDER BY id DESC LIMIT $1', [opts.samples ?? 20])).rows.map((r: RejectionSample) => ({ ...r, at: Number(r.at), bytes: Number(r.bytes) }));
     return { sinceHour: since, counts, samples };
+  }
+
+  async putEnrollmentToken(t: Omit<EnrollmentToken, 'usedAt' | 'usedBy'>): Promise<void> {
+    await this.pool.query('INSERT INTO enrollment_tokens (hash, site, created_at, expires_at) VALUES ($1, $2, $3, $4)', [t.hash, t.site, t.createdAt, t.expiresAt]);
+  }
+
+  async enrollmentToken(hash: string): Promise<EnrollmentToken | undefined> {
+    return toToken((await this.pool.query('SELECT * FROM enrollment_tokens WHERE hash = $1', [hash])).rows[0]);
+  }
+
+  async putPendingEnrollment(e: PendingEnrollment, now = Date.now()): Promise<void> {
+    await this.transaction(async (c) => {
+      await c.query('DELETE FROM enrollments WHERE expires_at < $1', [now]);
+      await c.query(
+        `INSERT INTO enrollments (id, kind, token_hash, ueid, site, request, credential, nonce, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (id) DO UPDATE SET request = excluded.request, credential = excluded.credential, nonce = excluded.nonce, expires_at = excluded.expires_at`,
+        [e.id, e.kind, e.tokenHash, e.ueid, e.site, e.request, e.credential, e.nonce, e.createdAt, e.expiresAt],
+      );
+    });
+  }
+
+  async pendingEnrollment(id: string): Promise<PendingEnrollment | undefined> {
+    return toPending((await this.pool.query('SELECT * FROM enrollments WHERE id = $1', [id])).rows[0]);
+  }
+
+  async completeEnrollment(x: { enrollmentId: string; tokenHash: string; device: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment> {
+    return this.transaction(async (c): Promise<CompleteEnrollment> => {
+      if ((await c.query('SELECT 1 FROM enrollments WHERE id = $1 FOR UPDATE', [x.enrollmentId])).rowCount === 0) return { ok: false, reason: 'enrollment_gone' };
+      const used = await c.query('UPDATE enrollment_tokens SET used_at = $1, used_by = $2 WHERE hash = $3 AND used_at IS NULL', [x.now, x.device.ueid, x.tokenHash]);
+      if (used.rowCount === 0) {
+        const t = toToken((await c.query('SELECT * FROM enrollment_tokens WHERE hash = $1', [x.tokenHash])).rows[0]);
+        return { ok: false, reason: 'token_used', usedBy: t?.usedBy ?? null, usedAt: t?.usedAt ?? null };
+      }
+      await c.query('DELETE FROM enrollments WHERE id = $1', [x.enrollmentId]);
+      await c.query(
+        `INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES ($1, $2, $3, $4, 'active', $5)
+         ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL`,
+        [x.device.ueid, x.device.kid, JSON.stringify(x.device.publicJwk), x.device.site, x.now],
+      );
+      const i = x.identity;
+      await c.query(
+        `INSERT INTO device_identities (ueid, evidence, ek_cert_sha256, identity_key_name, site, enrolled_at, rotated_at, decommissioned_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (ueid) DO UPDATE SET evidence = excluded.evidence, ek_cert_sha256 = excluded.ek_cert_sha256, identity_key_name = excluded.identity_key_name, site = excluded.site,
+           enrolled_at = excluded.enrolled_at, rotated_at = NULL, decommissioned_at = NULL`,
+        [i.ueid, i.evidence, i.ekCertSha256, i.identityKeyName, i.site, i.enrolledAt, i.rotatedAt, i.decommissionedAt],
+      );
+      return { ok: true };
+    });
+  }
+
+  async completeRotation(x: { rotationId: string; ueid: string; kid: string; publicJwk: JWK; now: number }): Promise<boolean> {
+    return this.transaction(async (c) => {
+      if ((await c.query('SELECT 1 FROM enrollments WHERE id = $1 FOR UPDATE', [x.rotationId])).rowCount === 0) return false;
+      if ((await c.query(`UPDATE devices SET kid = $1, jwk = $2 WHERE ueid = $3 AND status = 'active'`, [x.kid, JSON.stringify(x.publicJwk), x.ueid])).rowCount === 0) return false;
+      await c.query('DELETE FROM enrollments WHERE id = $1', [x.rotationId]);
+      await c.query('UPDATE device_identities SET rotated_at = $1 WHERE ueid = $2', [x.now, x.ueid]);
+      return true;
+    });
+  }
+
+  async deviceIdentity(ueid: string): Promise<DeviceIdentity | undefined> {
+    return toIdentity((await this.pool.query('SELECT * FROM device_identities WHERE ueid = $1', [ueid])).rows[0]);
+  }
+
+  async decommissionDevice(ueid: string, now: number): Promise<boolean> {
+    return this.transaction(async (c) => {
+      if ((await c.query(`UPDATE devices SET status = 'revoked', revoked_at = $1 WHERE ueid = $2 AND status = 'active'`, [now, ueid])).rowCount === 0) return false;
+      await c.query('UPDATE device_identities SET decommissioned_at = $1 WHERE ueid = $2', [now, ueid]);
+      return true;
+    });
   }
 
   async batch<T>(fn: (tx: BatchTx) => Promise<T>): Promise<T> {

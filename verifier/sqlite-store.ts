@@ -19,8 +19,12 @@ import {
   REJECTION_SAMPLE_DAYS,
   REJECTION_SAMPLES_KEPT,
   type BatchTx,
+  type CompleteEnrollment,
+  type DeviceIdentity,
   type DeviceRecord,
+  type EnrollmentToken,
   type GalleryEntry,
+  type PendingEnrollment,
   type NonceCheck,
   type RejectionReport,
   type RejectionSample,
@@ -107,6 +111,20 @@ export class SqliteVerifierStore implements VerifierStore {
       reportSamples: p('SELECT at, ueid, code, detail, bytes, hash FROM rejection_samples ORDER BY id DESC LIMIT ?'),
       enroll: p(`INSERT OR REPLACE INTO gallery (subject, modality, template, template_format, model_sha256, enrolled_at) VALUES (?, ?, ?, ?, ?, ?)`),
       gallery: p('SELECT * FROM gallery WHERE subject = ? AND modality = ?'),
+      putToken: p('INSERT INTO enrollment_tokens (hash, site, created_at, expires_at) VALUES (?, ?, ?, ?)'),
+      token: p('SELECT * FROM enrollment_tokens WHERE hash = ?'),
+      useToken: p('UPDATE enrollment_tokens SET used_at = ?, used_by = ? WHERE hash = ? AND used_at IS NULL'),
+      prunePending: p('DELETE FROM enrollments WHERE expires_at < ?'),
+      putPending: p(`INSERT OR REPLACE INTO enrollments (id, kind, token_hash, ueid, site, request, credential, nonce, created_at, expires_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      pending: p('SELECT * FROM enrollments WHERE id = ?'),
+      dropPending: p('DELETE FROM enrollments WHERE id = ?'),
+      putIdentity: p(`INSERT OR REPLACE INTO device_identities (ueid, evidence, ek_cert_sha256, identity_key_name, site, enrolled_at, rotated_at, decommissioned_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      identity: p('SELECT * FROM device_identities WHERE ueid = ?'),
+      rotateKey: p(`UPDATE devices SET kid = ?, jwk = ? WHERE ueid = ? AND status = 'active'`),
+      rotated: p('UPDATE device_identities SET rotated_at = ? WHERE ueid = ?'),
+      decommissioned: p('UPDATE device_identities SET decommissioned_at = ? WHERE ueid = ?'),
     };
   }
 
@@ -190,6 +208,78 @@ export class SqliteVerifierStore implements VerifierStore {
     const counts = Object.fromEntries((this.s['reportCounts']!.all(since) as Array<{ code: string; n: number }>).map((r) => [r.code, r.n]));
     const samples = this.s['reportSamples']!.all(opts.samples ?? 20) as RejectionSample[];
     return { sinceHour: since, counts, samples };
+  }
+
+  async putEnrollmentToken(t: Omit<EnrollmentToken, 'usedAt' | 'usedBy'>): Promise<void> {
+    await this.exclusive(() => this.s['putToken']!.run(t.hash, t.site, t.createdAt, t.expiresAt));
+  }
+
+  async enrollmentToken(hash: string): Promise<EnrollmentToken | undefined> {
+    return toToken(this.s['token']!.get(hash));
+  }
+
+  async putPendingEnrollment(e: PendingEnrollment, now = Date.now()): Promise<void> {
+    await this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          this.s['prunePending']!.run(now);
+          this.s['putPending']!.run(e.id, e.kind, e.tokenHash, e.ueid, e.site, e.request, e.credential, e.nonce, e.createdAt, e.expiresAt);
+        })
+        .immediate(),
+    );
+  }
+
+  async pendingEnrollment(id: string): Promise<PendingEnrollment | undefined> {
+    return toPending(this.s['pending']!.get(id));
+  }
+
+  async completeEnrollment(c: { enrollmentId: string; tokenHash: string; device: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment> {
+    return this.exclusive(() =>
+      this.db
+        .transaction((): CompleteEnrollment => {
+          if (!this.s['pending']!.get(c.enrollmentId)) return { ok: false, reason: 'enrollment_gone' };
+          if (this.s['useToken']!.run(c.now, c.device.ueid, c.tokenHash).changes === 0) {
+            const t = toToken(this.s['token']!.get(c.tokenHash));
+            return { ok: false, reason: 'token_used', usedBy: t?.usedBy ?? null, usedAt: t?.usedAt ?? null };
+          }
+          this.s['register']!.run(c.device.ueid, c.device.kid, JSON.stringify(c.device.publicJwk), c.device.site, c.now);
+          const i = c.identity;
+          this.s['putIdentity']!.run(i.ueid, i.evidence, i.ekCertSha256, i.identityKeyName, i.site, i.enrolledAt, i.rotatedAt, i.decommissionedAt);
+          this.s['dropPending']!.run(c.enrollmentId);
+          return { ok: true };
+        })
+        .immediate(),
+    );
+  }
+
+  async completeRotation(c: { rotationId: string; ueid: string; kid: string; publicJwk: JWK; now: number }): Promise<boolean> {
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          if (!this.s['pending']!.get(c.rotationId)) return false;
+          if (this.s['rotateKey']!.run(c.kid, JSON.stringify(c.publicJwk), c.ueid).changes === 0) return false;
+          this.s['rotated']!.run(c.now, c.ueid);
+          this.s['dropPending']!.run(c.rotationId);
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async deviceIdentity(ueid: string): Promise<DeviceIdentity | undefined> {
+    return toIdentity(this.s['identity']!.get(ueid));
+  }
+
+  async decommissionDevice(ueid: string, now: number): Promise<boolean> {
+    return this.exclusive(() =>
+      this.db
+        .transaction(() => {
+          const done = this.s['revoke']!.run(now, ueid).changes > 0;
+          if (done) this.s['decommissioned']!.run(now, ueid);
+          return done;
+        })
+        .immediate(),
+    );
   }
 
   async batch<T>(fn: (tx: BatchTx) => Promise<T>): Promise<T> {
@@ -386,6 +476,25 @@ interface GalleryRow {
   template_format: string;
   model_sha256: string;
   enrolled_at: number;
+}
+
+export function toToken(row: unknown): EnrollmentToken | undefined {
+  if (!row) return undefined;
+  const r = row as { hash: string; site: string; created_at: number; expires_at: number; used_at: number | null; used_by: string | null };
+  return { hash: r.hash, site: r.site, createdAt: Number(r.created_at), expiresAt: Number(r.expires_at), usedAt: r.used_at === null ? null : Number(r.used_at), usedBy: r.used_by };
+}
+
+export function toPending(row: unknown): PendingEnrollment | undefined {
+  if (!row) return undefined;
+  const r = row as { id: string; kind: 'enroll' | 'rotate'; token_hash: string | null; ueid: string | null; site: string; request: string; credential: Buffer | null; nonce: Buffer; created_at: number; expires_at: number };
+  return { id: r.id, kind: r.kind, tokenHash: r.token_hash, ueid: r.ueid, site: r.site, request: r.request, credential: r.credential === null ? null : Buffer.from(r.credential), nonce: Buffer.from(r.nonce), createdAt: Number(r.created_at), expiresAt: Number(r.expires_at) };
+}
+
+export function toIdentity(row: unknown): DeviceIdentity | undefined {
+  if (!row) return undefined;
+  const r = row as { ueid: string; evidence: 'tpm' | 'development'; ek_cert_sha256: string | null; identity_key_name: Buffer | null; site: string; enrolled_at: number; rotated_at: number | null; decommissioned_at: number | null };
+  const n = (v: number | null) => (v === null ? null : Number(v));
+  return { ueid: r.ueid, evidence: r.evidence, ekCertSha256: r.ek_cert_sha256, identityKeyName: r.identity_key_name === null ? null : Buffer.from(r.identity_key_name), site: r.site, enrolledAt: Number(r.enrolled_at), rotatedAt: n(r.rotated_at), decommissionedAt: n(r.decommissioned_at) };
 }
 
 function toDevice(row: unknown): DeviceRecord | undefined {

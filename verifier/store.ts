@@ -75,6 +75,53 @@ export interface SchemaStatus {
   latest: number;
 }
 
+/** An enrolment token, as the registry keeps it: only its hash (the token itself is shown once, to whoever issued it). */
+export interface EnrollmentToken {
+  /** base64url SHA-256 of the token. */
+  hash: string;
+  site: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
+  usedBy: string | null;
+}
+
+/** An enrolment (or key rotation) between its challenge and its proof. */
+export interface PendingEnrollment {
+  id: string;
+  kind: 'enroll' | 'rotate';
+  tokenHash: string | null;
+  /** For a rotation: the device rotating. */
+  ueid: string | null;
+  site: string;
+  /** The request, JSON (what the registry checked and will register). */
+  request: string;
+  /** The credential made for ActivateCredential (null: none, a development device or a rotation). */
+  credential: Buffer | null;
+  nonce: Buffer;
+  createdAt: number;
+  expiresAt: number;
+}
+
+/** How a registered device proved itself, kept beside its key. */
+export interface DeviceIdentity {
+  ueid: string;
+  evidence: 'tpm' | 'development';
+  /** base64url SHA-256 of its EK certificate (TPM devices). */
+  ekCertSha256: string | null;
+  /** The TPM name of its identity key: what rotations must be certified by. */
+  identityKeyName: Buffer | null;
+  site: string;
+  enrolledAt: number;
+  rotatedAt: number | null;
+  decommissionedAt: number | null;
+}
+
+export type CompleteEnrollment =
+  | { ok: true }
+  | { ok: false; reason: 'token_used'; usedBy: string | null; usedAt: number | null }
+  | { ok: false; reason: 'enrollment_gone' };
+
 /** The operations of one decision batch, inside its transaction (the decision lock held). */
 export interface BatchTx {
   /** Marks nonces used, in order (the same nonce twice in one batch: the second is `reused`). */
@@ -125,6 +172,23 @@ export interface VerifierStore {
   batch<T>(fn: (tx: BatchTx) => Promise<T>): Promise<T>;
   /** The audit log, read outside batches (receipts of old entries, the auditor, the tiles server). */
   readonly audit: AuditReader;
+
+  // ---- the registry (provisioning) ------------------------------------------------------------------------
+  putEnrollmentToken(t: Omit<EnrollmentToken, 'usedAt' | 'usedBy'>): Promise<void>;
+  enrollmentToken(hash: string): Promise<EnrollmentToken | undefined>;
+  /** Stores a pending enrolment or rotation (expired ones are pruned). */
+  putPendingEnrollment(e: PendingEnrollment, now?: number): Promise<void>;
+  pendingEnrollment(id: string): Promise<PendingEnrollment | undefined>;
+  /**
+   * In one transaction: the token consumed (refused if another enrolment used it meanwhile), the device
+   * registered (or its key replaced and the device reactivated), its identity recorded, the pending row gone.
+   */
+  completeEnrollment(c: { enrollmentId: string; tokenHash: string; device: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment>;
+  /** In one transaction: the device's key replaced, the identity's rotation time set, the pending row gone. */
+  completeRotation(c: { rotationId: string; ueid: string; kid: string; publicJwk: JWK; now: number }): Promise<boolean>;
+  deviceIdentity(ueid: string): Promise<DeviceIdentity | undefined>;
+  /** Revokes the device and marks its identity decommissioned; false when it was not active. */
+  decommissionDevice(ueid: string, now: number): Promise<boolean>;
 
   schema(): Promise<SchemaStatus>;
   close(): Promise<void>;

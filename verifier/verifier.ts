@@ -335,6 +335,9 @@ export class Verifier {
 
   /** The matches of a batch's fresh attestations: gallery entries read in one query, before the lock. */
   private async match(list: Candidate[]): Promise<void> {
+    // A self-test is checked like any attestation (signature, freshness, replay, sealed content), never matched.
+    for (const x of list) if (x.c.test) x.rejection = new Rejection('self_test', 'A self-test attestation.');
+    list = list.filter((x) => !x.c.test);
     const wanted = list.filter((x) => x.p.probe && x.p.facts && this.matchers.has(x.c.template_format));
     const gallery = await this.store.galleryEntries(wanted.map((x) => ({ subject: x.p.facts!.subject, modality: x.c.modality })));
     for (const x of list) {

@@ -9,10 +9,11 @@
  * - the capability queries (manufacturer, firmware, algorithms, handles), NV reads in TPM-sized chunks, and the
  *   EK certificate.
  */
-import { ALG, ALG_NAMES, CAP, EK_CERT_INDEX, HT, PT, RC, RH, SU, TPMA_NV } from './constants.ts';
+import { randomBytes } from 'node:crypto';
+import { ALG, ALG_NAMES, CAP, EK_CERT_INDEX, HT, PT, RC, RH, SE, SU, TPMA_NV } from '../../protocol/tpm/constants.ts';
 import * as cmd from './commands.ts';
-import { TpmError, TpmFailure, TpmFormatError, TpmTransportError } from './errors.ts';
-import { ecdsaP1363, type NvPublic, type ParsedPublic, type Scheme, type TpmtPublic, type TpmtSignature } from './structures.ts';
+import { TpmError, TpmFailure, TpmFormatError, TpmTransportError } from '../../protocol/tpm/errors.ts';
+import { ecdsaP1363, rsaEkTemplate, type NvPublic, type ParsedPublic, type Scheme, type TpmtPublic, type TpmtSignature } from '../../protocol/tpm/structures.ts';
 import { openTransport, parseTpmUrl, type TpmTarget, type Transport } from './transport.ts';
 
 export interface TpmClientOptions {
@@ -197,6 +198,31 @@ export class TpmClient {
 
   nvReadPublic(index: number): Promise<cmd.NvReadPublicResult> {
     return this.run(cmd.nvReadPublic(index));
+  }
+
+  // ---- the endorsement key and credentials -----------------------------------------------------------------
+
+  /**
+   * The RSA 2048 EK as the TCG template L-1 derives it: the key the manufacturer's EK certificate (NV 0x01c00002)
+   * names, a transient primary of the endorsement hierarchy (flush it: `withTransient`).
+   */
+  createEk(): Promise<cmd.CreatePrimaryResult> {
+    return this.createPrimary(RH.ENDORSEMENT, rsaEkTemplate());
+  }
+
+  /**
+   * TPM2_ActivateCredential with the EK's policy satisfied: a policy session, PolicySecret(TPM_RH_ENDORSEMENT),
+   * then the command with `activate`'s password authorisation and the session for the EK. The session ends
+   * with the command (continueSession clear) and is flushed in any case.
+   */
+  async activateCredential(activate: number, ek: number, credentialBlob: Uint8Array, secret: Uint8Array): Promise<Uint8Array> {
+    const session = await this.run(cmd.startAuthSession(SE.POLICY, randomBytes(16)));
+    try {
+      await this.run(cmd.policySecret(RH.ENDORSEMENT, session.handle));
+      return await this.run(cmd.activateCredential(activate, ek, { handle: session.handle, nonceCaller: randomBytes(16), attributes: 0, hmac: EMPTY }, credentialBlob, secret));
+    } finally {
+      await this.flushQuietly(session.handle);
+    }
   }
 
   // ---- transient handle hygiene ---------------------------------------------------------------------------

@@ -2,11 +2,12 @@
  * TPM 2.0 commands (Part 3), one typed request/response each, in the manner of go-tpm: a command is a
  * `CommandSpec<R>` (its code, its handles with their authorisations, how to marshal its parameters, how to parse
  * its response into R). `encodeCommand` and `decodeResponse` are the only places that know the command/response
- * framing and the session area; sessions are password sessions (TPM_RS_PW), which is all the key store needs.
+ * framing and the session area. Authorisations are password sessions (TPM_RS_PW) for the key store, and policy
+ * sessions for objects whose policy says so (the EK: PolicySecret(TPM_RH_ENDORSEMENT), for ActivateCredential).
  */
-import { ALG, CAP, CC, RH, SU, ST } from './constants.ts';
-import { TpmError, TpmFormatError } from './errors.ts';
-import { Reader, Writer } from './marshal.ts';
+import { ALG, CAP, CC, RH, SU, ST } from '../../protocol/tpm/constants.ts';
+import { TpmError, TpmFormatError } from '../../protocol/tpm/errors.ts';
+import { Reader, Writer } from '../../protocol/tpm/marshal.ts';
 import {
   readNvPublic,
   readPublic2b,
@@ -18,12 +19,24 @@ import {
   type Scheme,
   type TpmtPublic,
   type TpmtSignature,
-} from './structures.ts';
+} from '../../protocol/tpm/structures.ts';
 
 /** A handle in the command's handle area; `auth` present means it needs a (password) authorisation. */
 export interface HandleArg {
   handle: number;
   auth?: Uint8Array;
+  /** Authorised by this session instead (a policy session whose policy the object's authPolicy matches). */
+  session?: SessionAuth;
+}
+
+/** A session's entry in a command's authorisation area. */
+export interface SessionAuth {
+  handle: number;
+  nonceCaller: Uint8Array;
+  /** TPMA_SESSION (continueSession = 0x01). */
+  attributes: number;
+  /** Empty for a policy session without a session key or an authValue in its policy. */
+  hmac: Uint8Array;
 }
 
 export interface CommandSpec<R> {
@@ -42,16 +55,19 @@ const pw = (handle: number, auth: Uint8Array = EMPTY): HandleArg => ({ handle, a
 
 // ---- framing ----------------------------------------------------------------------------------------------
 
+const isAuthed = (h: HandleArg): boolean => h.auth !== undefined || h.session !== undefined;
+
 export function encodeCommand(spec: CommandSpec<unknown>): Uint8Array {
-  const authed = spec.handles.filter((h) => h.auth !== undefined);
+  const authed = spec.handles.filter(isAuthed);
   const w = new Writer();
   w.u16(authed.length > 0 ? ST.SESSIONS : ST.NO_SESSIONS).u32(0).u32(spec.cc);
   for (const h of spec.handles) w.u32(h.handle);
   if (authed.length > 0) {
     const sessions = new Writer();
     for (const h of authed) {
-      // TPMS_AUTH_COMMAND: handle, nonceCaller (empty), attributes (continueSession), hmac = the password.
-      sessions.u32(RH.RS_PW).tpm2b(EMPTY).u8(0x01).tpm2b(h.auth!);
+      // TPMS_AUTH_COMMAND: handle, nonceCaller, attributes, hmac. A password session's hmac is the password.
+      if (h.session) sessions.u32(h.session.handle).tpm2b(h.session.nonceCaller).u8(h.session.attributes).tpm2b(h.session.hmac);
+      else sessions.u32(RH.RS_PW).tpm2b(EMPTY).u8(0x01).tpm2b(h.auth!);
     }
     const s = sessions.finish();
     w.u32(s.length).bytes(s);
@@ -76,7 +92,7 @@ export function decodeResponse<R>(spec: CommandSpec<R>, bytes: Uint8Array): R {
     if (bytes.length !== 10) throw new TpmFormatError(`${what}: error response 0x${rc.toString(16)} carries ${bytes.length - 10} extra bytes`);
     throw new TpmError(rc, spec.name);
   }
-  const authed = spec.handles.filter((h) => h.auth !== undefined).length;
+  const authed = spec.handles.filter(isAuthed).length;
   const expectTag = authed > 0 ? ST.SESSIONS : ST.NO_SESSIONS;
   if (tag !== expectTag) throw new TpmFormatError(`${what}: tag 0x${tag.toString(16)}, expected 0x${expectTag.toString(16)}`);
   const handles: number[] = [];
@@ -446,5 +462,78 @@ export function certify(object: number, signer: number, qualifyingData: Uint8Arr
       if (attest.length === 0) throw new TpmFormatError(`${r.what}: certifyInfo is empty`);
       return { attest, signature: readSignature(r) };
     },
+  };
+}
+
+// ---- sessions and credentials -----------------------------------------------------------------------------
+
+export interface StartAuthSessionResult {
+  handle: number;
+  nonceTPM: Uint8Array;
+}
+
+/** An unbound, unsalted session (policy or HMAC) with no parameter encryption, hashing with `authHash`. */
+export function startAuthSession(sessionType: number, nonceCaller: Uint8Array, authHash: number = ALG.SHA256): CommandSpec<StartAuthSessionResult> {
+  return {
+    name: 'TPM2_StartAuthSession',
+    cc: CC.StartAuthSession,
+    handles: [{ handle: RH.NULL }, { handle: RH.NULL }], // tpmKey, bind
+    responseHandles: 1,
+    params: (w) => {
+      w.tpm2b(nonceCaller).tpm2b(EMPTY).u8(sessionType).u16(ALG.NULL).u16(authHash);
+    },
+    parse: (r, handles) => ({ handle: need(handles[0], 'sessionHandle'), nonceTPM: r.tpm2b('nonceTPM', 64) }),
+  };
+}
+
+/**
+ * Extends the policy session with "the holder knows the authValue of `authHandle`" (the TCG EK policy uses
+ * TPM_RH_ENDORSEMENT with its empty authValue). No expiration, no cpHash, no policyRef.
+ */
+export function policySecret(authHandle: number, policySession: number, authValue: Uint8Array = EMPTY): CommandSpec<void> {
+  return {
+    name: 'TPM2_PolicySecret',
+    cc: CC.PolicySecret,
+    handles: [pw(authHandle, authValue), { handle: policySession }],
+    responseHandles: 0,
+    params: (w) => {
+      w.tpm2b(EMPTY).tpm2b(EMPTY).tpm2b(EMPTY).u32(0); // nonceTPM, cpHashA, policyRef, expiration
+    },
+    parse: (r) => {
+      r.tpm2b('timeout');
+      r.u16('policyTicket.tag');
+      r.u32('policyTicket.hierarchy');
+      r.tpm2b('policyTicket.digest', 64);
+    },
+  };
+}
+
+/** The session's policy digest so far (to compare with an object's authPolicy when a policy is refused). */
+export function policyGetDigest(policySession: number): CommandSpec<Uint8Array> {
+  return {
+    name: 'TPM2_PolicyGetDigest',
+    cc: CC.PolicyGetDigest,
+    handles: [{ handle: policySession }],
+    responseHandles: 0,
+    params: () => {},
+    parse: (r) => r.tpm2b('policyDigest', 64),
+  };
+}
+
+/**
+ * Recovers the credential the registry made (MakeCredential) for `activate`'s name, encrypted to `key` (the EK):
+ * the TPM releases it only if `activate` is loaded in the same TPM as the EK. `activate` needs its admin
+ * authorisation (a password: the identity key has no admin policy); the EK its policy session.
+ */
+export function activateCredential(activate: number, key: number, ekSession: SessionAuth, credentialBlob: Uint8Array, secret: Uint8Array, activateAuth: Uint8Array = EMPTY): CommandSpec<Uint8Array> {
+  return {
+    name: 'TPM2_ActivateCredential',
+    cc: CC.ActivateCredential,
+    handles: [pw(activate, activateAuth), { handle: key, session: ekSession }],
+    responseHandles: 0,
+    params: (w) => {
+      w.tpm2b(credentialBlob).tpm2b(secret);
+    },
+    parse: (r) => r.tpm2b('certInfo', 64),
   };
 }

@@ -36,9 +36,16 @@ export const CC = {
   FlushContext: 0x165,
   NV_ReadPublic: 0x169,
   ReadPublic: 0x173,
+  ActivateCredential: 0x147,
+  PolicySecret: 0x151,
+  StartAuthSession: 0x176,
   GetCapability: 0x17a,
   GetRandom: 0x17b,
+  PolicyGetDigest: 0x189,
 } as const;
+
+/** TPM_SE: session types. */
+export const SE = { HMAC: 0x00, POLICY: 0x01, TRIAL: 0x03 } as const;
 
 /** TPM_RH / TPM_RS: permanent handles. */
 export const RH = {

@@ -264,6 +264,15 @@ export function eccRestrictedSigningTemplate(): EccPublic {
   return { ...eccSigningKeyTemplate(), attributes: eccSigningKeyTemplate().attributes | TPMA_OBJECT.restricted };
 }
 
+/** The TCG EK policy: PolicySecret(TPM_RH_ENDORSEMENT) (EK Credential Profile, template L-1). */
+export const EK_AUTH_POLICY = Buffer.from('837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa', 'hex');
+const EK_ATTRIBUTES = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.adminWithPolicy | TPMA_OBJECT.restricted | TPMA_OBJECT.decrypt;
+
+/** TCG EK Credential Profile template L-1: RSA 2048, AES-128-CFB, the key the manufacturer's EK certificate names. */
+export function rsaEkTemplate(): RsaPublic {
+  return { type: ALG.RSA, nameAlg: ALG.SHA256, attributes: EK_ATTRIBUTES, authPolicy: EK_AUTH_POLICY, symmetric: SYM_AES128_CFB, scheme: SCHEME_NULL, keyBits: 2048, exponent: 0, modulus: new Uint8Array(256) };
+}
+
 // ---- ECC public key helpers -------------------------------------------------------------------------------
 
 /** Left-pads a big-endian integer to `len` bytes; refuses one that does not fit. */

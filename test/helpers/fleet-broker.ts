@@ -29,6 +29,8 @@ export function dynsecPlugin(): string {
 export interface FleetBrokerOptions {
   devices: Array<string | BrokerIdentity>;
   verifiers: string[];
+  /** Registries that add and remove logins while the broker runs (username admin:<id>, password login). */
+  admins?: BrokerIdentity[];
 }
 
 export class FleetBroker {
@@ -43,7 +45,7 @@ export class FleetBroker {
     const dir = await tempDir('bk-fleet-broker-');
     const devices = o.devices.map((d) => (typeof d === 'string' ? { id: d } : d));
     await run('bash', [join(ROOT, 'scripts', 'dev-pki.sh'), join(dir, 'pki'), ...devices.flatMap((d) => ['--device', d.id]), ...o.verifiers.flatMap((v) => ['--verifier', v])]);
-    await writeFile(join(dir, 'dynamic-security.json'), JSON.stringify(fleetBrokerSecurity({ devices, verifiers: o.verifiers.map((id) => ({ id })) }), null, 2), { mode: 0o600 });
+    await writeFile(join(dir, 'dynamic-security.json'), JSON.stringify(fleetBrokerSecurity({ devices, verifiers: o.verifiers.map((id) => ({ id })), admins: o.admins }), null, 2), { mode: 0o600 });
     await mkdir(join(dir, 'data'));
     const [port, passwordPort] = [await freePort(), await freePort()];
     const conf = (await readFile(join(ROOT, 'deploy', 'mosquitto', 'fleet.conf'), 'utf8'))
@@ -100,5 +102,10 @@ export class FleetBroker {
 
   async stop(): Promise<void> {
     await this.broker.stop();
+  }
+
+  /** Starts it again after stop(), on the same ports with the same access rules. */
+  async resume(): Promise<void> {
+    await this.broker.resume();
   }
 }

@@ -125,6 +125,12 @@ export class Mosquitto {
     this.child = null;
   }
 
+  /** Starts the process again after stop(). */
+  async resume(): Promise<void> {
+    if (this.child && this.child.exitCode === null) return;
+    await this.startProcess();
+  }
+
   async restart(downMs = 200): Promise<void> {
     await this.stop();
     await new Promise((r) => setTimeout(r, downMs));
