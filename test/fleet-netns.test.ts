@@ -1,7 +1,7 @@
 /**
  * A fleet on separate hosts: three verifier processes (`biokiosk verifier run`), each in its own network namespace
  * with its own address, sharing one PostgreSQL 15 and one mosquitto in a fourth; kiosk processes and a witness
- * (`biokiosk witness serve`, another party's process) in the root namespace. 10,000 attestations while one
+ * (`biokiosk witness serve`, another party's process) in the root namespace. 4,000 attestations (10,000 with FLEET_TOTAL=10000) while one
  * verifier is killed with SIGKILL mid-batch, PostgreSQL is restarted and the broker is restarted: each attestation
  * gets exactly one log entry and one verdict, none rejected, every receipt verifies (a kiosk settles an attempt
  * only on a receipt it checked against the log's keys and the witness), and the witness cosigns throughout.
@@ -18,6 +18,7 @@ import { canonicalBytes } from '../protocol/canonical.ts';
 import { nodeHash, perfectSubtrees } from '../protocol/merkle.ts';
 import { entryLeafHash } from '../verifier/audit/log.ts';
 import { encodeRoots } from '../verifier/audit/store.ts';
+import { LATEST_SCHEMA } from '../verifier/migrations.ts';
 import { openVerifierStore } from '../verifier/setup.ts';
 import { biokiosk, BIN } from './helpers/cli.ts';
 import { faceTemplate, MODEL, tempDir, waitFor } from './helpers/e2e.ts';
@@ -26,8 +27,11 @@ import { createNetwork, type Network } from './helpers/netns.ts';
 import { startPostgres, type PgServer } from './helpers/postgres.ts';
 
 const KIOSKS = 4;
-const PER_KIOSK = 2500;
-const TOTAL = KIOSKS * PER_KIOSK;
+// FLEET_TOTAL=10000 is the issue's full run (`npm run bench -- --only=fleet-10k` runs it and records the result);
+// the suite runs 4,000 with the faults at the same proportions, to stay within CI's time.
+const TOTAL = Math.round(Number(process.env['FLEET_TOTAL'] ?? 4000) / KIOSKS) * KIOSKS;
+const PER_KIOSK = TOTAL / KIOSKS;
+const at = (n: number) => Math.round((n * TOTAL) / 10_000);
 
 interface Proc {
   child: ChildProcess;
@@ -116,7 +120,7 @@ describe('verifiers on separate hosts', () => {
     const keys = JSON.parse(keysOut.stdout) as { log: { origin: string; keys: string[] }; fleetKey: object; verdictKey: object; verifierId: string };
     const migrated = await biokiosk('verifier', 'migrate', '--store', url);
     expect(migrated.code, migrated.stderr).toBe(0);
-    expect(migrated.stdout).toMatch(/schema version 0 -> 1/);
+    expect(migrated.stdout).toMatch(new RegExp(`schema version 0 -> ${LATEST_SCHEMA}`));
     expect(migrated.stdout).not.toContain(pgServer.password);
 
     // The witness: another party's process, knowing only the log's public key.
@@ -179,17 +183,17 @@ describe('verifiers on separate hosts', () => {
     const context = () => Object.entries(verifiers).map(([h, p]) => `${h}: ${p.stderr.slice(-400)}`).join('\n');
     const t0 = Date.now();
     const mark = async (what: string) => console.log(`${what}: ${((Date.now() - t0) / 1000).toFixed(1)} s, ${await logged()} entries`);
-    await waitFor(async () => (await logged()) >= 2500, 240_000, `2,500 decisions\n${context()}`);
+    await waitFor(async () => (await logged()) >= at(2500), 240_000, `${at(2500)} decisions\n${context()}`);
     // Mid-batch: verifier v2 is deciding (the stream is shared three ways) when it is killed.
-    await mark('2500');
+    await mark(`${at(2500)}`);
     await kill(verifiers['v2']!);
-    await waitFor(async () => (await logged()) >= 5000, 240_000, `5,000 decisions\n${context()}`);
-    await mark('5000');
+    await waitFor(async () => (await logged()) >= at(5000), 240_000, `${at(5000)} decisions\n${context()}`);
+    await mark(`${at(5000)}`);
     await pgServer.restart();
     probe = await reconnect(probe, url);
     verifiers['v2'] = startVerifier('v2');
-    await waitFor(async () => (await logged()) >= 7000, 240_000, `7,000 decisions\n${context()}`);
-    await mark('7000');
+    await waitFor(async () => (await logged()) >= at(7000), 240_000, `${at(7000)} decisions\n${context()}`);
+    await mark(`${at(7000)}`);
     await broker.restart();
     for (const [i, k] of kiosks.entries()) await waitFor(() => k.lines.includes('drained'), 300_000, `kiosk-${i} to drain\n${context()}`);
     await mark('drained');
@@ -213,7 +217,7 @@ describe('verifiers on separate hosts', () => {
     }
     // The witness cosigned throughout: checkpoints before and after every fault carry its cosignature.
     const cosigned = (await c.query('SELECT tree_size FROM audit_cosignatures ORDER BY tree_size')).rows.map((r: { tree_size: number }) => Number(r.tree_size));
-    for (const mark of [1000, 3000, 6000, 9000]) expect(cosigned.some((s) => s >= mark - 500 && s <= mark + 500), `a cosigned checkpoint near ${mark}`).toBe(true);
+    for (const mark of [1000, 3000, 6000, 9000].map(at)) expect(cosigned.some((s) => Math.abs(s - mark) <= Math.max(300, at(500))), `a cosigned checkpoint near ${mark}`).toBe(true);
     const latest = await biokiosk('witness', 'latest', '--dir', witnessDir, '--origin', keys.log.origin);
     expect(latest.code, latest.stderr).toBe(0);
     const witnessNote = join(witnessDir, '..', `witness-latest-${Date.now()}.txt`);
@@ -227,8 +231,8 @@ describe('verifiers on separate hosts', () => {
     const ok = await biokiosk(...audit);
     expect(ok.code, ok.stderr).toBe(0);
 
-    // The insider: entry 4321 said match; now it says no_match, with every hash above it recomputed.
-    const victim = 4321;
+    // The insider: an entry in the middle said match; now it says no_match, with every hash above it recomputed.
+    const victim = at(4321);
     await rewriteEntry(url, victim, (r) => {
       r['decision'] = 'no_match';
       r['score'] = 0.1;
