@@ -38,6 +38,31 @@ export function blockGrid(width: number, height: number, block: number): BlockGr
   return { block, cols: Math.ceil(width / block), rows: Math.ceil(height / block) };
 }
 
+/** Gray-level standard deviation of every block (partial blocks at the right and bottom edges included). */
+export function blockDeviation(gray: Float32Array, width: number, height: number, grid: BlockGrid): Float32Array {
+  const out = new Float32Array(grid.cols * grid.rows);
+  for (let by = 0; by < grid.rows; by++) {
+    const y1 = Math.min(height, (by + 1) * grid.block);
+    for (let bx = 0; bx < grid.cols; bx++) {
+      const x1 = Math.min(width, (bx + 1) * grid.block);
+      let s = 0;
+      let s2 = 0;
+      let count = 0;
+      for (let y = by * grid.block; y < y1; y++) {
+        for (let x = bx * grid.block; x < x1; x++) {
+          const v = gray[y * width + x]!;
+          s += v;
+          s2 += v * v;
+          count++;
+        }
+      }
+      const mean = s / count;
+      out[by * grid.cols + bx] = Math.sqrt(Math.max(0, s2 / count - mean * mean));
+    }
+  }
+  return out;
+}
+
 /** Bilinear interpolation of per-block values (given at block centres) at pixel (x, y). */
 export function blockValueAt(values: Float32Array, grid: BlockGrid, x: number, y: number): number {
   const fx = Math.min(grid.cols - 1, Math.max(0, (x + 0.5) / grid.block - 0.5));

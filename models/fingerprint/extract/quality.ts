@@ -4,7 +4,7 @@
  *
  * | measure            | value                                                         | 0 at  | 100 at | weight |
  * |--------------------|---------------------------------------------------------------|-------|--------|--------|
- * | foreground         | fraction of the image that is finger                          | 0.10  | 0.55   | 0.25   |
+ * | foreground         | finger area, mm^2 (at the image's dpi: 25.4 mm per inch)       | 20    | 100    | 0.25   |
  * | orientation        | mean orientation certainty in the foreground                  | 0.25  | 0.70   | 0.30   |
  * | clarity            | mean correlation of normalised vs. enhanced image per block   | 0.25  | 0.75   | 0.30   |
  * | minutiae           | number of minutiae found                                      | 5     | 30     | 0.15   |
@@ -51,9 +51,9 @@ export function minutiaQuality(certainty: number, clarity: number): number {
 
 const ramp = (v: number, lo: number, hi: number) => Math.round(100 * clamp01((v - lo) / (hi - lo)));
 
-export function imageQuality(m: { foreground: number; certainty: number; clarity: number; minutiae: number }): QualityReport {
+export function imageQuality(m: { foregroundMm2: number; certainty: number; clarity: number; minutiae: number }): QualityReport {
   const measures: QualityReport['measures'] = {
-    foreground: { value: round3(m.foreground), score: ramp(m.foreground, 0.1, 0.55), unit: 'fraction', note: 'share of the image that is finger' },
+    foreground: { value: Math.round(m.foregroundMm2), score: ramp(m.foregroundMm2, 20, 100), unit: 'mm^2', note: 'finger area' },
     orientation: { value: round3(m.certainty), score: ramp(m.certainty, 0.25, 0.7), note: 'mean orientation certainty in the foreground' },
     clarity: { value: round3(m.clarity), score: ramp(m.clarity, 0.25, 0.75), note: 'mean correlation of the image with its Gabor-enhanced version' },
     minutiae: { value: m.minutiae, score: ramp(m.minutiae, 5, 30), unit: 'count' },
