@@ -121,6 +121,7 @@ export class FingerprintExtractor {
     const skeleton = thin(binary, width, height);
     lap('thinning');
 
+    const borderDistance = distanceToBackground(seg.mask, width, height);
     const candidates = detectMinutiae(skeleton, {
       width,
       height,
@@ -128,11 +129,13 @@ export class FingerprintExtractor {
       normal: field.normal,
       tracePeriods: Math.max(PARAMS.bridgePeriods, PARAMS.shortRidgePeriods, PARAMS.spurPeriods),
       directionPeriods: PARAMS.directionPeriods,
+      borderDistance,
+      skipWithinPeriods: PARAMS.borderPeriods / 2,
     });
     lap('minutiae');
 
     for (const c of candidates) c.quality = minutiaQuality(field.certainty[c.y * width + c.x]!, blockValueAt(clarity, seg.grid, c.x, c.y));
-    const kept = removeSpurious(candidates, { width, period: freq.period, borderDistance: distanceToBackground(seg.mask, width, height) });
+    const kept = removeSpurious(candidates, { width, period: freq.period, borderDistance });
     const minutiae: ExtractedMinutia[] = kept.map((c) => ({
       x: round2((c.x + box.x + 0.5) / scale - 0.5),
       y: round2((c.y + box.y + 0.5) / scale - 0.5),

@@ -11,7 +11,7 @@
  * keeping the largest component, and an opening against thin appendages. The pixel mask interpolates the block mask
  * bilinearly.
  */
-import { blockDeviation, blockGrid, blockValueAt, type BlockGrid } from './fields.ts';
+import { blockDeviation, blockGrid, blocksToPixels, type BlockGrid } from './fields.ts';
 import { PARAMS } from './params.ts';
 
 export interface Segmentation {
@@ -65,9 +65,9 @@ export function segment(gray: Float32Array, certainty: Float32Array, clarity: Fl
   keepLargest(blocks, grid);
   blocks = dilate(erode(blocks, grid), grid);
   keepLargest(blocks, grid);
-  const values = Float32Array.from(blocks);
+  const values = blocksToPixels(Float32Array.from(blocks), grid, width, height);
   const mask = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) mask[y * width + x] = blockValueAt(values, grid, x, y) >= 0.5 ? 1 : 0;
+  for (let i = 0; i < mask.length; i++) mask[i] = values[i]! >= 0.5 ? 1 : 0;
   return { grid, blocks, mask, blockStd, blockCoherence, ridgeScore, threshold };
 }
 
