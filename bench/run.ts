@@ -200,6 +200,29 @@ Goals: EER <= 1% (FVC protocol); FNMR <= 3% at FMR 1e-4 (all cross-finger pairs)
 `;
 }
 
+// Real captures: needs a folder of sets (e.g. ../shared/data/fingerprint), so it runs only when asked for.
+if (only === 'fingerprint-real') {
+  const data = process.argv.find((a) => a.startsWith('--data='))?.slice(7) ?? (process.argv.includes('--data') ? process.argv[process.argv.indexOf('--data') + 1] : undefined);
+  if (!data) {
+    process.stderr.write('--only=fingerprint-real needs --data FOLDER (a folder of sets of {finger}_{impression} images)\n');
+    process.exit(2);
+  }
+  const args = [join(ROOT, 'bench', 'fingerprint-real.ts'), '--data', data, ...(process.argv.includes('--no-peer') ? ['--no-peer'] : [])];
+  const out = await run(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, maxBuffer: 1 << 26, env: { ...process.env, PATH: `${process.env['PATH']}:/usr/sbin` } });
+  const lines = out.stdout.trim().split('\n');
+  const r = JSON.parse(lines.pop()!) as { tuned: string[]; calibrated: string[]; extractMsMedianBySize: Record<string, number> };
+  report += `
+## ${date}: fingerprints on real captures (issue 12)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=fingerprint-real --data ${data}\` (bench/fingerprint-real.ts; the peer through bench/nbis-libfprint.py)
+- Parameters tuned on: ${r.tuned.join(', ')}; default threshold calibrated on: ${r.calibrated.join(', ')} (pooled); every other set is held out.
+- Extraction medians by image size (one process, shared machine): ${Object.entries(r.extractMsMedianBySize).map(([k, v]) => `${k} ${v} ms`).join(', ')}
+
+${lines.join('\n')}
+`;
+}
+
 process.stdout.write(report);
 if (process.argv.includes('--record')) {
   const path = join(ROOT, 'BENCHMARKS.md');
