@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 2;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '415a50b7e4642eb2352a8e9be85deb3c104ef85b8d88b0212f6378598ea00a8e';
+export const EXTRACTOR_SOURCE_DIGEST = '2506d5d083a0c858e231ed8109a97d79e7615db3b30fcecf412cdd6d011b68dc';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
