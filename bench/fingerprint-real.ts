@@ -3,7 +3,7 @@
  * per set and pooled, with which sets the engine was tuned and calibrated on printed beside each row, and NBIS
  * (mindtct + bozorth3, through Debian's libfprint) side by side in the same run.
  *
- *   npx tsx bench/fingerprint-real.ts --data ../shared/data/fingerprint [--no-peer] [--json]
+ *   npx tsx bench/fingerprint-real.ts --data ../shared/data/fingerprint [--sets A,B] [--no-peer] [--json]
  *   npm run bench -- --only=fingerprint-real --data ../shared/data/fingerprint
  *
  * Per set (folders of `{finger}_{impression}.{png,tif,bmp,pgm,...}`, as `biokiosk eval` reads them):
@@ -158,7 +158,9 @@ async function main(): Promise<void> {
   const root = resolve(data);
   const sets: string[] = [];
   for (const e of (await readdir(root, { withFileTypes: true })).sort((a, b) => byNumber(a.name, b.name))) if (e.isDirectory()) sets.push(e.name);
-  if (!sets.length) throw new Error(`${root} holds no set folders`);
+  const only = arg('--sets')?.split(',');
+  if (only) sets.splice(0, sets.length, ...sets.filter((s) => only.includes(s)));
+  if (!sets.length) throw new Error(`${root} holds no set folders${only ? ` named ${only.join(', ')}` : ''}`);
   const tuned = new Set(arg('--tuned')?.split(',') ?? TUNED_SETS);
   const calibrated = new Set(arg('--calibrated')?.split(',') ?? CALIBRATION_SETS);
   const role = (s: string) => (tuned.has(s) || calibrated.has(s) ? [tuned.has(s) ? 'tuned' : '', calibrated.has(s) ? 'calibrated' : ''].filter(Boolean).join(', ') : 'held out');
