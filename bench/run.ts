@@ -159,21 +159,21 @@ if (!only || only === 'fingerprint') {
   const sy = await json('fingerprint-synth.ts');
   const baud = (b: string) => sp['baud'][b] as Record<string, number>;
   report += `
-## ${date}: fingerprints (issue 5)
+## ${date}: fingerprints (issues 5 and 12)
 
 - Machine: ${machine}
 - Command: \`npm run bench -- --only=fingerprint\` (bench/fingerprint-extract.ts, fingerprint-match.ts, fingerprint-serial.ts, fingerprint-synth.ts)
 
 | measure | result | goal |
 | --- | --- | --- |
-| extraction, 256x288 synthetic impressions at 500 dpi, ${x['runs']} runs | median ${x['medianMs']} ms, p90 ${x['p90Ms']} ms; ${x['minutiaeMedian']} minutiae (median) | median <= 60 ms |
+${(x['sizes'] as Array<Record<string, any>>).map((z) => `| extraction, ${z['width']}x${z['height']} synthetic impressions at 500 dpi, ${z['runs']} runs | median ${z['medianMs']} ms, p90 ${z['p90Ms']} ms; ${z['minutiaeMedian']} minutiae (median) | median <= ${z['goalMs']} ms |`).join('\n')}
 | matching, prepared templates (~${Math.round(m['meanMinutiae'])} minutiae), one core | ${m['comparisonsPerSecond'].median} comparisons/s (median of rounds; best ${m['comparisonsPerSecond'].best}) | >= 20,000 /s |
 | template size, 40 minutiae / ${Object.keys(m['templateBytes'])[1]!.replace('minutiae', '')} (the cap) | ${m['templateBytes'].minutiae40} / ${Object.values(m['templateBytes'])[1]} bytes | <= 1 KB |
 | serial: finger placed to image in memory at 57600 baud (${baud('57600')['runs']} runs) | ${baud('57600')['median_ms']!.toFixed(0)} ms; the wire's limit ${baud('57600')['wire_limit_ms']!.toFixed(0)} ms (${baud('57600')['wire_bytes']} bytes): ${baud('57600')['ratio_to_limit']!.toFixed(3)}x | |
 | serial: the same at 115200 baud | ${baud('115200')['median_ms']!.toFixed(0)} ms; the wire's limit ${baud('115200')['wire_limit_ms']!.toFixed(0)} ms: ${baud('115200')['ratio_to_limit']!.toFixed(3)}x | |
 | synthetic dataset (\`biokiosk synth fingerprint\`), ${sy['fingers']} fingers x ${sy['impressions']} impressions on ${sy['workers']} workers | ${(sy['wallMs'] / 1000).toFixed(1)} s; ${sy['masterMs']} ms per master, ${sy['impressionMs']} ms per impression (CPU) | |
 
-Extraction stage medians: ${Object.entries(x['stagesMedianMs'] as Record<string, number>).map(([k, v]) => `${k} ${v} ms`).join(', ')}.
+${(x['sizes'] as Array<Record<string, any>>).map((z) => `Extraction stage medians, ${z['width']}x${z['height']}: ${Object.entries(z['stagesMedianMs'] as Record<string, number>).map(([k, v]) => `${k} ${v} ms`).join(', ')}.`).join('\n')}
 `;
 }
 
