@@ -301,7 +301,7 @@ function markdown(r: Result): string {
     }),
     `| **all sets** | | ${pct(r.peerPooled.ours.fnm / r.peerPooled.ours.genuine, 1)} (${r.peerPooled.ours.fnm}/${r.peerPooled.ours.genuine}) | ${r.peerPooled.ours.fm}/${r.peerPooled.ours.impostor} | ${r.peerPooled.nbis.genuine ? `${pct(r.peerPooled.nbis.fnm / r.peerPooled.nbis.genuine, 1)} (${r.peerPooled.nbis.fnm}/${r.peerPooled.nbis.genuine})` : 'n/a'} | ${r.peerPooled.nbis.genuine ? `${r.peerPooled.nbis.fm}/${r.peerPooled.nbis.impostor}` : 'n/a'} | |`,
     '',
-    `| set | minutiae (median) | captures to retake (quality < ${RETRY_BELOW}) | extraction failures | extraction median |`,
+    `| set | minutiae (median) | captures to retake (quality < ${RETRY_BELOW}) | extraction failures | extraction median, one pass per image with decoding (speed: bench/fingerprint-extract.ts) |`,
     '| --- | --- | --- | --- | --- |',
     ...r.sets.map((s) => `| ${s['set']} | ${s['minutiaeMedian']} | ${s['retakes']} of ${s['images']} | ${s['failures']} | ${s['extractMsMedian']} ms |`),
   ];

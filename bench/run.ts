@@ -217,7 +217,7 @@ if (only === 'fingerprint-real') {
 - Machine: ${machine}
 - Command: \`npm run bench -- --only=fingerprint-real --data ${data}\` (bench/fingerprint-real.ts; the peer through bench/nbis-libfprint.py)
 - Parameters tuned on: ${r.tuned.join(', ')}; default threshold calibrated on: ${r.calibrated.join(', ')} (pooled); every other set is held out.
-- Extraction medians by image size (one process, shared machine): ${Object.entries(r.extractMsMedianBySize).map(([k, v]) => `${k} ${v} ms`).join(', ')}
+- Extraction medians by image size (one pass per image, decoding included, JIT not warmed; the speed benchmark is \`--only=fingerprint\`): ${Object.entries(r.extractMsMedianBySize).map(([k, v]) => `${k} ${v} ms`).join(', ')}
 
 ${lines.join('\n')}
 `;
