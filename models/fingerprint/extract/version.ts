@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 2;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '2506d5d083a0c858e231ed8109a97d79e7615db3b30fcecf412cdd6d011b68dc';
+export const EXTRACTOR_SOURCE_DIGEST = '20e3bcd0cabfc51035a7bb6c07a78207193eecd9fc89eaeff3a8e1a4c924d27d';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
