@@ -24,7 +24,7 @@ import { BadTemplateError } from '../../../protocol/errors.ts';
 import type { ComparisonResult } from '../../modality.ts';
 import { DEFAULT_DPI, TWO_PI, type FingerRecord } from '../minutiae.ts';
 import { decodeFingerprintTemplate, type FingerprintTemplate } from '../template.ts';
-import { buildCylinders, cylinderLayout, permuteCylinders, type CylinderSet } from './cylinders.ts';
+import { buildCylinders, cylinderLayout, permuteCylinders, type CylinderLayout, type CylinderSet } from './cylinders.ts';
 import { convexHull } from './hull.ts';
 import { pairingSide, pairMinutiae, type PairingResult, type PairingSide } from './pairing.ts';
 import { compatTables, consolidate, type CompatTables, type TopPairs } from './lssr.ts';
@@ -98,7 +98,8 @@ export function prepareFingerprintBytes(bytes: Uint8Array, params: MccParams = M
 }
 
 // Per-parameter-set tables and reusable buffers (the matcher is synchronous, so sharing is safe).
-const tablesCache = new WeakMap<MccParams, CompatTables>();
+/** What a parameter set fixes for every comparison: looked up once per comparison, computed once per set. */
+const perParams = new WeakMap<MccParams, { tables: CompatTables; layout: CylinderLayout; maxRotationQ: number; minCommon: number }>();
 let simList: SimilarityList = similarityList(64 * 64);
 let dense = new Float32Array(64 * 64);
 let top: TopPairs = { a: new Int32Array(64), b: new Int32Array(64), similarity: new Float64Array(64), relaxed: new Float64Array(64), count: 0 };
@@ -139,13 +140,15 @@ function fusedScore(a: PreparedFingerprint, b: PreparedFingerprint, pairing: Pai
   const p = a.params;
   lastLssr = 0;
   if (a.count === 0 || b.count === 0) return 0;
-  let tables = tablesCache.get(p);
-  if (!tables) { tables = compatTables(p); tablesCache.set(p, tables); }
+  let c = perParams.get(p);
+  if (!c) {
+    const layout = cylinderLayout(p);
+    c = { tables: compatTables(p), layout, maxRotationQ: Math.round((p.maxRotation * 256) / TWO_PI), minCommon: Math.ceil(p.minMatchableCells * layout.cells) };
+    perParams.set(p, c);
+  }
+  const tables = c.tables;
   if (simList.index.length < a.count * b.count) simList = similarityList(a.count * b.count);
-  const layout = cylinderLayout(p);
-  const maxRotationQ = Math.round((p.maxRotation * 256) / TWO_PI);
-  const minCommon = Math.ceil(p.minMatchableCells * layout.cells);
-  localSimilarities(a, b, layout, maxRotationQ, minCommon, simList);
+  localSimilarities(a, b, c.layout, c.maxRotationQ, c.minCommon, simList);
   const cap = Math.min(a.count, b.count, p.maxRelaxPairs);
   if (top.a.length < cap) top = { a: new Int32Array(cap), b: new Int32Array(cap), similarity: new Float64Array(cap), relaxed: new Float64Array(cap), count: 0 };
   const lssr = consolidate(a, b, simList, p, tables, top);
