@@ -17,7 +17,7 @@ export async function loadFingerprintGraphs(options: { modelsDir?: string; threa
   return { orientation, gabor };
 }
 
-/** Orientation field of a [0, 1] gray image: channels [U, V] at half resolution, ceil(width/2) x ceil(height/2). */
+/** Orientation field of a [0, 1] gray image: channels [U, V, coarse U, coarse V] at half resolution, ceil(width/2) x ceil(height/2). */
 export async function runOrientation(net: LoadedNet, image: Float32Array, width: number, height: number): Promise<{ data: Float32Array; width: number; height: number }> {
   const out = await net.session.run({ image: new ort.Tensor('float32', image, [1, 1, height, width]) });
   const field = out.field!;
