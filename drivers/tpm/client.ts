@@ -9,10 +9,10 @@
  * - the capability queries (manufacturer, firmware, algorithms, handles), NV reads in TPM-sized chunks, and the
  *   EK certificate.
  */
-import { ALG, ALG_NAMES, CAP, EK_CERT_INDEX, HT, PT, RC, RH, SU, TPMA_NV } from './constants.ts';
+import { ALG, ALG_NAMES, CAP, EK_CERT_INDEX, HT, PT, RC, RH, SU, TPMA_NV } from '../../protocol/tpm/constants.ts';
 import * as cmd from './commands.ts';
-import { TpmError, TpmFailure, TpmFormatError, TpmTransportError } from './errors.ts';
-import { ecdsaP1363, type NvPublic, type ParsedPublic, type Scheme, type TpmtPublic, type TpmtSignature } from './structures.ts';
+import { TpmError, TpmFailure, TpmFormatError, TpmTransportError } from '../../protocol/tpm/errors.ts';
+import { ecdsaP1363, type NvPublic, type ParsedPublic, type Scheme, type TpmtPublic, type TpmtSignature } from '../../protocol/tpm/structures.ts';
 import { openTransport, parseTpmUrl, type TpmTarget, type Transport } from './transport.ts';
 
 export interface TpmClientOptions {

@@ -4,9 +4,9 @@
  * its response into R). `encodeCommand` and `decodeResponse` are the only places that know the command/response
  * framing and the session area; sessions are password sessions (TPM_RS_PW), which is all the key store needs.
  */
-import { ALG, CAP, CC, RH, SU, ST } from './constants.ts';
-import { TpmError, TpmFormatError } from './errors.ts';
-import { Reader, Writer } from './marshal.ts';
+import { ALG, CAP, CC, RH, SU, ST } from '../../protocol/tpm/constants.ts';
+import { TpmError, TpmFormatError } from '../../protocol/tpm/errors.ts';
+import { Reader, Writer } from '../../protocol/tpm/marshal.ts';
 import {
   readNvPublic,
   readPublic2b,
@@ -18,7 +18,7 @@ import {
   type Scheme,
   type TpmtPublic,
   type TpmtSignature,
-} from './structures.ts';
+} from '../../protocol/tpm/structures.ts';
 
 /** A handle in the command's handle area; `auth` present means it needs a (password) authorisation. */
 export interface HandleArg {

@@ -1,9 +1,9 @@
 /** The TPM 2.0 driver: typed commands, one marshalling mechanism, device and swtpm transports. */
-export * from './constants.ts';
-export * from './errors.ts';
-export { describeRc, type RcInfo } from './rc.ts';
-export { Reader, Writer } from './marshal.ts';
-export * from './structures.ts';
+export * from '../../protocol/tpm/constants.ts';
+export * from '../../protocol/tpm/errors.ts';
+export { describeRc, type RcInfo } from '../../protocol/tpm/rc.ts';
+export { Reader, Writer } from '../../protocol/tpm/marshal.ts';
+export * from '../../protocol/tpm/structures.ts';
 export * as commands from './commands.ts';
 export { TpmClient, type TpmClientOptions, type TpmInfo, type FreeHandles } from './client.ts';
 export { parseTpmUrl, describeTarget, openTransport, type TpmTarget, type Transport } from './transport.ts';

@@ -5,7 +5,7 @@
  * Used to power-cycle the emulated TPM (CMD_INIT: like a reset, the TPM then wants TPM2_Startup) and to stop it.
  */
 import { createConnection } from 'node:net';
-import { TpmTransportError } from './errors.ts';
+import { TpmTransportError } from '../../protocol/tpm/errors.ts';
 import type { TpmTarget } from './transport.ts';
 
 export const SWTPM_CMD = {

@@ -13,8 +13,8 @@
  */
 import { promises as fs } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { HEADER_SIZE, MAX_FRAME } from './constants.ts';
-import { TpmConfigError, TpmTransportError } from './errors.ts';
+import { HEADER_SIZE, MAX_FRAME } from '../../protocol/tpm/constants.ts';
+import { TpmConfigError, TpmTransportError } from '../../protocol/tpm/errors.ts';
 
 export type TpmTarget =
   | { kind: 'device'; path: string }
