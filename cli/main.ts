@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isBiokioskError } from '../protocol/errors.ts';
+import { packageVersion } from '../protocol/runtime.ts';
 import { registerExtract } from './extract.ts';
 import { registerMatch } from './match.ts';
 import { registerEval } from './evaluate.ts';
@@ -21,7 +22,7 @@ export const EXIT_INPUT = 2;
 export function buildProgram(): Command {
   const program = new Command('biokiosk')
     .description('Biometric kiosk runtime: extract and match templates, attest, relay, verify, provision.')
-    .version(process.env['npm_package_version'] ?? '0.1.0')
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });

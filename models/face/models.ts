@@ -4,12 +4,12 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { BiokioskError } from '../../protocol/errors.ts';
+import { PACKAGE_ROOT } from '../../protocol/runtime.ts';
 
-export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const MODELS_DIR = join(PACKAGE_ROOT, 'models');
 
 export interface LoadedNet {
   name: string;
