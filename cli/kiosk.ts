@@ -87,6 +87,8 @@ export function registerKiosk(program: Command): void {
       .description('Run the kiosk: one verification session per subject id read on stdin (capture, extract, attest, verdict).')
       .requiredOption('--broker <url>', 'MQTT broker URL (mqtts://host:8883 for a fleet broker)'),
   )
+    // Read by cli/main.ts before these flags are parsed (device/config.ts); listed here for --help.
+    .option('--config <file>', 'settings from a file (/etc/biokiosk/kiosk.conf: key = value, keys are these long flags); flags given here win')
     .option('--modality <m>', 'face | fingerprint | auto (every fitted device: face first, then fingerprint)', 'auto')
     .option('--camera <spec>', 'face: frame source v4l2:/dev/video0, http://..., dir:/path, virtual:/path')
     .option('--fingerprint-port <path>', 'fingerprint: serial port of a ZFM-family module (R307, R503, AS608)')

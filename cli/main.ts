@@ -1,6 +1,7 @@
 /**
  * The `biokiosk` command line. Every command has --help; scripts use --json.
- * Exit codes: 0 success, 2 bad usage or bad input (one line naming what was wrong), 1 internal failure.
+ * Exit codes: 0 success, 2 bad usage or bad input (one line naming what was wrong), 1 internal failure; doctor: 3
+ * when the box lacks something.
  */
 import { Command, CommanderError } from 'commander';
 import { isBiokioskError } from '../protocol/errors.ts';
@@ -14,6 +15,9 @@ import { registerVerifier } from './verifier.ts';
 import { registerKiosk } from './kiosk.ts';
 import { registerCapture } from './capture.ts';
 import { registerBroker } from './broker.ts';
+import { registerDoctor } from './doctor.ts';
+import { ExitWith } from './options.ts';
+import { expandConfigArgs } from '../device/config.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -35,6 +39,7 @@ export function buildProgram(): Command {
   registerKiosk(program);
   registerCapture(program);
   registerBroker(program);
+  registerDoctor(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
@@ -42,6 +47,8 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
+    // `run --config FILE`: the file's settings become flags placed before the given ones, which win.
+    if (argv[0] === 'run') argv = expandConfigArgs(argv, 1);
     await program.parseAsync(argv, { from: 'user' });
     return EXIT_OK;
   } catch (e) {
@@ -50,6 +57,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function reportError(e: unknown, json: boolean): number {
+  if (e instanceof ExitWith) return e.code;
   if (e instanceof CommanderError) {
     // --help and --version end through here with exit code 0.
     if (e.exitCode === 0) return EXIT_OK;
