@@ -13,6 +13,9 @@ const REQUIRED = {
   socat: 'socat',
   // The fleet broker's development PKI (scripts/dev-pki.sh).
   openssl: 'openssl',
+  // The service files: sd_notify messages and the units' own check (deploy/systemd/).
+  'systemd-notify': 'systemd',
+  'systemd-analyze': 'systemd',
 };
 
 // Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.

@@ -56,12 +56,13 @@ afterAll(async () => {
 });
 
 describe('npm pack', () => {
-  it('carries the compiled CLI, the models and the notices, and no tests, benchmarks or sources', () => {
+  it('carries the compiled CLI, the models, the notices and the service files, and no tests, benchmarks or sources', () => {
     for (const f of ['bin/biokiosk.js', 'dist/cli/main.js', 'dist/verifier/precheck-worker.js', 'dist/BUILD.json', 'models/manifest.json', 'models/face/face_detector_tiny.onnx', 'models/fingerprint/fp_gabor.onnx', 'LICENSE', 'NOTICES.md', 'CHANGELOG.md', 'package.json']) {
       expect(packed, f).toContain(f);
     }
     expect(packed.filter((f) => f.startsWith('test/') || f.startsWith('bench/'))).toEqual([]);
     expect(packed.filter((f) => f.endsWith('.ts'))).toEqual([]);
+    for (const f of ['deploy/systemd/biokiosk-kiosk.service', 'deploy/udev/60-biokiosk.rules', 'deploy/biokiosk-update.sh', 'deploy/install.sh', 'deploy/kiosk.conf.example']) expect(packed, f).toContain(f);
   });
 });
 
