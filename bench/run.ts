@@ -2,6 +2,8 @@
  * `npm run bench`: runs the benchmarks and prints a Markdown report; `npm run bench -- --record` also appends it
  * to BENCHMARKS.md with the date, the machine and the command.
  *
+ * `-- --only=startup`: start-up of the CLI, compiled against tsx (bench/startup-worker.ts).
+ *
  * Face extraction: a 640x480 frame with one face, median of >= 50 runs after warm-up, model load, peak RSS, and,
  * side by side in the same run, face-api on TF.js WASM with the same nets on the same frame (ratio of medians).
  */
@@ -221,6 +223,25 @@ ${row('face')}
 ${row('fingerprint')}
 
 Goal: everything except capture and extraction <= 15 ms at p50, receipt checks included.
+`;
+}
+
+if (!only || only === 'startup') {
+  await run(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT });
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'startup-worker.ts')], { cwd: ROOT, maxBuffer: 1 << 24, env: { ...process.env, PATH: `${process.env['PATH']}:/usr/sbin` } });
+  const s = JSON.parse(stdout.trim().split('\n').pop()!) as { runs: number; compiled: Record<string, number>; tsx: Record<string, number> };
+  const row = (name: string, k: string) => `| ${name} | ${f(s.compiled[k]!)} ms | ${f(s.tsx[k]!)} ms | ${(s.tsx[k]! / s.compiled[k]!).toFixed(2)}x |`;
+  report += `
+## ${date}: start-up, compiled against tsx (issue 17)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=startup\` (bench/startup-worker.ts): fresh processes, compiled (dist/, \`npm run build\`) and the sources through tsx (\`BIOKIOSK_FROM_SOURCE=1\`) alternating, medians of ${s.runs} after one warm-up round; \`run\`: face, software key, local mosquitto, camera \`dir:\` with one photo
+
+| from spawn to | compiled | tsx | tsx / compiled |
+| --- | --- | --- | --- |
+${row('`biokiosk --help` exits', 'helpMs')}
+${row('`biokiosk run`: the first capture prompt', 'toCapturePromptMs')}
+${row('`biokiosk run`: the first capture extracted (models loaded)', 'toFirstExtractedMs')}
 `;
 }
 

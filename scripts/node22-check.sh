@@ -8,8 +8,7 @@
 #   checkout's node_modules (every other native module is N-API, the same binary for Node 20 and 22).
 # Without --quick, also (a few minutes: better-sqlite3 is compiled for Node 22's ABI, no prebuild being reachable):
 #   a linux-x64 release bundle for Node 22 (scripts/bundle.sh --node), and in it, with its own Node 22: --version,
-#   face and fingerprint extraction, the outbox, the demo, and the verifier's precheck workers (build.test.ts' checks
-#   are the same on Node 20).
+#   face and fingerprint extraction, the outbox, the demo and the fingerprint demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
