@@ -79,6 +79,18 @@ describe('the unpacked package, without tsx', () => {
     expect(r.stdout.trim()).toBe(pkg.version);
   });
 
+  it('loads onnxruntime only for a command that runs a model', async () => {
+    // Every native library the process loads, recorded at process.dlopen.
+    const probe = (args: string[]) =>
+      node(['--input-type=module', '-e', `const seen = []; const dlopen = process.dlopen; process.dlopen = function (m, f, ...r) { seen.push(f); return dlopen.call(this, m, f, ...r); };
+        const { main } = await import('./dist/cli/main.js'); await main(${JSON.stringify(args)}); console.log(JSON.stringify(seen));`], { cwd: app });
+    const help = await probe(['--help']);
+    expect(help.code, help.stderr).toBe(0);
+    expect(JSON.parse(help.stdout.trim().split('\n').pop()!).filter((f: string) => /onnxruntime/.test(f))).toEqual([]);
+    const extract = await probe(['extract', '--modality', 'fingerprint', '--image', join(FACE_API_DIR, 'demo', 'sample2.jpg'), '--json']);
+    expect(JSON.parse(extract.stdout.trim().split('\n').pop()!).filter((f: string) => /onnxruntime/.test(f)).length).toBe(1);
+  });
+
   it('extracts a face template with the shipped models', async () => {
     const r = await node([join(app, 'bin', 'biokiosk.js'), 'extract', '--modality', 'face', '--image', join(FACE_API_DIR, 'demo', 'sample2.jpg'), '--json'], { cwd: dir });
     expect(r.code, r.stderr).toBe(0);
