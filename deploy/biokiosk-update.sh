@@ -93,9 +93,9 @@ cmd_install() {
   if [ -f "$bundle.sha256" ]; then
     (cd "$(dirname "$bundle")" && sha256sum --check --status "$(basename "$bundle").sha256") || die "$bundle does not match $bundle.sha256: not installed"
   fi
-  local incoming
-  incoming=$(mktemp -d "$RELEASES/.incoming-XXXXXX")
-  trap 'rm -rf "$incoming"' EXIT
+  INCOMING=$(mktemp -d "$RELEASES/.incoming-XXXXXX")
+  trap 'rm -rf "$INCOMING"' EXIT
+  local incoming=$INCOMING
   tar -xzf "$bundle" -C "$incoming" || die "$bundle did not unpack completely: not installed (current release unchanged)"
   local top
   top=$(find "$incoming" -mindepth 1 -maxdepth 1 -type d | head -1)

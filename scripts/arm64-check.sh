@@ -152,7 +152,8 @@ if [ -z "$BUNDLE" ]; then
   BUNDLE=$(tail -1 "$W/step-bundle.out")
 fi
 [ -f "$BUNDLE" ] || { say "no bundle"; exit 1; }
-rm -rf "$ROOTFS/tmp/biokiosk-install" && mkdir -p "$ROOTFS/tmp/biokiosk-install"
+# A new kiosk each run (a rebuilt bundle keeps its version); the user and the state folder may stay.
+rm -rf "$ROOTFS/opt/biokiosk" "$ROOTFS/tmp/biokiosk-install" && mkdir -p "$ROOTFS/tmp/biokiosk-install"
 cp -r deploy "$ROOTFS/tmp/biokiosk-install/"
 cp "$BUNDLE" "$ROOTFS/tmp/biokiosk-install/"
 [ -f "$BUNDLE.sha256" ] && cp "$BUNDLE.sha256" "$ROOTFS/tmp/biokiosk-install/"

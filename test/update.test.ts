@@ -68,6 +68,11 @@ describe('biokiosk-update', () => {
     expect(r.code, r.stderr).toBe(0);
     expect([current(), previous()]).toEqual(['releases/1.1.0', 'releases/1.0.0']);
     expect(await running()).toBe('1.1.0');
+    // The same version again: nothing to do, nothing changed.
+    r = await update('install', await bundle('1.1.0'));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/1\.1\.0 is already the current release/);
+    expect([current(), previous()]).toEqual(['releases/1.1.0', 'releases/1.0.0']);
     const s = await update('status');
     expect(s.stdout).toMatch(/current: 1\.1\.0\nprevious: 1\.0\.0\nreleases: 1\.0\.0 1\.1\.0/);
   });
