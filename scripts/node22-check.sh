@@ -37,11 +37,13 @@ fi
 say "$("$NODE22" --version) at $NODE22"
 
 # Test files whose code and helpers never open a SQLite database (the outbox, the verifier store) in-process:
-# with --quick the ones that cover each native module and the wire (about 40 s), otherwise more.
+# with --quick the ones that cover each N-API module (onnxruntime, sharp, serialport) and the wire (about 30 s),
+# otherwise more.
 QUICK_FILES=(test/protocol-jws.test.ts test/protocol-jwe.test.ts test/protocol-jwe-fast.test.ts test/protocol-attestation.test.ts
-  test/protocol-topics.test.ts test/face-pipeline.test.ts test/fingerprint-extract.test.ts test/tpm-client.test.ts
-  test/fingerprint-serial-codec.test.ts test/notices.test.ts test/update.test.ts)
-[ "$QUICK" = 1 ] || QUICK_FILES+=(test/audit-merkle.test.ts test/fingerprint-matcher.test.ts test/fingerprint-template.test.ts test/camera-splitter.test.ts)
+  test/protocol-topics.test.ts test/face-pipeline.test.ts test/tpm-client.test.ts test/fingerprint-serial-codec.test.ts
+  test/notices.test.ts)
+[ "$QUICK" = 1 ] || QUICK_FILES+=(test/fingerprint-extract.test.ts test/update.test.ts test/audit-merkle.test.ts test/fingerprint-matcher.test.ts
+  test/fingerprint-template.test.ts test/camera-splitter.test.ts)
 node scripts/build.mjs >/dev/null 2>&1
 say "vitest under Node $VERSION: ${#QUICK_FILES[@]} files"
 # The CLI the tests spawn runs under Node 22 too (process.execPath), with dist/ compiled.
