@@ -2,6 +2,8 @@
  * `npm run bench`: runs the benchmarks and prints a Markdown report; `npm run bench -- --record` also appends it
  * to BENCHMARKS.md with the date, the machine and the command.
  *
+ * `-- --only=startup`: start-up of the CLI, compiled against tsx (bench/startup-worker.ts).
+ *
  * Face extraction: a 640x480 frame with one face, median of >= 50 runs after warm-up, model load, peak RSS, and,
  * side by side in the same run, face-api on TF.js WASM with the same nets on the same frame (ratio of medians).
  */
@@ -293,6 +295,25 @@ Capacity on paper for 10,000 kiosks x 200 check-ins a day with a 10x peak hour: 
 - The decision lock: every batch of every node passes through it, so it is the fleet's ceiling; its work (replay checks, log append, one checkpoint) ran at ${pgA['appendsPerSecond']} appends/s here, ${(Number(pgA['appendsPerSecond']) / peak).toFixed(0)}x the peak. Batches grow under load (up to 256), which keeps the lock's cost per decision falling as load rises.
 - PostgreSQL: ${pgCpu.toFixed(2)} ms of its CPU per decision is ${((peak * pgCpu) / 1000).toFixed(2)} cores at the peak; storage about 1 KB per decision (record ~0.6 KB, salt, hashes, key, subtree nodes, a checkpoint per batch), ${(perDay * 1e3 / 2 ** 30).toFixed(1)} GiB a day and ${(perDay * 1e3 * 365 / 2 ** 40).toFixed(2)} TiB a year before WAL and backups: partitioning or archiving old entries (kept verifiable by their checkpoints) is the first thing such a fleet needs, not more CPU.
 - The broker: 10,000 persistent kiosk connections and at the peak ${peak.toFixed(0)} attestations in plus ${peak.toFixed(0)} verdicts out a second (QoS 1), a small load for one mosquitto (file-descriptor limit >= 10,240); a second broker for availability, not capacity.
+`;
+}
+
+if (!only || only === 'startup') {
+  await run(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT });
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'startup-worker.ts')], { cwd: ROOT, maxBuffer: 1 << 24, env: { ...process.env, PATH: `${process.env['PATH']}:/usr/sbin` } });
+  const s = JSON.parse(stdout.trim().split('\n').pop()!) as { runs: number; compiled: Record<string, number>; tsx: Record<string, number> };
+  const row = (name: string, k: string) => `| ${name} | ${f(s.compiled[k]!)} ms | ${f(s.tsx[k]!)} ms | ${(s.tsx[k]! / s.compiled[k]!).toFixed(2)}x |`;
+  report += `
+## ${date}: start-up, compiled against tsx (issue 17)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=startup\` (bench/startup-worker.ts): fresh processes, compiled (dist/, \`npm run build\`) and the sources through tsx (\`BIOKIOSK_FROM_SOURCE=1\`) alternating, medians of ${s.runs} after one warm-up round; \`run\`: face, software key, local mosquitto, camera \`dir:\` with one photo
+
+| from spawn to | compiled | tsx | tsx / compiled |
+| --- | --- | --- | --- |
+${row('`biokiosk --help` exits', 'helpMs')}
+${row('`biokiosk run`: the first capture prompt', 'toCapturePromptMs')}
+${row('`biokiosk run`: the first capture extracted (models loaded)', 'toFirstExtractedMs')}
 `;
 }
 
