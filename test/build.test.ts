@@ -57,7 +57,7 @@ afterAll(async () => {
 
 describe('npm pack', () => {
   it('carries the compiled CLI, the models, the notices and the service files, and no tests, benchmarks or sources', () => {
-    for (const f of ['bin/biokiosk.js', 'dist/cli/main.js', 'dist/verifier/precheck-worker.js', 'dist/BUILD.json', 'models/manifest.json', 'models/face/face_detector_tiny.onnx', 'models/fingerprint/fp_gabor.onnx', 'LICENSE', 'NOTICES.md', 'CHANGELOG.md', 'package.json']) {
+    for (const f of ['bin/biokiosk.js', 'dist/cli/main.js', 'dist/verifier/precheck-worker.js', 'dist/BUILD.json', 'models/manifest.json', 'models/face/face_detector_tiny.onnx', 'models/fingerprint/fp_gabor.onnx', 'models/iris/iris_loggabor.onnx', 'dist/witness/witness.js', 'dist/verifier/pg-store.js', 'dist/drivers/hid/node-hid.js', 'LICENSE', 'NOTICES.md', 'CHANGELOG.md', 'package.json']) {
       expect(packed, f).toContain(f);
     }
     expect(packed.filter((f) => f.startsWith('test/') || f.startsWith('bench/'))).toEqual([]);
@@ -108,6 +108,20 @@ describe('the unpacked package, without tsx', () => {
     const x = await node([join(app, 'bin', 'biokiosk.js'), 'extract', '--modality', 'fingerprint', '--image', join(out, images[0]!), '--json'], { cwd: dir });
     expect(x.code, x.stderr).toBe(0);
     expect(JSON.parse(x.stdout).minutiae).toBeGreaterThan(10);
+  });
+
+  it('synthesizes irises and extracts one with the shipped iris graph; the witness command loads', async () => {
+    const out = join(dir, 'iris');
+    const s = await node([join(app, 'bin', 'biokiosk.js'), 'synth', 'iris', '--out', out, '--eyes', '2', '--samples', '2', '--seed', '3'], { cwd: dir });
+    expect(s.code, s.stderr).toBe(0);
+    const images = (await readdir(out)).filter((f) => f.endsWith('.png'));
+    expect(images.length).toBe(4);
+    const x = await node([join(app, 'bin', 'biokiosk.js'), 'extract', '--modality', 'iris', '--image', join(out, images[0]!), '--json'], { cwd: dir });
+    expect(x.code, x.stderr).toBe(0);
+    expect(JSON.parse(x.stdout).format).toBe('biokiosk-iris/1');
+    const w = await node([join(app, 'bin', 'biokiosk.js'), 'witness', 'serve', '--help'], { cwd: dir });
+    expect(w.code, w.stderr).toBe(0);
+    expect(w.stdout).toMatch(/add-checkpoint/);
   });
 
   it("starts the verifier's precheck worker threads from dist/ and has them refuse a forged attestation", async () => {
