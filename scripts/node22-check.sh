@@ -44,7 +44,11 @@ QUICK_FILES=(test/protocol-jws.test.ts test/protocol-jwe.test.ts test/protocol-j
   test/notices.test.ts)
 [ "$QUICK" = 1 ] || QUICK_FILES+=(test/fingerprint-extract.test.ts test/update.test.ts test/audit-merkle.test.ts test/fingerprint-matcher.test.ts
   test/fingerprint-template.test.ts test/camera-splitter.test.ts)
-node scripts/build.mjs >/dev/null 2>&1
+# dist/ as `npm test` just left it (CI runs this right after): rebuilt only when missing or older than a source.
+if [ ! -f dist/BUILD.json ] || [ -n "$(find protocol drivers models device verifier witness provisioning cli package.json tsconfig.json tsconfig.build.json -name '*.ts' -newer dist/BUILD.json -print -quit; find package.json tsconfig.json tsconfig.build.json -newer dist/BUILD.json -print -quit)" ]; then
+  say "building dist/"
+  node scripts/build.mjs >/dev/null 2>&1
+fi
 say "vitest under Node $VERSION: ${#QUICK_FILES[@]} files"
 # The CLI the tests spawn runs under Node 22 too (process.execPath), with dist/ compiled.
 T1=$(date +%s)
