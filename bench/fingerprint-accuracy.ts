@@ -2,8 +2,8 @@
  * Fingerprint accuracy over several synthetic sets: for each seed, `biokiosk synth fingerprint` (100 fingers x 8
  * impressions) into a temporary folder, then the evaluation of `biokiosk eval --modality fingerprint` twice: FVC
  * protocol (first impressions against each other) and all cross-finger pairs. Prints one JSON line with, per seed,
- * the EERs, FNMR at FMR 1e-3 / 1e-4 and the engine's decisions at its default threshold: the default threshold is
- * calibrated on seed 1, so the other seeds show how it holds on sets it never saw.
+ * the EERs, FNMR at FMR 1e-3 / 1e-4 and the engine's decisions at its default threshold. These synthetic sets are
+ * regression checks only: the default threshold is calibrated on real captures (bench/fingerprint-real.ts).
  *   npx tsx bench/fingerprint-accuracy.ts [--seeds 1,2,3,4] [--fingers 100] [--impressions 8]
  * Each seed takes about a minute and a half here (synthesis ~30 s, extraction ~35 s, 319,600 comparisons ~15 s).
  */

@@ -5,7 +5,7 @@
  *   npx tsx bench/fingerprint-match.ts [--fingers 50] [--rounds 7]
  */
 import os from 'node:os';
-import { FINGERPRINT_DEFAULT_THRESHOLD, mccScore, prepareFingerprintBytes, type PreparedFingerprint } from '../models/fingerprint/matcher/mcc.ts';
+import { FINGERPRINT_DEFAULT_THRESHOLD, matchScore, prepareFingerprintBytes, type PreparedFingerprint } from '../models/fingerprint/matcher/mcc.ts';
 import { MCC_DEFAULTS } from '../models/fingerprint/matcher/params.ts';
 import { syntheticFinger, syntheticImpression } from '../models/fingerprint/matcher/synthetic.ts';
 import { encodeFingerprintTemplate, MAX_TEMPLATE_MINUTIAE } from '../models/fingerprint/template.ts';
@@ -38,7 +38,7 @@ const genuinePairs = fingers;
 let sink = 0;
 const runRound = () => {
   const t = performance.now();
-  for (const [a, b] of pairs) sink += mccScore(a, b);
+  for (const [a, b] of pairs) sink += matchScore(a, b);
   return pairs.length / ((performance.now() - t) / 1000);
 };
 runRound(); // warm-up (JIT)

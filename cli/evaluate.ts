@@ -35,7 +35,7 @@ export function registerEval(program: Command): void {
     .command('eval')
     .description('Evaluate a modality on a dataset: EER, FNMR at FMR 1e-2/1e-3/1e-4, and a DET curve.')
     .requiredOption('--modality <name>', 'face | fingerprint | iris')
-    .requiredOption('--dataset <path>', 'folder of {identity}_{sample}.{jpg,png,bmp,tif} images, or a CSV of path,identity')
+    .requiredOption('--dataset <path>', 'folder of {identity}_{sample}.{jpg,png,bmp,tif,pgm,ppm} images, or a CSV of path,identity')
     .option('--json', 'print one JSON object')
     .option('--plot <png>', 'write the DET curve to this PNG file')
     .option('--impostors <mode>', 'all | fvc (first samples against each other) | sample:N (seeded)', 'all')

@@ -25,7 +25,7 @@ export function registerExtract(program: Command): void {
     .command('extract')
     .description('Extract a biometric template from an image (quality, face count and per-stage timings included).')
     .requiredOption('--modality <name>', 'face | fingerprint | iris')
-    .requiredOption('--image <file>', 'image file: JPEG, PNG, WebP, TIFF or BMP, any size')
+    .requiredOption('--image <file>', 'image file: JPEG, PNG, WebP, TIFF, BMP or Netpbm (PGM, PPM, PBM), any size')
     .option('--json', 'print one JSON object (the template file format read by `biokiosk match`)')
     .option('--out <file>', 'also write the JSON result to this file')
     .option('--detector-size <px>', 'face detector input size, a multiple of 32', parseNumber('--detector-size', 64, 1024, true))

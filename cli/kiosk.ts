@@ -13,6 +13,7 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { ServiceNotifier } from '../protocol/service-notify.ts';
 import { Kiosk, loadVerifierKeys, trustedFrom, type CaptureConfig, type KioskAlarm } from '../device/kiosk.ts';
 import type { SessionEvent } from '../device/session/events.ts';
 import type { NoncePolicy } from '../device/session/policy.ts';
@@ -88,6 +89,8 @@ export function registerKiosk(program: Command): void {
       .description('Run the kiosk: one verification session per subject id read on stdin (capture, extract, attest, verdict).')
       .requiredOption('--broker <url>', 'MQTT broker URL (mqtts://host:8883 for a fleet broker)'),
   )
+    // Read by cli/main.ts before these flags are parsed (device/config.ts); listed here for --help.
+    .option('--config <file>', 'settings from a file (/etc/biokiosk/kiosk.conf: key = value, keys are these long flags); flags given here win')
     .option('--modality <m>', 'face | fingerprint | auto (every fitted device: face first, then fingerprint)', 'auto')
     .option('--camera <spec>', 'face: frame source v4l2:/dev/video0, http://..., dir:/path, virtual:/path')
     .option('--fingerprint-port <path>', 'fingerprint: serial port of a ZFM-family module (R307, R503, AS608)')
@@ -126,6 +129,10 @@ export function registerKiosk(program: Command): void {
       });
       const ks = kiosk.state.keystore;
       process.stderr.write(ks.developmentOnly ? `${SoftwareKeyStore.warning}\n` : `key store: ${ks.description}\n`);
+      // Under systemd (Type=notify): ready once the kiosk is set up, then watchdog pings and a status per session.
+      const service = ServiceNotifier.fromEnvironment();
+      await service?.ready(`kiosk ${o.ueid} ready; key store: ${ks.description}`);
+      service?.startWatchdog();
       kiosk.on('alarm', (a) => process.stderr.write(`biokiosk: ALARM ${describeAlarm(a)}\n`));
       const subjects = new Map<string, string>();
       // A verdict for an attempt reported "queued" settles it now.
@@ -159,8 +166,10 @@ export function registerKiosk(program: Command): void {
           if (r.attId) subjects.set(r.attId, subject);
           if (r.outcome === 'queued' && r.attId) queued.add(r.attId);
           print(subject, r);
+          void service?.status(`kiosk ${o.ueid}: last session ${r.outcome} at ${new Date().toISOString()}`);
         }
       } finally {
+        await service?.stopping();
         await kiosk.close();
       }
     });

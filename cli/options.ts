@@ -49,3 +49,10 @@ export interface BrokerCredentialOptions {
 export function brokerCredentialFiles(o: BrokerCredentialOptions): BrokerCredentialFiles {
   return { ca: o.ca, cert: o.cert, key: o.key, username: o.username, passwordFile: o.passwordFile };
 }
+
+/** Thrown by a command that ends with a particular exit code of its own (biokiosk doctor: 3), having printed. */
+export class ExitWith extends Error {
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}

@@ -29,6 +29,7 @@ import { serveRegistry } from '../verifier/registry/server.ts';
 import type { VerifierInstance } from '../verifier/setup.ts';
 import { readInput } from './extract.ts';
 import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
+import { ServiceNotifier } from '../protocol/service-notify.ts';
 import { addBrokerCredentialOptions, brokerCredentialFiles, parseNumber, printJson, type BrokerCredentialOptions } from './options.ts';
 
 /** A state folder or file that was looser than it should be and has been tightened: the operator is told. */
@@ -145,12 +146,18 @@ export function registerVerifier(program: Command): void {
         onError,
       });
       await node.start();
-      process.stderr.write(`verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), store ${inst.store.description}, log ${inst.logSigner.origin}${witnesses.length ? `, witnesses ${witnesses.map((w) => w.vkey.name).join(', ')}` : ''}\n`);
+      const up = `verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), store ${inst.store.description}, log ${inst.logSigner.origin}${witnesses.length ? `, witnesses ${witnesses.map((w) => w.vkey.name).join(', ')}` : ''}`;
+      process.stderr.write(`${up}\n`);
+      // Under systemd (Type=notify): ready now, and watchdog pings while the event loop turns.
+      const service = ServiceNotifier.fromEnvironment();
+      await service?.ready(up);
+      service?.startWatchdog();
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
       });
+      await service?.stopping();
       await node.stop();
       await inst.close();
     });

@@ -13,6 +13,7 @@ import type { IClientOptions } from 'mqtt';
 import type { Modality } from '../protocol/claims.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import { NotARegularFileError, readRegularFile } from '../protocol/input-files.ts';
+import { packageVersion } from '../protocol/runtime.ts';
 import type { NoticeSink } from '../protocol/private-files.ts';
 import { deviceTopics } from '../protocol/topics.ts';
 import { createEngine, TEMPLATE_FORMATS } from '../models/engines.ts';
@@ -164,7 +165,7 @@ export class Kiosk extends EventEmitter<KioskEvents> {
       brokerUrl: config.broker.url,
       clientId: config.ueid,
       ueid: config.ueid,
-      version: config.version ?? '0.1.0',
+      version: config.version ?? packageVersion(),
       topics: { attestations: t.attestations, verdicts: t.verdicts, challengeRequest: t.challengeRequest, challengeResponse: t.challengeResponse },
       outbox: state.outbox,
       protocolVersion: config.broker.protocolVersion ?? 5,

@@ -7,13 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { convertFaceNet, FACE_NETS, faceApiDir, faceApiVersion, SOURCE_PACKAGE } from './face/convert.ts';
 import { buildFingerprintGraphs, FINGERPRINT_GRAPHS } from './fingerprint/build.ts';
 import { buildIrisGraphs, IRIS_GRAPHS } from './iris/build.ts';
+import { PACKAGE_ROOT } from '../protocol/runtime.ts';
 
-export const MODELS_DIR = dirname(fileURLToPath(import.meta.url));
+export const MODELS_DIR = join(PACKAGE_ROOT, 'models');
 export const MANIFEST_PATH = join(MODELS_DIR, 'manifest.json');
 
 export interface ManifestEntry {

@@ -18,6 +18,9 @@ const REQUIRED = {
   // Verifiers on separate hosts: network namespaces (test/helpers/netns.ts), PostgreSQL run as the user postgres.
   ip: 'iproute2',
   runuser: 'util-linux',
+  // The service files: sd_notify messages and the units' own check (deploy/systemd/).
+  'systemd-notify': 'systemd',
+  'systemd-analyze': 'systemd',
 };
 
 /** file glob (tools kept off PATH) -> Debian package that provides it */

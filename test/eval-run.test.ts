@@ -1,7 +1,7 @@
 /**
  * `runEval` end to end with a tiny but real modality: the "template" of an image is its mean grey level, and two
  * templates are as similar as their grey levels are close (score = -|a - b|). Images are real files on disk in
- * every supported container (PNG, hand-built BMP, TIFF, WebP), so loading, decoding, pairing, scoring, the error
+ * every supported container (PNG, hand-built BMP, TIFF, WebP, hand-built PGM and PPM), so loading, decoding, pairing, scoring, the error
  * rates and the DET plot all run for real, and the expected rates can be computed independently from the grey levels.
  */
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -49,6 +49,8 @@ async function flat(path: string, level: number): Promise<void> {
   const raw = sharp(Buffer.alloc(8 * 8 * 3, level), { raw: { width: 8, height: 8, channels: 3 } });
   const lower = path.toLowerCase();
   if (lower.endsWith('.bmp')) await writeFile(path, bmp(8, 8, () => [level, level, level], { bpp: 8 }));
+  else if (lower.endsWith('.pgm')) await writeFile(path, Buffer.concat([Buffer.from('P5\n8 8\n255\n'), Buffer.alloc(64, level)]));
+  else if (lower.endsWith('.ppm')) await writeFile(path, Buffer.from(`P3 8 8 255\n${Array(64 * 3).fill(level).join(' ')}\n`));
   else if (lower.endsWith('.tif')) await raw.tiff().toFile(path);
   else if (lower.endsWith('.webp')) await raw.webp({ lossless: true }).toFile(path);
   else await raw.png().toFile(path);
@@ -66,7 +68,7 @@ function bruteForce(gen: number[], imp: number[]) {
 }
 
 const IDS = ['id_0', 'id_1', 'id_2', 'id_3', 'id_4', 'id_5', 'id_6', 'id_7'];
-const EXT = ['png', 'bmp', 'TIF', 'webp'];
+const EXT = ['png', 'bmp', 'TIF', 'webp', 'pgm', 'ppm'];
 
 describe('runEval with a real (tiny) modality', () => {
   let dir: string;

@@ -64,11 +64,15 @@ describe('fingerprint modality', () => {
     expect(engine.compare(templates[0]![0]!, templates[1]![0]!).decision).toBe('no_match');
   }, 120_000);
 
-  it('works through biokiosk extract and match', async () => {
+  it('works through biokiosk extract and match (one of the two images as PGM)', async () => {
     const a = join(dir, 'a.json');
     const b = join(dir, 'b.json');
+    const { default: sharp } = await import('sharp');
+    const { data, info } = await sharp(files[2]![2]!).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    const pgm = join(dir, 'b.pgm');
+    await writeFile(pgm, Buffer.concat([Buffer.from(`P5\n${info.width} ${info.height}\n255\n`), data.subarray(0, info.width * info.height)]));
     await writeFile(a, (await run(process.execPath, [BIN, 'extract', '--modality', 'fingerprint', '--image', files[2]![0]!, '--json'])).stdout);
-    await writeFile(b, (await run(process.execPath, [BIN, 'extract', '--modality', 'fingerprint', '--image', files[2]![2]!, '--json'])).stdout);
+    await writeFile(b, (await run(process.execPath, [BIN, 'extract', '--modality', 'fingerprint', '--image', pgm, '--json'])).stdout);
     const x = JSON.parse((await run(process.execPath, [BIN, 'match', '--modality', 'fingerprint', a, b, '--json'])).stdout);
     expect(x).toMatchObject({ ok: true, modality: 'fingerprint', decision: 'match' });
     const bad = await run(process.execPath, [BIN, 'match', '--modality', 'face', a, b]).then(

@@ -128,7 +128,7 @@ describe('fingerprint extraction on analytic patterns', () => {
     expect(s.typeAccuracy).toBeGreaterThanOrEqual(0.8);
     expect(s.spurious).toBeLessThanOrEqual(3);
     expect(result.quality.score).toBeGreaterThanOrEqual(result.quality.retryBelow);
-    expect(Object.keys(result.quality.measures)).toEqual(['foreground', 'orientation', 'clarity', 'minutiae']);
+    expect(Object.keys(result.quality.measures)).toEqual(['foreground', 'orientation', 'clarity', 'minutiae', 'density']);
     for (const m of result.minutiae) {
       expect(m.angle).toBeGreaterThanOrEqual(0);
       expect(m.angle).toBeLessThan(2 * Math.PI);

@@ -9,6 +9,7 @@
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { BiokioskError } from '../protocol/errors.ts';
+import { workerEntry } from '../protocol/runtime.ts';
 import type { PrecheckConfig, PrecheckResult, PrecheckTask } from './precheck.ts';
 
 /** Runs the stateless checks for a batch, in order. */
@@ -28,7 +29,7 @@ export interface PrecheckWorkerInit {
 export type WorkerRequest = { id: number; tasks: PrecheckTask[] };
 export type WorkerReply = { id: number; results: PrecheckResult[] } | { id: number; error: string } | { ready: true } | { initError: string };
 
-const BOOTSTRAP = new URL('./precheck-worker.mjs', import.meta.url);
+const BOOTSTRAP = workerEntry(import.meta.url, 'precheck-worker');
 
 interface Slot {
   worker: Worker;

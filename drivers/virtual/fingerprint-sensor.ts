@@ -7,17 +7,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { childProcessArgs, PACKAGE_ROOT } from '../../protocol/runtime.ts';
 import type { SensorFault, SimulatedModuleConfig } from './fingerprint-sensor-core.ts';
 
 export type { SensorFault, SimulatedModuleConfig } from './fingerprint-sensor-core.ts';
 export { loadSensorImage, patternImage } from './fingerprint-sensor-core.ts';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ENTRY = join(HERE, 'fingerprint-sensor-process.ts');
-const REPO = resolve(HERE, '../..');
+const ENTRY = childProcessArgs(import.meta.url, 'fingerprint-sensor-process');
 
 export type VirtualFingerprintSensorOptions = Omit<SimulatedModuleConfig, 'hostPath' | 'sensorPath'> & {
   /** Where the pty links go (default: a new temporary folder, removed on stop). */
@@ -54,7 +52,7 @@ export class VirtualFingerprintSensor extends EventEmitter {
     const name = o.name ?? 'ttyFP0';
     const { dir: _d, name: _n, startTimeoutMs, ...rest } = o;
     const config: SimulatedModuleConfig = { ...rest, hostPath: join(dir, name), sensorPath: join(dir, `${name}.module`) };
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, JSON.stringify(config)], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...ENTRY, JSON.stringify(config)], { cwd: PACKAGE_ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
     const sensor = new VirtualFingerprintSensor(config.hostPath, child, ownDir);
     let stderr = '';
     child.stderr?.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));

@@ -1,9 +1,11 @@
 /**
- * Decoding of still images (JPEG, PNG, WebP, TIFF, GIF, AVIF through sharp; BMP through our own decoder) into
+ * Decoding of still images (JPEG, PNG, WebP, TIFF, GIF, AVIF through sharp; BMP and Netpbm (PGM, PPM, PBM) through
+ * our own decoders) into
  * RGB rasters, EXIF orientation applied. Every failure is a BadImageError naming what was wrong.
  */
 import sharp from 'sharp';
 import { BadImageError } from '../../protocol/errors.ts';
+import { decodeNetpbm, isNetpbm } from './netpbm.ts';
 import type { Raster } from './raster.ts';
 
 export interface DecodeOptions {
@@ -39,6 +41,12 @@ export async function decodeImage(bytes: Uint8Array, options: DecodeOptions = {}
     input = sharp(bmp.data, { raw: { width: bmp.width, height: bmp.height, channels: bmp.channels } });
     format = 'bmp';
     stored = { width: bmp.width, height: bmp.height };
+  } else if (isNetpbm(bytes)) {
+    // 'P1'-'P6': sharp has no Netpbm reader either.
+    const pnm = decodeNetpbm(bytes, { maxPixels });
+    input = sharp(pnm.data, { raw: { width: pnm.width, height: pnm.height, channels: pnm.channels } });
+    format = pnm.channels === 1 ? 'pgm' : 'ppm';
+    stored = { width: pnm.width, height: pnm.height };
   } else {
     input = sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error', sequentialRead: true });
     let meta: sharp.Metadata;

@@ -51,7 +51,9 @@ export function detSvg(rates: ErrorRates, title: string, width = 640, height = 6
       `<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${height - m.b}" stroke="#ddd"/><line x1="${m.l}" y1="${sy(t)}" x2="${width - m.r}" y2="${sy(t)}" stroke="#ddd"/>` +
       `<text x="${sx(t)}" y="${height - m.b + 18}" text-anchor="middle" font-size="12">${pct(t)}</text><text x="${m.l - 6}" y="${sy(t) + 4}" text-anchor="end" font-size="12">${pct(t)}</text>`,
   ).join('');
-  const pts = rates.det.filter((p) => p.fmr > 0 || p.fnmr > 0).map((p) => `${sx(p.fmr).toFixed(1)},${sy(p.fnmr).toFixed(1)}`);
+  // Every operating point, those with a zero rate too (they sit on the clamped edge): dropping the point where both
+  // rates are 0 would join its neighbours by a diagonal through operating points that do not exist.
+  const pts = rates.det.map((p) => `${sx(p.fmr).toFixed(1)},${sy(p.fnmr).toFixed(1)}`);
   const e = rates.eer.value;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif">
 <rect width="100%" height="100%" fill="white"/>

@@ -4,12 +4,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
+import { join } from 'node:path';
+import type * as ort from 'onnxruntime-node';
+import { loadedOnnxRuntime, onnxRuntime } from '../onnx/runtime.ts';
 import { BiokioskError } from '../../protocol/errors.ts';
+import { PACKAGE_ROOT } from '../../protocol/runtime.ts';
 
-export const MODELS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const MODELS_DIR = join(PACKAGE_ROOT, 'models');
 
 export interface LoadedNet {
   name: string;
@@ -45,7 +46,7 @@ export async function loadNet(name: string, options: { modelsDir?: string; threa
   if (sha256 !== entry.sha256) {
     throw new BiokioskError('ModelTampered', `model file ${path} has sha256 ${sha256}, the manifest says ${entry.sha256}`, { kind: 'internal' });
   }
-  const session = await ort.InferenceSession.create(bytes, {
+  const session = await (await onnxRuntime()).InferenceSession.create(bytes, {
     intraOpNumThreads: options.threads ?? 0,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -56,7 +57,7 @@ export async function loadNet(name: string, options: { modelsDir?: string; threa
 
 /** Runs a single-input, single-output net on NHWC float pixels. */
 export async function runNet(net: LoadedNet, pixels: Float32Array, height: number, width: number): Promise<{ data: Float32Array; dims: readonly number[] }> {
-  const input = new ort.Tensor('float32', pixels, [1, height, width, 3]);
+  const input = new (loadedOnnxRuntime().Tensor)('float32', pixels, [1, height, width, 3]);
   const out = await net.session.run({ [net.session.inputNames[0]!]: input });
   const t = out[net.session.outputNames[0]!]!;
   return { data: t.data as Float32Array, dims: t.dims };

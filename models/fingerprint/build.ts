@@ -3,12 +3,14 @@
  *
  * - `fp_orientation`: Sobel gradients -> structure tensor (gxx - gyy, 2 gxy, gxx + gyy) -> 2x2 mean (half
  *   resolution from here on) -> Gaussian smoothing (sigma ORIENTATION.tensorSigma) -> the coherence-weighted
- *   doubled-angle vector -> a second, wider Gaussian smoothing (sigma ORIENTATION.fieldSigma) of that vector.
- *   Output channels [U, V] at ceil(H/2) x ceil(W/2); the caller interpolates them to full resolution. The dominant
- *   gradient direction (the ridge NORMAL) is 0.5 * atan2(V, U), in image coordinates (x right, y down); |(U, V)| is
- *   the smoothed orientation certainty.
+ *   doubled-angle vector -> a second, wider Gaussian smoothing (sigma ORIENTATION.fieldSigma) of that vector, and a
+ *   third, coarser one of the result (sigma ORIENTATION.coarseSigma). Output channels [U, V, Uc, Vc] (fine, then
+ *   coarse) at ceil(H/2) x ceil(W/2); the caller picks, per pixel, the scale whose vector is longer (fine where the
+ *   flow is clear or curves, as at cores; coarse where pores, creases or dryness scramble the gradients) and
+ *   interpolates to full resolution. The dominant gradient direction (the ridge NORMAL) is 0.5 * atan2(V, U), in
+ *   image coordinates (x right, y down); |(U, V)| is the smoothed orientation certainty.
  * - `fp_gabor`: a bank of GABOR.orientations x GABOR.periods even-symmetric Gabor filters with an isotropic Gaussian
- *   (sigma GABOR.sigma), so that each filter is a sum of separable products (cos*cos -+ sin*sin), shared by mirrored
+ *   (sigma GABOR.sigmaPerPeriod x period), so that each filter is a sum of separable products (cos*cos -+ sin*sin), shared by mirrored
  *   orientations: a vertical Conv, a depthwise horizontal Conv, and a grouped 1x1 Conv that combines the products of
  *   each period into its K filters (see buildGaborGraph). Output channel p * K + k is the filter
  *   whose cosine runs along the normal angle k * pi / K with period GABOR.periods[p]; each filter has unit gain at its
@@ -20,10 +22,15 @@
 import { GraphBuilder } from '../onnx/graph.ts';
 
 /** Structure-tensor parameters, pixels at 500 dpi. */
-export const ORIENTATION = Object.freeze({ tensorSigma: 3, fieldSigma: 6, epsilon: 1e-6 });
+export const ORIENTATION = Object.freeze({ tensorSigma: 3, fieldSigma: 6, coarseSigma: 12, epsilon: 1e-6 });
 
-/** Gabor bank, pixels at 500 dpi. Periods span the ridge periods of adult fingers (about 6-13 px at 500 dpi). */
-export const GABOR = Object.freeze({ orientations: 8, periods: Object.freeze([6.5, 9, 12.5]) as readonly number[], sigma: 3.6, radius: 8 });
+/**
+ * Gabor bank, pixels at 500 dpi. Periods span the ridge periods of adult fingers (about 6-13 px at 500 dpi). Each
+ * period's Gaussian envelope has sigma = sigmaPerPeriod x period (so every filter spans the same number of ridges):
+ * a fixed sigma is too narrow for wide ridges and leaves the breaks of dry and dotted real prints unbridged
+ * (BENCHMARKS.md, issue 12).
+ */
+export const GABOR = Object.freeze({ orientations: 8, periods: Object.freeze([6.5, 9, 12.5]) as readonly number[], sigmaPerPeriod: 0.5, radius: 13 });
 
 export interface FingerprintGraphSpec {
   name: 'fp_orientation' | 'fp_gabor';
@@ -37,16 +44,15 @@ export const FINGERPRINT_GRAPHS: FingerprintGraphSpec[] = [
   {
     name: 'fp_orientation',
     inputs: { image: [1, 1, 'height', 'width'] },
-    outputs: { field: [1, 2, 'half_height', 'half_width'] },
-    description:
-      'Fingerprint orientation at half resolution: Sobel structure tensor, 2x2 mean, smoothed (sigma 3 full-resolution px), coherence-weighted doubled-angle vector smoothed (sigma 6); channels U, V.',
+    outputs: { field: [1, 4, 'half_height', 'half_width'] },
+    description: `Fingerprint orientation at half resolution: Sobel structure tensor, 2x2 mean, smoothed (sigma ${ORIENTATION.tensorSigma} full-resolution px), coherence-weighted doubled-angle vector smoothed (sigma ${ORIENTATION.fieldSigma}), then smoothed again (sigma ${ORIENTATION.coarseSigma}); channels U, V, coarse U, coarse V.`,
     build: buildOrientationGraph,
   },
   {
     name: 'fp_gabor',
     inputs: { image: [1, 1, 'height', 'width'] },
     outputs: { responses: [1, GABOR.orientations * GABOR.periods.length, 'height', 'width'] },
-    description: `Fingerprint contextual enhancement: ${GABOR.orientations} orientations x periods ${GABOR.periods.join('/')} px even Gabor bank (isotropic sigma ${GABOR.sigma}, 17x17, separable), unit gain per filter.`,
+    description: `Fingerprint contextual enhancement: ${GABOR.orientations} orientations x periods ${GABOR.periods.join('/')} px even Gabor bank (isotropic sigma ${GABOR.sigmaPerPeriod} x period, ${2 * GABOR.radius + 1}x${2 * GABOR.radius + 1}, separable), unit gain per filter.`,
     build: buildGaborGraph,
   },
 ];
@@ -58,6 +64,11 @@ export function buildFingerprintGraphs(): Map<string, Uint8Array> {
     out.set(spec.name, spec.build().serialize({ source: 'biokiosk models/fingerprint/build.ts', license: 'UNLICENSED', description: spec.description }));
   }
   return out;
+}
+
+/** Gaussian sigma of the bank's period p (pixels at 500 dpi). */
+export function gaborSigma(p: number): number {
+  return GABOR.sigmaPerPeriod * GABOR.periods[p]!;
 }
 
 /** Normalised 1-D Gaussian taps for offsets -r..r. */
@@ -116,17 +127,18 @@ function buildOrientationGraph(): GraphBuilder {
   const denom = g.node('Add', [c, 'eps']);
   // Coherence-weighted unit doubled-angle vectors ((a, b) / c has length = coherence): noisy regions vote weakly.
   const uv = blur(g, g.node('Div', [g.node('Concat', [a, b], { axis: 1 }), denom]), 2, ORIENTATION.fieldSigma / 2, 'field');
-  g.output(uv, [1, 2, 'half_height', 'half_width'], 'field');
+  const coarse = blur(g, uv, 2, ORIENTATION.coarseSigma / 2, 'coarse');
+  g.output(g.node('Concat', [uv, coarse], { axis: 1 }), [1, 4, 'half_height', 'half_width'], 'field');
   return g;
 }
 
 /** The 2-D kernel of bank channel (k, p), for reference and tests: G(x)G(y)cos(w (x cos a + y sin a)) / gain. */
 export function gaborKernel(k: number, p: number): Float32Array {
-  const { sigma, radius, orientations } = GABOR;
+  const { radius, orientations } = GABOR;
   const size = 2 * radius + 1;
   const angle = (k * Math.PI) / orientations;
   const w = (2 * Math.PI) / GABOR.periods[p]!;
-  const gx = gaussianTaps(sigma, radius);
+  const gx = gaussianTaps(gaborSigma(p), radius);
   const out = new Float32Array(size * size);
   let gain = 0;
   for (let y = -radius; y <= radius; y++) {
@@ -150,11 +162,11 @@ export function gaborKernel(k: number, p: number): Float32Array {
 function buildGaborGraph(): GraphBuilder {
   const g = new GraphBuilder('fp_gabor');
   const x = g.input('image', [1, 1, 'height', 'width']);
-  const { sigma, radius, orientations: K, periods } = GABOR;
+  const { radius, orientations: K, periods } = GABOR;
   if (K % 2 !== 0) throw new Error('the Gabor bank needs an even number of orientations');
   const C = K * periods.length;
   const size = 2 * radius + 1;
-  const taps = gaussianTaps(sigma, radius);
+  let taps = gaussianTaps(gaborSigma(0), radius); // per period, set in the loop below
   const horizontal = new Float32Array(C * size);
   const vertical = new Float32Array(C * size);
   const combine = new Float32Array(C * K);
@@ -174,6 +186,7 @@ function buildGaborGraph(): GraphBuilder {
     return gain;
   };
   for (let p = 0; p < periods.length; p++) {
+    taps = gaussianTaps(gaborSigma(p), radius);
     const w = (2 * Math.PI) / periods[p]!;
     const base = p * K; // product channels of this period, and its output channels
     // weight of product channel j (0..K-1 within the period) in output filter k, in the grouped 1x1 Conv

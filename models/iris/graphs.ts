@@ -1,5 +1,5 @@
 /** The iris extractor's ONNX session (checked against models/manifest.json by loadNet) and the call into it. */
-import * as ort from 'onnxruntime-node';
+import { loadedOnnxRuntime } from '../onnx/runtime.ts';
 import { loadNet, type LoadedNet } from '../face/models.ts';
 import { PAD_COLS, PAD_ROWS } from './build.ts';
 import { IRIS_PARAMS } from './params.ts';
@@ -11,7 +11,7 @@ export async function loadIrisGraph(options: { modelsDir?: string; threads?: num
 
 /** Filter responses [re | im], each codeRings x codeCols, of a padded polar image. */
 export async function runFilter(net: LoadedNet, padded: Float32Array): Promise<{ re: Float32Array; im: Float32Array }> {
-  const out = await net.session.run({ image: new ort.Tensor('float32', padded, [1, 1, PAD_ROWS, PAD_COLS]) });
+  const out = await net.session.run({ image: new (loadedOnnxRuntime().Tensor)('float32', padded, [1, 1, PAD_ROWS, PAD_COLS]) });
   const data = out.responses!.data as Float32Array;
   const n = IRIS_PARAMS.codeRings * IRIS_PARAMS.codeCols;
   if (data.length !== 2 * n) throw new Error(`iris_loggabor gave ${data.length} values, expected ${2 * n}`);

@@ -33,11 +33,13 @@ export function selectResponses(
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
       if (!sel.mask[i]) continue;
+      // The normal lies in (-pi/2, pi/2], so a lies in (-K/2, K/2]: one wrap instead of a float modulo.
       let a = sel.normal[i]! / step;
-      a = ((a % K) + K) % K;
-      const k0 = Math.floor(a) % K;
-      const k1 = (k0 + 1) % K;
-      const wk = a - Math.floor(a);
+      if (a < 0) a += K;
+      const fa = Math.floor(a);
+      const k0 = fa >= K ? fa - K : fa;
+      const k1 = k0 + 1 === K ? 0 : k0 + 1;
+      const wk = a - fa;
       const f = 1 / sel.period[i]!;
       // Periods ascend, so frequencies descend with the channel group index.
       let p0 = 0;

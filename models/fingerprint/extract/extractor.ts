@@ -2,25 +2,28 @@
  * FingerprintExtractor: image -> minutiae + quality, in named stages (the manner of SourceAFIS):
  *
  *  resample       to 500 dpi (the working resolution) when the input is at another one
- *  orientation    ONNX fp_orientation: gradient structure tensor, doubled-angle smoothing, certainty
+ *  crop           the flat background around the finger is cut off (large sensors image far more than a finger)
+ *  orientation    ONNX fp_orientation: gradient structure tensor, doubled-angle smoothing at two scales, certainty
  *  normalisation  local mean / deviation (Hong et al.)
- *  frequency      oriented x-signature per block -> ridge period where there is a clear one
- *  segmentation   block contrast + certainty + having a period, morphological cleanup -> foreground mask; the
- *                 background of the normalised image is zeroed and the period field completed (interpolated,
- *                 smoothed) over the foreground
- *  enhancement    ONNX fp_gabor bank + per-pixel blend of the filters matching the local orientation and period
+ *  frequency      oriented x-signature per block -> ridge period where there is a clear one, completed
+ *  enhancement    ONNX fp_gabor bank + per-pixel blend of the filters matching the local orientation and period,
+ *                 over the whole (cropped) image
+ *  segmentation   per block: ridge score (clarity of the enhanced wave + orientation certainty) against a threshold
+ *                 that adapts to the image, and a contrast floor; morphological cleanup -> foreground mask; the period
+ *                 field is completed again over the foreground only
  *  binarisation   sign of the Gabor output, 3x3 majority
  *  thinning       Zhang-Suen (lookup tables) + staircase cleanup
  *  minutiae       crossing number, ridge tracing for direction
  *  filtering      spurious-minutiae rules (filter.ts)
  *  quality        per-minutia and NFIQ-style image quality (quality.ts)
  *
- * Orientation and frequency run before segmentation because the mask uses the orientation certainty and the
- * presence of a ridge period; orientation works on the raw gray image (gradient directions do not depend on
- * normalisation).
+ * Enhancement runs before segmentation because the best evidence that a block is finger is that the Gabor filters
+ * turn it into a clean ridge wave: contrast and gradient coherence alone lose faint dry prints and low-contrast
+ * capacitive images, and keep textured sensor backgrounds. Orientation works on the raw gray image (gradient
+ * directions do not depend on normalisation).
  */
 import { BadImageError, UsageError } from '../../../protocol/errors.ts';
-import { blockGrid, blockValueAt, distanceToBackground } from './fields.ts';
+import { blockDeviation, blockGrid, blockValueAt, distanceToBackground } from './fields.ts';
 import { binarise } from './binarise.ts';
 import { selectResponses } from './enhance.ts';
 import { removeSpurious } from './filter.ts';
@@ -76,11 +79,16 @@ export class FingerprintExtractor {
 
     const src = new Float32Array(image.data.length);
     for (let i = 0; i < src.length; i++) src[i] = image.data[i]!;
-    const { data: gray, width, height } = resampleGray(src, image.width, image.height, scale);
-    if (Math.min(width, height) < PARAMS.minSide || Math.max(width, height) > PARAMS.maxSide) {
-      throw new BadImageError(`the image is ${width}x${height} pixels at 500 dpi; sides must be ${PARAMS.minSide}-${PARAMS.maxSide}`);
+    const full = resampleGray(src, image.width, image.height, scale);
+    if (Math.min(full.width, full.height) < PARAMS.minSide || Math.max(full.width, full.height) > PARAMS.maxSide) {
+      throw new BadImageError(`the image is ${full.width}x${full.height} pixels at 500 dpi; sides must be ${PARAMS.minSide}-${PARAMS.maxSide}`);
     }
     lap('resample');
+
+    const contrast = contrastThreshold(full.data, full.width, full.height);
+    const box = cropBox(full.data, full.width, full.height, contrast);
+    const { data: gray, width, height } = cropGray(full, box);
+    lap('crop');
 
     const unit = new Float32Array(gray.length);
     for (let i = 0; i < gray.length; i++) unit[i] = gray[i]! / 255;
@@ -91,18 +99,21 @@ export class FingerprintExtractor {
     lap('normalisation');
 
     const grid = blockGrid(width, height, PARAMS.block);
+    const everywhere = new Uint8Array(grid.cols * grid.rows).fill(1);
     const periods = blockPeriods(norm, field.normal, grid, width, height);
+    const provisional = completeFrequency(periods, everywhere, grid, width, height);
     lap('frequency');
 
-    const seg = segment(gray, field.certainty, periods.valid, width, height);
-    for (let i = 0; i < norm.length; i++) if (!seg.mask[i]) norm[i] = 0;
-    const freq = completeFrequency(periods, seg.blocks, seg.grid, width, height);
-    lap('segmentation');
-
     const enhanced = new Float32Array(gray.length);
-    const selector = { normal: field.normal, period: freq.period, mask: seg.mask, width };
+    const selector = { normal: field.normal, period: provisional.period, mask: new Uint8Array(gray.length).fill(1), width };
     await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => selectResponses(selector, r, sh, top, rows, haloTop, enhanced));
     lap('enhancement');
+
+    const clarity = blockClarity(norm, enhanced, everywhere, grid, width, height);
+    const seg = segment(gray, field.certainty, clarity, width, height, contrast);
+    for (let i = 0; i < norm.length; i++) if (!seg.mask[i]) (norm[i] = 0), (enhanced[i] = 0);
+    const freq = completeFrequency(periods, seg.blocks, seg.grid, width, height);
+    lap('segmentation');
 
     const binary = binarise(enhanced, seg.mask, width, height);
     lap('binarisation');
@@ -110,6 +121,7 @@ export class FingerprintExtractor {
     const skeleton = thin(binary, width, height);
     lap('thinning');
 
+    const borderDistance = distanceToBackground(seg.mask, width, height);
     const candidates = detectMinutiae(skeleton, {
       width,
       height,
@@ -117,15 +129,16 @@ export class FingerprintExtractor {
       normal: field.normal,
       tracePeriods: Math.max(PARAMS.bridgePeriods, PARAMS.shortRidgePeriods, PARAMS.spurPeriods),
       directionPeriods: PARAMS.directionPeriods,
+      borderDistance,
+      skipWithinPeriods: PARAMS.borderPeriods / 2,
     });
     lap('minutiae');
 
-    const clarity = blockClarity(norm, enhanced, seg.blocks, seg.grid, width, height);
     for (const c of candidates) c.quality = minutiaQuality(field.certainty[c.y * width + c.x]!, blockValueAt(clarity, seg.grid, c.x, c.y));
-    const kept = removeSpurious(candidates, { width, period: freq.period, borderDistance: distanceToBackground(seg.mask, width, height) });
+    const kept = removeSpurious(candidates, { width, period: freq.period, borderDistance });
     const minutiae: ExtractedMinutia[] = kept.map((c) => ({
-      x: round2((c.x + 0.5) / scale - 0.5),
-      y: round2((c.y + 0.5) / scale - 0.5),
+      x: round2((c.x + box.x + 0.5) / scale - 0.5),
+      y: round2((c.y + box.y + 0.5) / scale - 0.5),
       angle: imageVectorToAngle(c.dx, c.dy),
       type: c.type,
       quality: c.quality,
@@ -139,12 +152,12 @@ export class FingerprintExtractor {
     let blocks = 0;
     for (let b = 0; b < seg.blocks.length; b++) if (seg.blocks[b]) (blocks++, (claritySum += clarity[b]!));
     const quality = imageQuality({
-      foreground: fg / seg.mask.length,
+      foregroundMm2: fg / PIXELS_PER_MM2,
       certainty: fg ? certaintySum / fg : 0,
       clarity: blocks ? claritySum / blocks : 0,
       minutiae: minutiae.length,
     });
-    const mask = maskAtInput(seg.mask, width, height, image.width, image.height);
+    const mask = maskAtInput(uncrop(seg.mask, box, full.width, full.height), full.width, full.height, image.width, image.height);
     lap('quality');
 
     return {
@@ -154,10 +167,81 @@ export class FingerprintExtractor {
       mask,
       orientation: { meanCoherence: fg ? certaintySum / fg : 0, meanPeriod: freq.meanPeriod / scale, interpolatedPeriodFraction: freq.interpolatedFraction },
       ...(options.keepFields
-        ? { fields: { width, height, scale, normal: field.normal, coherence: field.certainty, period: freq.period, normalised: norm, enhanced, skeleton } }
+        ? {
+            fields: {
+              width: full.width,
+              height: full.height,
+              scale,
+              normal: uncrop(field.normal, box, full.width, full.height),
+              coherence: uncrop(field.certainty, box, full.width, full.height),
+              period: uncrop(freq.period, box, full.width, full.height),
+              normalised: uncrop(norm, box, full.width, full.height),
+              enhanced: uncrop(enhanced, box, full.width, full.height),
+              skeleton: uncrop(skeleton, box, full.width, full.height),
+            },
+          }
         : {}),
     };
   }
+}
+
+/** Working pixels per square millimetre (500 dpi). */
+const PIXELS_PER_MM2 = (WORKING_DPI / 25.4) ** 2;
+
+/** The block contrast a finger block needs (segmentation's floor), from the whole image before any crop. */
+function contrastThreshold(gray: Float32Array, width: number, height: number): number {
+  const std = blockDeviation(gray, width, height, blockGrid(width, height, PARAMS.block));
+  const sorted = Float32Array.from(std).sort();
+  const p90 = sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))] ?? 0;
+  return Math.max(PARAMS.minStd, PARAMS.relStd * p90);
+}
+
+interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * The block-aligned box around every block with enough contrast to be finger, plus a margin (so the Gabor halo and
+ * the morphology see the finger's edge as they would uncropped); the whole image when nothing would be gained.
+ */
+function cropBox(gray: Float32Array, width: number, height: number, contrast: number): Box {
+  const grid = blockGrid(width, height, PARAMS.block);
+  const std = blockDeviation(gray, width, height, grid);
+  let x0 = grid.cols, y0 = grid.rows, x1 = -1, y1 = -1;
+  for (let by = 0; by < grid.rows; by++) {
+    for (let bx = 0; bx < grid.cols; bx++) {
+      if (std[by * grid.cols + bx]! < contrast) continue;
+      x0 = Math.min(x0, bx), y0 = Math.min(y0, by), x1 = Math.max(x1, bx), y1 = Math.max(y1, by);
+    }
+  }
+  const all = { x: 0, y: 0, width, height };
+  if (x1 < 0) return all;
+  const m = PARAMS.cropMarginBlocks;
+  const bx0 = Math.max(0, x0 - m), by0 = Math.max(0, y0 - m);
+  const bx1 = Math.min(grid.cols - 1, x1 + m), by1 = Math.min(grid.rows - 1, y1 + m);
+  const box = { x: bx0 * PARAMS.block, y: by0 * PARAMS.block, width: 0, height: 0 };
+  box.width = Math.min(width, (bx1 + 1) * PARAMS.block) - box.x;
+  box.height = Math.min(height, (by1 + 1) * PARAMS.block) - box.y;
+  if (Math.min(box.width, box.height) < PARAMS.minSide || box.width * box.height > 0.9 * width * height) return all;
+  return box;
+}
+
+function cropGray(img: { data: Float32Array; width: number; height: number }, b: Box): { data: Float32Array; width: number; height: number } {
+  if (b.width === img.width && b.height === img.height) return img;
+  const out = new Float32Array(b.width * b.height);
+  for (let y = 0; y < b.height; y++) out.set(img.data.subarray((b.y + y) * img.width + b.x, (b.y + y) * img.width + b.x + b.width), y * b.width);
+  return { data: out, width: b.width, height: b.height };
+}
+
+/** A cropped plane put back at its place in a width x height plane of zeros. */
+function uncrop<T extends Float32Array | Uint8Array>(plane: T, b: Box, width: number, height: number): T {
+  if (b.width === width && b.height === height) return plane;
+  const out = new (plane.constructor as new (n: number) => T)(width * height);
+  for (let y = 0; y < b.height; y++) out.set(plane.subarray(y * b.width, (y + 1) * b.width), (b.y + y) * width + b.x);
+  return out;
 }
 
 function checkImage(image: GrayImage): void {
@@ -183,3 +267,4 @@ function maskAtInput(mask: Uint8Array, w: number, h: number, W: number, H: numbe
 }
 
 const round2 = (v: number) => Math.round(v * 100) / 100;
+

@@ -2,7 +2,7 @@
  * The extractor's ONNX sessions (built by models/fingerprint/build.ts, checked against models/manifest.json by
  * loadNet) and the two calls into them. Inputs and outputs are NCHW float32.
  */
-import * as ort from 'onnxruntime-node';
+import { loadedOnnxRuntime } from '../../onnx/runtime.ts';
 import { loadNet, type LoadedNet } from '../../face/models.ts';
 import { GABOR } from '../build.ts';
 import { PARAMS } from './params.ts';
@@ -17,9 +17,9 @@ export async function loadFingerprintGraphs(options: { modelsDir?: string; threa
   return { orientation, gabor };
 }
 
-/** Orientation field of a [0, 1] gray image: channels [U, V] at half resolution, ceil(width/2) x ceil(height/2). */
+/** Orientation field of a [0, 1] gray image: channels [U, V, coarse U, coarse V] at half resolution, ceil(width/2) x ceil(height/2). */
 export async function runOrientation(net: LoadedNet, image: Float32Array, width: number, height: number): Promise<{ data: Float32Array; width: number; height: number }> {
-  const out = await net.session.run({ image: new ort.Tensor('float32', image, [1, 1, height, width]) });
+  const out = await net.session.run({ image: new (loadedOnnxRuntime().Tensor)('float32', image, [1, 1, height, width]) });
   const field = out.field!;
   const [, , h, w] = field.dims as number[];
   if (w !== Math.ceil(width / 2) || h !== Math.ceil(height / 2)) throw new Error(`fp_orientation gave a ${w}x${h} field for a ${width}x${height} image`);
@@ -46,7 +46,7 @@ export async function runGaborStrips(
     const from = Math.max(0, top - halo);
     const to = Math.min(height, top + rows + halo);
     const strip = from === 0 && to === height ? image : image.subarray(from * width, to * width);
-    const out = await net.session.run({ image: new ort.Tensor('float32', strip, [1, 1, to - from, width]) });
+    const out = await net.session.run({ image: new (loadedOnnxRuntime().Tensor)('float32', strip, [1, 1, to - from, width]) });
     consume(out.responses!.data as Float32Array, to - from, top, rows, top - from);
   }
 }

@@ -38,6 +38,12 @@ export interface DetectOptions {
   /** Maximum trace length and direction length, in periods. */
   tracePeriods: number;
   directionPeriods: number;
+  /**
+   * Distance to the background per pixel, and how close (in periods) a candidate may be before it is skipped
+   * untraced: ridges cut by the mask end there, and the border rule would drop those endings anyway.
+   */
+  borderDistance?: Float32Array;
+  skipWithinPeriods?: number;
 }
 
 export function detectMinutiae(skeleton: Uint8Array, opts: DetectOptions): Candidate[] {
@@ -58,6 +64,7 @@ export function detectMinutiae(skeleton: Uint8Array, opts: DetectOptions): Candi
       const c = cn[i]!;
       if (!skeleton[i] || (c !== 1 && c !== 3)) continue;
       const T = opts.period[i]!;
+      if (opts.borderDistance && opts.borderDistance[i]! < (opts.skipWithinPeriods ?? 0) * T) continue;
       const maxSteps = Math.ceil(opts.tracePeriods * T);
       const dirSteps = Math.max(3, Math.round(opts.directionPeriods * T));
       generation++;

@@ -11,13 +11,15 @@ export interface OrientationField {
 }
 
 /**
- * Full-resolution field from the graph's half-resolution [U, V]: the doubled-angle vectors are interpolated
- * bilinearly (pixel centres: full x sits at half (x + 0.5) / 2 - 0.5), then turned into an angle and a length.
+ * Full-resolution field from the graph's half-resolution [U, V, Uc, Vc]: at each half-resolution pixel the scale
+ * with the longer vector (the more certain one) is kept, then the doubled-angle vectors are interpolated
+ * bilinearly (pixel centres: full x sits at half (x + 0.5) / 2 - 0.5) and turned into an angle and a length.
  * Interpolating the vectors, not the angles, keeps the wrap-around at +-pi/2 harmless.
  */
 export function orientationFromGraph(half: { data: Float32Array; width: number; height: number }, width: number, height: number): OrientationField {
-  const { data, width: hw, height: hh } = half;
+  const { width: hw, height: hh } = half;
   const plane = hw * hh;
+  const data = pickScale(half.data, plane);
   const n = width * height;
   const normal = new Float32Array(n);
   const certainty = new Float32Array(n);
@@ -54,6 +56,19 @@ export function orientationFromGraph(half: { data: Float32Array; width: number; 
     }
   }
   return { normal, certainty };
+}
+
+/** [U, V] planes of the more certain scale per pixel, from the four planes [U, V, Uc, Vc]. */
+export function pickScale(field: Float32Array, plane: number): Float32Array {
+  if (field.length !== 4 * plane) throw new Error(`orientation field has ${field.length / plane} planes, expected 4`);
+  const out = new Float32Array(2 * plane);
+  for (let i = 0; i < plane; i++) {
+    const u = field[i]!, v = field[plane + i]!, uc = field[2 * plane + i]!, vc = field[3 * plane + i]!;
+    const coarse = uc * uc + vc * vc > u * u + v * v;
+    out[i] = coarse ? uc : u;
+    out[plane + i] = coarse ? vc : v;
+  }
+  return out;
 }
 
 /** Smallest difference between two axial angles (modulo pi), in [0, pi/2]. */

@@ -12,13 +12,20 @@ export const PARAMS = Object.freeze({
   /** Smallest and largest working image sides; outside these the image is refused with BadImageError. */
   minSide: 32,
   maxSide: 4096,
-  /** Segmentation block size and thresholds. */
+  /** Segmentation block size and thresholds (segmentation.ts). */
   block: 16,
   /** A block is foreground when its gray deviation reaches max(minStd, relStd * the 90th percentile deviation) ... */
-  minStd: 6,
+  minStd: 3,
   relStd: 0.3,
-  /** ... and its orientation certainty reaches this (random noise stays far below). */
-  minCoherence: 0.3,
+  /**
+   * ... and its ridge score (clarity + orientation certainty) reaches the image's Otsu threshold, when the image's
+   * blocks split into two populations whose means are at least minSeparation apart, and never less than
+   * minRidgeScore (sensor noise and flat areas score about 0.5-0.6; ridges 0.9-1.6).
+   */
+  minRidgeScore: 0.75,
+  minSeparation: 0.2,
+  /** Background cut off before the heavy stages: blocks this far (in blocks) beyond the last contrasted one are kept. */
+  cropMarginBlocks: 2,
   /** Local normalisation window radius and the smallest deviation divided by (flat areas are not amplified). */
   normRadius: 12,
   normMinStd: 4,

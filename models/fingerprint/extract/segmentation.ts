@@ -1,11 +1,17 @@
 /**
- * Segmentation: which part of the image is finger. Per block, the gray-level deviation (contrast), the orientation
- * certainty (ridges are locally parallel; noise and flat areas are not) and whether the block shows a plausible ridge
- * period (the finger's edge is a strong, coherent step but has no period). Then morphological cleanup on
- * the block grid: closing, filling of enclosed holes (cores and deltas have low certainty), keeping the largest
- * component, and an opening against thin appendages. The pixel mask interpolates the block mask bilinearly.
+ * Segmentation: which part of the image is finger. Per block, two features:
+ *  - ridge score = clarity (correlation of the normalised image with its Gabor-enhanced version: how much of the
+ *    block is a clean oriented wave at a ridge frequency) + orientation certainty. It does not depend on contrast, so
+ *    faint dry prints and low-contrast capacitive images count as finger where their ridges are regular;
+ *  - gray-level deviation, which only has to reach a low floor relative to the image's own contrast: the faint
+ *    latent ridges a previous finger leaves on an optical platen, and flat backgrounds, stay out.
+ * The ridge-score threshold adapts to the image (Otsu's split between finger and background blocks) when the image
+ * shows two clearly different populations, and never falls below a floor that sensor noise does not reach. Then
+ * morphological cleanup on the block grid: closing, filling of enclosed holes (cores and deltas have low certainty),
+ * keeping the largest component, and an opening against thin appendages. The pixel mask interpolates the block mask
+ * bilinearly.
  */
-import { blockGrid, blockValueAt, type BlockGrid } from './fields.ts';
+import { blockDeviation, blockGrid, blocksToPixels, type BlockGrid } from './fields.ts';
 import { PARAMS } from './params.ts';
 
 export interface Segmentation {
@@ -14,43 +20,38 @@ export interface Segmentation {
   blocks: Uint8Array;
   /** 1 per foreground pixel. */
   mask: Uint8Array;
-  /** Per-block gray deviation and certainty (the features), for quality. */
+  /** Per-block gray deviation, certainty and ridge score (the features), for quality and tests. */
   blockStd: Float32Array;
   blockCoherence: Float32Array;
+  ridgeScore: Float32Array;
+  /** The ridge-score threshold used for this image. */
+  threshold: number;
 }
 
-export function segment(gray: Float32Array, certainty: Float32Array, periodic: Uint8Array, width: number, height: number): Segmentation {
+/**
+ * `clarity`: per block of PARAMS.block, over every block (see quality.ts blockClarity); `contrast`: the gray
+ * deviation a finger block needs (from the whole image, before any crop: see the extractor).
+ */
+export function segment(gray: Float32Array, certainty: Float32Array, clarity: Float32Array, width: number, height: number, contrast: number): Segmentation {
   const grid = blockGrid(width, height, PARAMS.block);
   const n = grid.cols * grid.rows;
-  const blockStd = new Float32Array(n);
+  const blockStd = blockDeviation(gray, width, height, grid);
   const blockCoherence = new Float32Array(n);
   for (let by = 0; by < grid.rows; by++) {
+    const y1 = Math.min(height, (by + 1) * grid.block);
     for (let bx = 0; bx < grid.cols; bx++) {
-      let s = 0;
-      let s2 = 0;
-      let c = 0;
-      let count = 0;
-      const y1 = Math.min(height, (by + 1) * grid.block);
       const x1 = Math.min(width, (bx + 1) * grid.block);
-      for (let y = by * grid.block; y < y1; y++) {
-        for (let x = bx * grid.block; x < x1; x++) {
-          const v = gray[y * width + x]!;
-          s += v;
-          s2 += v * v;
-          c += certainty[y * width + x]!;
-          count++;
-        }
-      }
-      const mean = s / count;
-      blockStd[by * grid.cols + bx] = Math.sqrt(Math.max(0, s2 / count - mean * mean));
-      blockCoherence[by * grid.cols + bx] = c / count;
+      let c = 0;
+      for (let y = by * grid.block; y < y1; y++) for (let x = bx * grid.block; x < x1; x++) c += certainty[y * width + x]!;
+      blockCoherence[by * grid.cols + bx] = c / ((y1 - by * grid.block) * (x1 - bx * grid.block));
     }
   }
-  const sorted = Float32Array.from(blockStd).sort();
-  const p90 = sorted[Math.min(n - 1, Math.floor(0.9 * n))] ?? 0;
-  const stdThreshold = Math.max(PARAMS.minStd, PARAMS.relStd * p90);
+  const ridgeScore = new Float32Array(n);
+  for (let i = 0; i < n; i++) ridgeScore[i] = clarity[i]! + blockCoherence[i]!;
+  const split = otsu(ridgeScore, 2);
+  const threshold = split.separation >= PARAMS.minSeparation ? Math.max(PARAMS.minRidgeScore, split.threshold) : PARAMS.minRidgeScore;
   let blocks: Uint8Array = new Uint8Array(n);
-  for (let i = 0; i < n; i++) blocks[i] = blockStd[i]! >= stdThreshold && blockCoherence[i]! >= PARAMS.minCoherence && periodic[i] ? 1 : 0;
+  for (let i = 0; i < n; i++) blocks[i] = ridgeScore[i]! >= threshold && blockStd[i]! >= contrast ? 1 : 0;
   const closed = erode(dilate(blocks, grid), grid);
   // Closing must not creep along the grid's edge (erosion ignores outside cells): edge cells keep their own value.
   for (let y = 0; y < grid.rows; y++) {
@@ -64,10 +65,42 @@ export function segment(gray: Float32Array, certainty: Float32Array, periodic: U
   keepLargest(blocks, grid);
   blocks = dilate(erode(blocks, grid), grid);
   keepLargest(blocks, grid);
-  const values = Float32Array.from(blocks);
+  const values = blocksToPixels(Float32Array.from(blocks), grid, width, height);
   const mask = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) mask[y * width + x] = blockValueAt(values, grid, x, y) >= 0.5 ? 1 : 0;
-  return { grid, blocks, mask, blockStd, blockCoherence };
+  for (let i = 0; i < mask.length; i++) mask[i] = values[i]! >= 0.5 ? 1 : 0;
+  return { grid, blocks, mask, blockStd, blockCoherence, ridgeScore, threshold };
+}
+
+/**
+ * Otsu's threshold of values in [0, max] (64 bins): the split maximising the between-class variance, with the
+ * distance between the two class means (small when the values form one population, e.g. a print filling the image).
+ */
+export function otsu(values: Float32Array, max: number): { threshold: number; separation: number } {
+  const bins = 64;
+  const hist = new Float64Array(bins);
+  for (const v of values) hist[Math.max(0, Math.min(bins - 1, Math.floor((v / max) * bins)))]!++;
+  let sumAll = 0;
+  for (let b = 0; b < bins; b++) sumAll += b * hist[b]!;
+  let w0 = 0;
+  let sum0 = 0;
+  let best = -1;
+  let cut = 0;
+  let separation = 0;
+  for (let b = 0; b < bins - 1; b++) {
+    w0 += hist[b]!;
+    sum0 += b * hist[b]!;
+    const w1 = values.length - w0;
+    if (w0 === 0 || w1 === 0) continue;
+    const m0 = sum0 / w0;
+    const m1 = (sumAll - sum0) / w1;
+    const between = w0 * w1 * (m0 - m1) ** 2;
+    if (between > best) {
+      best = between;
+      cut = b + 1;
+      separation = ((m1 - m0) / bins) * max;
+    }
+  }
+  return { threshold: (cut / bins) * max, separation };
 }
 
 function dilate(m: Uint8Array, g: BlockGrid): Uint8Array {
@@ -152,3 +185,4 @@ function flood(stack: number[], seen: Uint8Array, ok: (i: number) => boolean, g:
   }
   return size;
 }
+

@@ -103,10 +103,24 @@ function sortDesc(idx: Int32Array, n: number, key: ArrayLike<number>): void {
   }
 }
 
-/** Score in [0, 1] from the pairs of positive local similarity (`list`, indices i * b.count + j). */
-export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityList, p: MccParams, t: CompatTables): number {
+/** The pairs that entered the relaxation, most similar first (cylinder indices, local similarity), as consolidate leaves them. */
+export interface TopPairs {
+  a: Int32Array;
+  b: Int32Array;
+  similarity: Float64Array;
+  /** Their values after the relaxation (high when the pair agrees with many others). */
+  relaxed: Float64Array;
+  count: number;
+}
+
+/**
+ * Score in [0, 1] from the pairs of positive local similarity (`list`, indices i * b.count + j). When `top` is given,
+ * it receives the pairs selected for the relaxation (the pairing stage anchors on them).
+ */
+export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityList, p: MccParams, t: CompatTables, top?: TopPairs): number {
   const na = a.count, nb = b.count;
   const len = list.length;
+  if (top) top.count = 0;
   if (na === 0 || nb === 0 || len === 0) return 0;
   const nR = Math.min(na, nb, p.maxRelaxPairs);
   const s = ensure(nR, len, na, nb);
@@ -147,6 +161,12 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
     n++;
   }
   if (p.uniquePairs) for (let k = 0; k < n; k++) { usedA[s.r[k]!] = 0; usedB[s.c[k]!] = 0; }
+  if (top) {
+    top.a.set(s.r.subarray(0, n));
+    top.b.set(s.c.subarray(0, n));
+    top.similarity.set(s.l0.subarray(0, n));
+    top.count = n;
+  }
 
   // Pairwise compatibility rho(k, h) = rho(h, k) of the selected pairs, kept as an edge list: most pairs of pairs
   // are incompatible, so relaxation only visits the few that support each other.
@@ -193,6 +213,8 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
     for (let k = 0; k < n; k++) next[k] = w * cur[k]! + norm * next[k]!;
     const tmp = cur; cur = next; next = tmp;
   }
+
+  if (top) top.relaxed.set(cur.subarray(0, n));
 
   // Most efficient pairs (final / initial value), one use per minutia, averaged over nP.
   const nP = pairsToAverage(na, nb, p);

@@ -20,6 +20,12 @@
  * 0.93%, FNMR at FMR 1e-4 3.6% -> 2.75% (10 px / -0.8 and no uniqueness before); muPsi = 0.005 (the paper:
  * 0.01), because with 8 cells across the cell centres are 17.5 px apart and a neighbour lying between two centres
  * contributes just under 0.01 and was lost (EER on held-out synthetic sets 0.83% instead of 1.0%).
+ *
+ * For real captures (issue 12; tuned on FVC2000 DB2/DB3 and FVC2004 DB1/DB2 B, see BENCHMARKS.md): nP between 8 and
+ * 16 instead of 4 and 12, so a template with a handful of minutiae cannot reach a high score from four lucky pairs
+ * (those were the highest impostor scores of every set); and a second stage, global pairing (pairing.ts), whose
+ * score is fused with LSS-R's: score = f / (1 + f), f = lssr / lssrScale + pairing / pairingScale. The scales put
+ * the two on the same footing (their impostor scores reach about 0.05 and 0.1 respectively).
  */
 export interface MccParams {
   /** Cylinder radius (px). */
@@ -60,6 +66,21 @@ export interface MccParams {
   mu1: number; tau1: number;
   mu2: number; tau2: number;
   mu3: number; tau3: number;
+  /** Pairing (pairing.ts): anchors tried (the pairs LSS-R's relaxation supported most), distance tolerance (px, + growth x px from the anchor), direction (rad). */
+  anchors: number;
+  pairDistance: number;
+  pairDistanceGrowth: number;
+  pairAngle: number;
+  /** Convex hulls are enlarged by this (px) to count the minutiae that could have paired, never fewer than the floor. */
+  overlapMargin: number;
+  overlapFloor: number;
+  /**
+   * Fusion: f = lssr / lssrScale + gate x pairing / pairingScale; score = f / (1 + f). The gate ramps from 0 to 1 as
+   * LSS-R goes from pairingGate[0] to pairingGate[1].
+   */
+  lssrScale: number;
+  pairingScale: number;
+  pairingGate: readonly [number, number];
 }
 
 export const MCC_DEFAULTS: Readonly<MccParams> = Object.freeze({
@@ -74,10 +95,10 @@ export const MCC_DEFAULTS: Readonly<MccParams> = Object.freeze({
   minMinutiae: 2,
   minMatchableCells: 0.6,
   maxRotation: Math.PI / 3,
-  maxRelaxPairs: 20,
+  maxRelaxPairs: 16,
   uniquePairs: true,
-  minNP: 4,
-  maxNP: 12,
+  minNP: 8,
+  maxNP: 16,
   muP: 20,
   tauP: 0.4,
   relaxIterations: 5,
@@ -85,6 +106,15 @@ export const MCC_DEFAULTS: Readonly<MccParams> = Object.freeze({
   mu1: 7, tau1: -1,
   mu2: Math.PI / 12, tau2: -30,
   mu3: Math.PI / 12, tau3: -30,
+  anchors: 2,
+  pairDistance: 7,
+  pairDistanceGrowth: 0.05,
+  pairAngle: 0.35,
+  overlapMargin: 10,
+  overlapFloor: 12,
+  lssrScale: 0.05,
+  pairingScale: 0.1,
+  pairingGate: [0.014, 0.02] as const,
 });
 
 /** The sigmoid Z(v; mu, tau) of the paper. */

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import sharp from 'sharp';
 import { BiokioskError, UsageError } from '../../../protocol/errors.ts';
+import { workerEntry } from '../../../protocol/runtime.ts';
 import { runFingerJob, type FingerJob, type FingerJobResult } from './finger-job.ts';
 import { SENSOR_HEIGHT, SENSOR_WIDTH } from './impression.ts';
 import type { PatternClass } from './types.ts';
@@ -38,7 +39,7 @@ export interface FingerprintDatasetResult {
   ms: { total: number; masters: number; impressions: number };
 }
 
-const BOOTSTRAP = new URL('./worker.mjs', import.meta.url);
+const BOOTSTRAP = workerEntry(import.meta.url, 'worker');
 
 export function fingerId(index: number, fingers: number): string {
   return `f${String(index + 1).padStart(Math.max(4, String(fingers).length), '0')}`;
