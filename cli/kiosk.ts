@@ -78,6 +78,7 @@ function describeEvent(e: SessionEvent): string | null {
   }
   if (e.type === 'quality') return `  ${e.modality} capture ${e.attempt}: ${e.accepted ? 'good' : 'retry'}${e.score !== null ? ` (quality ${e.score}, retry below ${e.retryBelow})` : ''}${e.problem && !e.accepted ? `: ${e.problem}` : ''}`;
   if (e.type === 'fallback') return `  ${e.reason}${e.to ? `: trying ${e.to}` : ''}`;
+  if (e.type === 'step_up') return `  the verifier asks for one more check (${e.reasons.join(', ')})${e.to ? `: ${e.to}` : ': none fitted here, check the ID at the counter'}`;
   return `  ${e.modality} device ${e.status}${e.reason ? `: ${e.reason}` : ''}`;
 }
 

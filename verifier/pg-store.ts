@@ -28,8 +28,11 @@ import {
   REJECTION_COUNT_DAYS,
   REJECTION_SAMPLE_DAYS,
   REJECTION_SAMPLES_KEPT,
+  type AttemptRow,
   type BatchTx,
   type DeviceRecord,
+  type DeviceRegistration,
+  type StepUpRow,
   type GalleryEntry,
   type NonceCheck,
   type RejectionReport,
@@ -39,7 +42,7 @@ import {
   type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
-import { decodeSeen, encodeSeen, SchemaError } from './store-common.ts';
+import { decodeSeen, encodeSeen, SchemaError, toAttempt, toStepUp } from './store-common.ts';
 
 export interface PgVerifierStoreOptions {
   galleryKey: Uint8Array;
@@ -133,12 +136,16 @@ export class PgVerifierStore implements VerifierStore {
     return store;
   }
 
-  async registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now = Date.now()): Promise<void> {
+  async registerDevice(d: DeviceRegistration, now = Date.now()): Promise<void> {
     await this.pool.query(
-      `INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES ($1, $2, $3, $4, 'active', $5)
-       ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL`,
-      [d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now],
+      `INSERT INTO devices (ueid, kid, jwk, site, status, registered_at, key_store) VALUES ($1, $2, $3, $4, 'active', $5, $6)
+       ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL, key_store = excluded.key_store`,
+      [d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now, d.keyStore ?? 'unknown'],
     );
+  }
+
+  async attemptsOf(subject: string, since: number): Promise<AttemptRow[]> {
+    return (await this.pool.query('SELECT subject, ueid, site, at, failed, outcome FROM attempts WHERE subject = $1 AND at >= $2 ORDER BY at, id', [subject, since])).rows.map(toAttempt);
   }
 
   async revokeDevice(ueid: string, now = Date.now()): Promise<boolean> {
@@ -365,6 +372,41 @@ function batchTx(c: pg.PoolClient): BatchTx {
       return out;
     },
     noteRejections: (counts, samples, now) => writeRejections(c, counts, samples, now),
+    async attempts({ subjects, ueids, since }) {
+      if (subjects.length === 0 && ueids.length === 0) return [];
+      const r = await c.query('SELECT subject, ueid, site, at, failed, outcome FROM attempts WHERE at >= $1 AND (subject = ANY($2::text[]) OR ueid = ANY($3::text[])) ORDER BY at, id', [since, [...new Set(subjects)], [...new Set(ueids)]]);
+      return r.rows.map(toAttempt);
+    },
+    async recordAttempts(rows, pruneBefore) {
+      if (rows.length > 0) {
+        await c.query('INSERT INTO attempts (subject, ueid, site, at, failed, outcome) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], $6::text[])', [
+          rows.map((r) => r.subject),
+          rows.map((r) => r.ueid),
+          rows.map((r) => r.site),
+          rows.map((r) => r.at),
+          rows.map((r) => r.failed),
+          rows.map((r) => r.outcome),
+        ]);
+      }
+      await c.query('DELETE FROM attempts WHERE at < $1', [pruneBefore]);
+    },
+    async stepUps(attIds) {
+      const out = new Map<string, StepUpRow>();
+      if (attIds.length === 0) return out;
+      for (const r of (await c.query('SELECT * FROM step_ups WHERE att_id = ANY($1::text[])', [[...new Set(attIds)]])).rows) out.set(r.att_id, toStepUp(r));
+      return out;
+    },
+    async putStepUps(rows, consumed, now) {
+      if (consumed.length > 0) await c.query('DELETE FROM step_ups WHERE att_id = ANY($1::text[])', [[...consumed]]);
+      if (rows.length > 0) {
+        await c.query(
+          `INSERT INTO step_ups (att_id, subject, ueid, scenario, done, need, expires_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
+           ON CONFLICT (att_id) DO UPDATE SET done = excluded.done, need = excluded.need, expires_at = excluded.expires_at`,
+          [rows.map((r) => r.attId), rows.map((r) => r.subject), rows.map((r) => r.ueid), rows.map((r) => r.scenario), rows.map((r) => JSON.stringify(r.done)), rows.map((r) => r.need), rows.map((r) => r.expiresAt)],
+        );
+      }
+      await c.query('DELETE FROM step_ups WHERE expires_at < $1', [now]);
+    },
     audit: new PgAuditStore(c),
   };
 }
@@ -439,6 +481,6 @@ interface GalleryRow {
 
 function toDevice(row: unknown): DeviceRecord | undefined {
   if (!row) return undefined;
-  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; registered_at: number; revoked_at: number | null };
-  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
+  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; key_store: DeviceRecord['keyStore']; registered_at: number; revoked_at: number | null };
+  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, keyStore: r.key_store, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
 }
