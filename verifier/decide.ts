@@ -136,14 +136,15 @@ export function decide(ctx: DecisionContext, input: DecisionInput, attempts: rea
   if (!sp || scenario === null) return refuse('unknown_scenario', base);
   const kind = policy.sites[input.site]?.kind;
   if (kind === undefined || !sp.site_kinds.includes(kind)) return refuse('scenario_not_allowed', base);
-  if (sp.consent_required && (!input.consent || input.consent.purpose !== scenario)) return refuse('consent_missing', base);
-  if (sp.nonce_required && !input.hasNonce) return refuse('nonce_required', base);
   if (sp.tpm_required && input.keyStore !== 'tpm') return refuse('tpm_evidence_required', base);
+  // The staff's check by hand takes no biometric: the biometric consent and the nonce are not its conditions.
   if (input.override) {
     if (!sp.override_allowed) return refuse('override_not_allowed', base);
     const eligibility = eligibilityFor(ctx, sp, scenario, input);
     return { decision: 'match', reasons: ['staff_override'], detail: { ...base, override: input.override, ...(eligibility ? { eligibility } : {}) }, attempt: null, stepUp: null, consumed: null };
   }
+  if (sp.consent_required && (!input.consent || input.consent.purpose !== scenario)) return refuse('consent_missing', base);
+  if (sp.nonce_required && !input.hasNonce) return refuse('nonce_required', base);
   if (!sp.modalities.includes(input.modality)) return refuse('modality_not_allowed', base);
   let row: StepUpRow | undefined;
   if (input.stepOf !== null) {

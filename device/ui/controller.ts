@@ -206,6 +206,11 @@ export class CounterScreen extends EventEmitter<{ view: [ViewState]; preview: [U
       this.update({ error: 'bad_subject' });
       throw new ScreenError('BadSubject', 'an id or card number is 1 to 128 characters without control characters');
     }
+    // Devices may have been replaced since (a swapped sensor): the preview follows the ones in use now.
+    for (const d of this.kiosk.devices.values()) {
+      d.off('preview', this.onPreview);
+      d.on('preview', this.onPreview);
+    }
     const s = this.kiosk.session({ scenario: this.view.scenario, wantEligibility: this.o.wantEligibility ?? false });
     this.session = s;
     this.lastAttId = null;

@@ -200,7 +200,8 @@ function render() {
   document.title = L('title');
   $('brand').textContent = L('title');
   $('lang').textContent = L('switch_lang');
-  $('lang').setAttribute('aria-label', L('switch_lang_label'));
+  // The accessible name starts with the visible text (WCAG 2.5.3), then says what it does.
+  $('lang').setAttribute('aria-label', `${L('switch_lang')}: ${L('switch_lang_label')}`);
   $('lang').setAttribute('lang', state.lang === 'en' ? 'zh-Hans' : 'en');
   renderHealth();
   const { health, version, ...rest } = state;
