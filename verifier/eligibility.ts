@@ -188,9 +188,15 @@ export class CsvEligibilitySource implements EligibilitySource {
         if (o.throwOnError) throw err;
       }
     };
+    // One reload at a time, in order; the chain itself never rejects (the caller gets the error from `p`).
     const p = (this.reloading ?? Promise.resolve()).then(run);
-    this.reloading = p.finally(() => {
-      if (this.reloading === p) this.reloading = null;
+    const settled: Promise<void> = p.then(
+      () => {},
+      () => {},
+    );
+    this.reloading = settled;
+    void settled.then(() => {
+      if (this.reloading === settled) this.reloading = null;
     });
     return p;
   }
