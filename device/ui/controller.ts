@@ -290,6 +290,9 @@ export class CounterScreen extends EventEmitter<{ view: [ViewState]; preview: [U
         case 'capture':
           return this.update({ screen: 'capture', consent: null, working: null, capture: { ...e.payload, preview: e.payload.modality === 'face' } });
         case 'extract':
+          // Reading a frame is part of the capture: the screen stays (no flashing "please wait" between frames).
+          if (this.view.screen === 'capture') return this.update({ working: 'extract' });
+          return this.update({ screen: 'working', working: 'extract', capture: this.view.capture });
         case 'attest':
         case 'awaiting_verdict':
           if (e.to === 'awaiting_verdict') this.lastAttId = e.payload.attId;

@@ -88,10 +88,27 @@ function captureScreen() {
     el('p', { class: 'prompt', id: 'prompt' }, L(c.prompt)),
     c.preview ? el('img', { id: 'preview', src: '/preview.mjpg', alt: L('preview_alt'), width: '480', height: '360' }) : el('div', { class: `icon icon-${c.modality}`, 'aria-hidden': 'true' }),
     el('p', { id: 'progress' }, L('attempt', { attempt: c.attempt, of: c.of })),
-    el('progress', { max: String(c.of), value: String(c.attempt - 1), 'aria-label': L('attempt', { attempt: c.attempt, of: c.of }) }),
-    state.retry && state.retry.modality === c.modality ? el('p', { class: 'hint' }, L('retry_hint')) : null,
+    el('progress', { id: 'progress-bar', max: String(c.of), value: String(c.attempt - 1), 'aria-label': L('attempt', { attempt: c.attempt, of: c.of }) }),
+    el('p', { class: 'hint', id: 'retry-hint', role: 'status' }, retrying(c) ? L('retry_hint') : ''),
     counterButton(),
   ];
+}
+
+const retrying = (c) => Boolean(state.retry && state.retry.modality === c.modality);
+
+// What makes a capture screen another screen (rebuilt); the rest (attempt, hint) is patched in place, so the live
+// preview keeps its one stream and a finger on the counter button is not lost to a rebuild between two frames.
+const captureShape = (v) => (v.screen === 'capture' && v.capture ? JSON.stringify([v.lang, v.capture.modality, v.capture.prompt, v.capture.preview, v.capture.factor, v.stepUp, v.role, v.error, v.warning]) : null);
+
+function patchCapture() {
+  const c = state.capture;
+  const words = L('attempt', { attempt: c.attempt, of: c.of });
+  $('progress').textContent = words;
+  $('progress-bar').setAttribute('max', String(c.of));
+  $('progress-bar').setAttribute('value', String(c.attempt - 1));
+  $('progress-bar').setAttribute('aria-label', words);
+  const hint = retrying(c) ? L('retry_hint') : '';
+  if ($('retry-hint').textContent !== hint) $('retry-hint').textContent = hint;
 }
 
 function workingScreen() {
@@ -133,10 +150,12 @@ function receiptLine(r) {
 function resultScreen() {
   const r = state.result;
   const lockedTime = r.lockedUntil ? new Date(r.lockedUntil * 1000).toLocaleTimeString(state.lang) : null;
+  // A plain no_match carries no reason code: the screen still says why in words.
+  const reasons = r.reasons.length === 0 && r.status === 'not_verified' ? ['no_match'] : r.reasons;
   return [
     el('h1', { id: 'screen-title', tabindex: '-1', class: `status status-${r.status}` }, L(`result_${r.status}`)),
     r.confirmedLater ? el('p', { id: 'confirmed-later' }, L('confirmed_later')) : null,
-    r.reasons.length ? el('ul', { id: 'reasons', class: 'reasons' }, r.reasons.map((c) => el('li', {}, reason(state.lang, c)))) : null,
+    reasons.length ? el('ul', { id: 'reasons', class: 'reasons' }, reasons.map((c) => el('li', {}, reason(state.lang, c)))) : null,
     lockedTime ? el('p', { id: 'locked-until' }, L('locked_until', { time: lockedTime })) : null,
     eligibilityPanel(r.eligibility),
     receiptLine(r),
@@ -170,13 +189,13 @@ const SCREENS = { start: startScreen, consent: consentScreen, capture: captureSc
 
 function renderHealth() {
   const h = state.health;
-  const item = (label, value, good) => el('li', { class: good ? 'good' : 'bad' }, el('span', {}, label), ': ', el('strong', {}, value));
+  const item = (label, value, good) => el('li', { class: good ? 'good' : 'bad' }, el('span', {}, label), L('sep'), el('strong', {}, value));
   const list = [
     ...h.sensors.map((s) => item(L('health_sensor', { modality: modalityName(s.modality) }), L(s.available ? 'ok' : 'missing'), s.available)),
-    item(L('health_tpm', { kind: L(h.keyStore) }), L(h.keyStore === 'tpm' ? 'ok' : 'software'), h.keyStore === 'tpm'),
+    item(L('health_tpm'), L(h.keyStore), h.keyStore === 'tpm'),
     item(L('health_broker'), L(h.broker === 'connected' ? 'ok' : 'offline'), h.broker === 'connected'),
     item(L('health_verifier'), L(h.verifier), h.verifier === 'ok'),
-    item(L('health_outbox', { n: h.outbox }), String(h.outbox), h.outbox === 0),
+    item(L('health_outbox'), String(h.outbox), h.outbox === 0),
   ];
   $('health').replaceChildren(...list);
   $('health').setAttribute('aria-label', L('health'));
@@ -207,6 +226,11 @@ function render() {
   const { health, version, ...rest } = state;
   const key = JSON.stringify(rest);
   if (key === shownKey) return;
+  const shape = captureShape(state);
+  if (shape !== null && shownKey && captureShape(JSON.parse(shownKey)) === shape) {
+    shownKey = key;
+    return patchCapture();
+  }
   const screenChanged = !shownKey || JSON.parse(shownKey).screen !== state.screen || JSON.parse(shownKey).lang !== state.lang;
   const hadWarning = shownKey && JSON.parse(shownKey).warning;
   shownKey = key;
