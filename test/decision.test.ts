@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Consent } from '../protocol/claims.ts';
+import { EXAMPLE_ELIGIBILITY, EXAMPLE_POLICY } from '../cli/demo.ts';
 import { decide, lockState, type DecisionContext, type DecisionInput } from '../verifier/decide.ts';
 import { DecisionPolicyError, distanceKm, loadDecisionPolicy, parseDecisionPolicy, type DecisionPolicy } from '../verifier/decision-policy.ts';
 import { checkCoverage, CsvEligibilitySource, EligibilityCsvError, parseCoverageCsv, parseCsv } from '../verifier/eligibility.ts';
@@ -92,6 +93,19 @@ describe('the decision policy file', () => {
     await expect(loadDecisionPolicy(join(dir, 'missing.json'))).rejects.toThrow(/ENOENT/);
     await writeFile(join(dir, 'ok.json'), JSON.stringify({ version: 'v2', sites: {}, scenarios: {} }));
     expect((await loadDecisionPolicy(join(dir, 'ok.json'))).version).toBe('v2');
+  });
+
+  it('ships an example policy and eligibility table that load (deploy/policy/, used by `biokiosk demo --screen`)', async () => {
+    const p = await loadDecisionPolicy(EXAMPLE_POLICY);
+    expect(Object.keys(p.scenarios).sort()).toEqual(['controlled_substance', 'hospital_admission', 'otc_pickup', 'prescription']);
+    expect(p.scenarios['hospital_admission']).toMatchObject({ site_kinds: ['hospital'], eligibility: true });
+    const s = await CsvEligibilitySource.open(EXAMPLE_ELIGIBILITY);
+    try {
+      expect(s.check('alice', 'hospital_admission', NOW).answer).toBe('covered');
+      expect(s.check('bob', 'hospital_admission', NOW).code).toBe('coverage_expired');
+    } finally {
+      s.close();
+    }
   });
 
   it('measures distances on the globe (Shanghai to Beijing is about 1,070 km)', () => {

@@ -25,6 +25,7 @@ import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier, type VerifierInstance } from '../verifier/setup.ts';
 import { launchBrowser, seriousViolations, shot, type TestBrowser } from './helpers/browser.ts';
 import { logRecords, startKiosk, tempDir, waitFor, type TestKiosk } from './helpers/e2e.ts';
+import { spawnBiokiosk } from './helpers/cli.ts';
 import { samplePath } from './helpers/fixtures.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';
 
@@ -395,6 +396,29 @@ describe('the counter screen in a browser', () => {
     expect((await logRecords<DecisionRecord>(v)).filter((r) => r.ueid === 'kiosk-noface')).toEqual([]);
     await page.close();
   }, 90_000);
+
+  it('`biokiosk demo --screen` serves the screen with the example policy and eligibility; the browser checks Alice in; Ctrl-C stops it', async () => {
+    const demo = spawnBiokiosk(['demo', '--screen', '0', '--site-kind', 'hospital']);
+    try {
+      await waitFor(() => demo.out.some((l) => /^counter screen \(hospital\) on http:\/\/127\.0\.0\.1:\d+\/$/.test(l)) || demo.child.exitCode !== null, 60_000, 'the demo screen URL');
+      const url = demo.out.find((l) => l.startsWith('counter screen'))?.split(' on ')[1];
+      expect(url, demo.err()).toBeDefined();
+      const page = await browser.page();
+      await page.goto(url!);
+      await screenOf(page, 'start');
+      await attempt(page, 'alice');
+      await screenOf(page, 'result');
+      expect(await page.textContent('h1')).toBe('Verified');
+      expect(await page.textContent('#eligibility')).toContain('Shanghai Medical Insurance');
+      await page.close();
+      await waitFor(() => demo.out.includes('alice: MATCH'), 10_000, 'the result printed');
+      demo.child.kill('SIGINT');
+      const code = await new Promise<number | null>((r) => demo.child.once('exit', (c) => r(c)));
+      expect(code).toBe(0);
+    } finally {
+      await demo.stop();
+    }
+  }, 120_000);
 
   it('every screen was checked: screenshot, axe-core and touch targets', () => {
     const all: Screen[] = ['start', 'consent', 'capture', 'working', 'result', 'queued', 'counter', 'device_error'];

@@ -86,7 +86,14 @@ export class ScreenError extends BiokioskError {
 
 const OVERRIDE_REASONS: ReadonlyArray<Override['reason']> = ['id_document_checked', 'biometric_unusable', 'person_declined_biometric', 'device_fault'];
 
-export class CounterScreen extends EventEmitter<{ view: [ViewState]; preview: [Uint8Array | null] }> {
+export interface ScreenEvents {
+  view: [ViewState];
+  preview: [Uint8Array | null];
+  /** Each session's result as it ends (with its timings), for whoever runs the kiosk (the CLI prints it). */
+  result: [{ subject: string | null; result: SessionResult }];
+}
+
+export class CounterScreen extends EventEmitter<ScreenEvents> {
   private view: ViewState;
   private session: KioskSession | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -315,6 +322,7 @@ export class CounterScreen extends EventEmitter<{ view: [ViewState]; preview: [U
     if (s !== this.session) return;
     this.session = null;
     this.emit('preview', null);
+    this.emit('result', { subject: this.view.subject, result: r });
     if (r.outcome === 'cancelled') return;
     const receipt = r.verdict ? r.verdict.claims.receipt : null;
     const result = this.resultOf(r.outcome, r.reasons, r.verdict?.claims.detail ?? null, r.attId, receipt);
