@@ -43,15 +43,16 @@ export async function serveScreen(screen: CounterScreen, o: { port?: number } = 
     const data = `data: ${JSON.stringify(v)}\n\n`;
     for (const r of sse) r.write(data);
   };
+  const sendFrame = (r: ServerResponse, f: Uint8Array) => {
+    r.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${f.byteLength}\r\n\r\n`);
+    r.write(Buffer.from(f));
+    r.write('\r\n');
+  };
   const onPreview = (bytes: Uint8Array | null) => {
     frame?.fill(0);
     frame = bytes ? new Uint8Array(bytes) : null;
     if (!frame) return;
-    for (const r of previews) {
-      r.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${frame.byteLength}\r\n\r\n`);
-      r.write(Buffer.from(frame));
-      r.write('\r\n');
-    }
+    for (const r of previews) sendFrame(r, frame);
   };
   screen.on('view', onView);
   screen.on('preview', onPreview);
@@ -122,8 +123,11 @@ export async function serveScreen(screen: CounterScreen, o: { port?: number } = 
     }
     if (req.method === 'GET' && url.pathname === '/preview.mjpg') {
       res.writeHead(200, { 'content-type': `multipart/x-mixed-replace; boundary=${BOUNDARY}`, 'cache-control': 'no-store' });
+      // The stream is open before the first frame (no capture may be running yet).
+      res.flushHeaders();
       previews.add(res);
-      if (frame) onPreview(frame);
+      // A preview opened mid-capture starts from the latest frame (sent as is: onPreview would wipe it first).
+      if (frame) sendFrame(res, frame);
       req.on('close', () => previews.delete(res));
       return;
     }
