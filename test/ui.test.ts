@@ -122,10 +122,12 @@ beforeAll(async () => {
   finger = await FingerprintEngine.create();
   const set = await synthesizeFingerprintDataset({ out: join(dir, 'fingers'), fingers: 1, impressions: 2, seed: 11, workers: 0 });
   fingers = { enrolled: set.files.find((f) => /1_1\.png$/.test(f))!, genuine: set.files.find((f) => /1_2\.png$/.test(f))! };
-  photos = { alice: join(dir, 'alice.jpg'), stranger: samplePath(6), empty: join(dir, 'empty.jpg') };
+  photos = { alice: join(dir, 'alice.jpg'), stranger: join(dir, 'stranger.jpg'), empty: join(dir, 'empty.jpg') };
+  // Camera-sized frames (640 px), as a kiosk's camera gives: the full-size photos would only slow every capture.
+  await sharp(samplePath(6)).resize({ width: 640 }).jpeg().toFile(photos.stranger);
   // An empty counter: grey with a little texture, no face in it.
   await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 120, g: 124, b: 130 } }, }).composite([{ input: Buffer.from('<svg width="640" height="480"><rect x="80" y="300" width="480" height="60" fill="#555"/></svg>') }]).jpeg().toFile(photos.empty);
-  await sharp(samplePath(2)).rotate().extract({ left: 960, top: 40, width: 900, height: 900 }).modulate({ brightness: 1.1 }).jpeg().toFile(photos.alice);
+  await sharp(samplePath(2)).rotate().extract({ left: 960, top: 40, width: 900, height: 900 }).resize(640, 640).modulate({ brightness: 1.1 }).jpeg().toFile(photos.alice);
   const policyPath = join(dir, 'policy.json');
   await writeFile(policyPath, JSON.stringify(TEST_POLICY));
   const csv = join(dir, 'eligibility.csv');
@@ -258,6 +260,8 @@ describe('the counter screen in a browser', () => {
     await pb.goto(b.url);
     for (let i = 1; i <= 5; i++) {
       const p = i % 2 ? pa : pb;
+      // The kiosk in front (a background tab gets no animation frames, and every action waits for one).
+      await p.bringToFront();
       await screenOf(p, 'start');
       await attempt(p, 'carol');
       await screenOf(p, 'result');
@@ -272,6 +276,7 @@ describe('the counter screen in a browser', () => {
     }
     // Carol herself now, on the first kiosk: still locked (and the lock grows).
     await a.k.kiosk.replaceDevice(camera(photos.alice));
+    await pa.bringToFront();
     await screenOf(pa, 'start');
     await attempt(pa, 'carol');
     await screenOf(pa, 'result');
