@@ -120,7 +120,7 @@ export function registerKiosk(program: Command): void {
     .option('--keystore <kind>', 'software: the development key file, instead of a TPM')
     .option('--screen [port]', 'serve the counter screen on http://127.0.0.1:PORT/ for this kiosk\'s browser (default port 7380; 0: any free port); sessions start there, and lines on stdin (a card scanner) go to its start screen')
     .option('--site-kind <kind>', 'with --screen: pharmacy (the pharmacist\'s view: services to pick, receipt, override) or hospital (the patient\'s own check-in, with eligibility)', 'pharmacy')
-    .option('--scenario <id...>', 'with --screen: the services offered, as named in the verifier\'s decision policy (default: pharmacy otc_pickup prescription controlled_substance; hospital hospital_admission)')
+    .option('--scenario <id...>', 'the service asked for, as named in the verifier\'s decision policy; with --screen, the services offered (default: pharmacy otc_pickup prescription controlled_substance; hospital hospital_admission), without it the first is the scenario of each session')
     .option('--lang <lang>', 'with --screen: the language the screen starts in, en or zh-Hans', 'en')
     .option('--want-eligibility', 'with --screen: ask for the eligibility answer in pharmacy sessions too')
     .action(async (o: RunOptions & KeyStoreOptions & BrokerCredentialOptions) => {
