@@ -158,3 +158,21 @@ describe('the screen server', () => {
     expect(after.body.length).toBe(0);
   });
 });
+
+describe('the words on the screen', () => {
+  it('exist in both languages, and every decision reason and eligibility answer has its own plain words in each', async () => {
+    const { TEXT, REASONS } = await import('../device/ui/static/i18n.js');
+    const { REJECTION_CODES } = await import('../protocol/rejections.ts');
+    const { ELIGIBILITY_CODES } = await import('../protocol/claims.ts');
+    expect(Object.keys(TEXT['zh-Hans']!).sort()).toEqual(Object.keys(TEXT['en']!).sort());
+    expect(Object.keys(REASONS['zh-Hans']!).sort()).toEqual(Object.keys(REASONS['en']!).sort());
+    // The codes a decision policy adds (from unknown_scenario on) are what people see most: none falls back to the default sentence.
+    const decisionCodes = REJECTION_CODES.slice(REJECTION_CODES.indexOf('unknown_scenario'));
+    for (const lang of ['en', 'zh-Hans']) {
+      expect(decisionCodes.filter((c) => !(c in REASONS[lang]!)), lang).toEqual([]);
+      expect(ELIGIBILITY_CODES.filter((c) => !(`elig_${c}` in TEXT[lang]!)), lang).toEqual([]);
+      // Placeholders match between the languages, so no word is left unfilled.
+      for (const [k, en] of Object.entries(TEXT['en']!)) expect([...(TEXT[lang]![k] ?? '').matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort(), `${lang} ${k}`).toEqual([...en.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort());
+    }
+  });
+});
