@@ -320,9 +320,10 @@ if (!only || only === 'screen') {
 | of which awaiting the verdict (relay, decision under the policy, eligibility, log, receipt check) | ${cell(v['awaitingVerdict'])} |
 | **start to verdict on screen, capture excluded** (the two above minus capture) | **${cell(v['startToVerdictExclCapture'])}** |
 | kiosk boot to the start screen painted, browser already running | ${cell(b['browserRunning'])} (first contentful paint ${cell(b['browserRunningFcp'])}) |
-| kiosk boot to the start screen painted, chromium launched at the same moment | ${cell(b['browserLaunched'])} |
+| kiosk boot to the start screen painted, chromium launched by playwright at the same moment (launch, CDP, new page, navigation) | ${cell(b['browserLaunched'])} |
+| kiosk boot, then chromium started with the screen's URL as kiosk mode does, to the page asking for the live state (painted on its arrival, a frame later) | ${cell(b['kioskMode'])} |
 
-Goals: start to verdict on screen, capture excluded, <= 400 ms: p50 ${met(v['startToVerdictExclCapture'].p50, 400)}, p95 ${met(v['startToVerdictExclCapture'].p95, 400)}. First paint after a kiosk boot <= 1 s: browser running ${met(b['browserRunning'].p95, 1000)} at p95; chromium cold-started with the kiosk ${met(b['browserLaunched'].p95, 1000)} at p95.
+Goals: start to verdict on screen, capture excluded, <= 400 ms: p50 ${met(v['startToVerdictExclCapture'].p50, 400)}, p95 ${met(v['startToVerdictExclCapture'].p95, 400)}. First paint after a kiosk boot <= 1 s: browser running ${met(b['browserRunning'].p95, 1000)} at p95; chromium started by playwright with the kiosk ${met(b['browserLaunched'].p95, 1000)} at p95; chromium started as in kiosk mode once the screen is served ${met(b['kioskMode'].p95, 1000)} at p95 (plus a frame).
 `;
 }
 
