@@ -10,6 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import sharp from 'sharp';
 import { CameraCaptureDevice } from '../device/capture/camera.ts';
@@ -23,9 +24,13 @@ import { synthesizeFingerprintDataset } from '../models/fingerprint/synth/index.
 import { brokerConnectOptions } from '../protocol/broker-credentials.ts';
 import { formatVkey } from '../protocol/note.ts';
 import { BiokioskError, UsageError } from '../protocol/errors.ts';
+import { CounterScreen } from '../device/ui/controller.ts';
+import { serveScreen } from '../device/ui/server.ts';
+import { loadDecisionPolicy } from '../verifier/decision-policy.ts';
+import { CsvEligibilitySource } from '../verifier/eligibility.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { openVerifier } from '../verifier/setup.ts';
-import { printJson } from './options.ts';
+import { parseNumber, printJson } from './options.ts';
 
 interface DemoOptions {
   json?: boolean;
@@ -36,7 +41,13 @@ interface DemoOptions {
   /** A folder laid out as scripts/dev-pki.sh writes it: ca.pem, devices/demo-kiosk-1.*, verifiers/verifier-1.*. */
   pki?: string;
   modality?: string;
+  screen?: string | true;
+  siteKind?: string;
 }
+
+/** The example configuration the screen demo runs with (and README describes). */
+export const EXAMPLE_POLICY = fileURLToPath(new URL('../deploy/policy/decision-policy.json', import.meta.url));
+export const EXAMPLE_ELIGIBILITY = fileURLToPath(new URL('../deploy/policy/eligibility.csv', import.meta.url));
 
 export function registerDemo(program: Command): void {
   program
@@ -48,8 +59,11 @@ export function registerDemo(program: Command): void {
     .option('--tpm <setting>', "sign with a key in this TPM (e.g. swtpm:host=127.0.0.1,port=2321) instead of the development key file")
     .option('--modality <m>', 'face (the virtual camera with photos) or fingerprint (the virtual serial module with synthetic fingers)', 'face')
     .option('--pki <dir>', 'for an mqtts:// fleet broker: the CA and the two identities the demo needs, laid out as scripts/dev-pki.sh writes them (ca.pem, devices/demo-kiosk-1.pem/.key, verifiers/verifier-1.pem/.key)')
+    .option('--screen [port]', 'instead of the two scripted attempts: serve the counter screen on http://127.0.0.1:PORT/ (default 7380; 0: any free port) with the example decision policy and eligibility table (deploy/policy/), until Ctrl-C')
+    .option('--site-kind <kind>', 'with --screen: pharmacy (the pharmacist\'s view) or hospital (the patient\'s check-in, with eligibility)', 'pharmacy')
     .option('--json', 'print one JSON object')
     .action(async (o: DemoOptions) => {
+      if (o.screen !== undefined) return runScreenDemo(o);
       const result = await runDemo(o);
       if (o.json) printJson(result);
       else printHuman(result);
@@ -283,6 +297,72 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   } finally {
     for (const c of cleanups.reverse()) await c();
     await embedded?.close();
+    if (!o.keep) await rm(folder, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `biokiosk demo --screen`: the same parts (embedded broker, verifier, kiosk with the virtual camera) with the
+ * example decision policy and eligibility table, and the counter screen served for a browser. The camera shows
+ * Alice: "alice" is verified (with her eligibility at the hospital kiosk); "bob" (enrolled from another face) is
+ * not; anyone else has no enrolment.
+ */
+async function runScreenDemo(o: DemoOptions): Promise<void> {
+  if (o.siteKind !== 'pharmacy' && o.siteKind !== 'hospital') throw new UsageError(`--site-kind takes pharmacy or hospital, got "${o.siteKind}"`);
+  if (o.broker !== undefined || o.modality !== 'face' || o.tpm !== undefined) throw new UsageError('--screen runs on the embedded broker with the face camera (no --broker, --modality, --tpm)');
+  const port = o.screen === true ? 7380 : parseNumber('--screen', 0, 65_535, true)(o.screen!);
+  const siteKind = o.siteKind;
+  const site = `demo-${siteKind}`;
+  const folder = await mkdtemp(join(tmpdir(), 'biokiosk-demo-'));
+  const broker = await startEmbeddedBroker();
+  const cleanups: Array<() => Promise<void> | void> = [];
+  try {
+    const cast = await faceCast(folder);
+    const engine = await createEngine('face');
+    cleanups.push(() => engine.close());
+    const model = (await engine.extract(await readFile(cast.enrolPhoto))).info['model'] as { sha256: string };
+    const v = await openVerifier(join(folder, 'verifier'), { allowedModels: [model.sha256], policy: await loadDecisionPolicy(EXAMPLE_POLICY), eligibility: await CsvEligibilitySource.open(EXAMPLE_ELIGIBILITY) });
+    cleanups.push(() => v.close());
+    for (const [subject, photo] of [['alice', cast.enrolPhoto], ['bob', cast.people[1]!.photo]] as const) {
+      await v.store.enroll({ subject, modality: 'face', template: (await engine.extract(await readFile(photo))).template, templateFormat: TEMPLATE_FORMATS.face, modelSha256: model.sha256 });
+    }
+    const node = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'demo-verifier', protocolVersion: 4 });
+    await node.start();
+    cleanups.push(() => node.stop());
+    const kiosk = await Kiosk.create({
+      dir: join(folder, 'kiosk'),
+      ueid: 'demo-kiosk-1',
+      site,
+      keyStore: { kind: 'software' },
+      verifiers: { trusted: [{ id: v.keys.verifierId, publicJwk: v.signer.publicJwk as never }], fleetKey: v.keys.fleet.publicJwk, log: { keys: v.logSigner.verifiers.map(formatVkey) } },
+      broker: { url: broker.url, protocolVersion: 4 },
+      capture: [{ modality: 'face', device: await cast.deviceFor(cast.people[0]!.photo) }],
+      engines: { face: engine },
+      policy: { nonce: 'never', consent: 'required', verdictTimeoutMs: 15_000 },
+    });
+    cleanups.push(() => kiosk.close());
+    await v.store.registerDevice({ ueid: 'demo-kiosk-1', kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site });
+    const screen = new CounterScreen(kiosk, { siteKind });
+    cleanups.push(() => screen.close());
+    const server = await serveScreen(screen, { port });
+    cleanups.push(() => server.close());
+    screen.on('result', ({ subject, result }) => process.stdout.write(`${subject}: ${result.outcome.toUpperCase()}${result.reasons.length ? ` (${result.reasons.join(', ')})` : ''}\n`));
+    process.stdout.write(
+      [
+        `counter screen (${siteKind}) on ${server.url}`,
+        `  open it in a browser (as a kiosk would: chromium --kiosk --app=${server.url})`,
+        '  the camera shows Alice: type "alice" (verified), "bob" (not verified: another face is enrolled as bob), anything else (no enrolment)',
+        `  decision policy ${EXAMPLE_POLICY}, eligibility ${EXAMPLE_ELIGIBILITY}`,
+        '  Ctrl-C to stop',
+      ].join('\n') + '\n',
+    );
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  } finally {
+    for (const c of cleanups.reverse()) await c();
+    await broker.close();
     if (!o.keep) await rm(folder, { recursive: true, force: true });
   }
 }

@@ -18,6 +18,8 @@ import { Kiosk, loadVerifierKeys, trustedFrom, type CaptureConfig, type KioskAla
 import type { SessionEvent } from '../device/session/events.ts';
 import type { NoncePolicy } from '../device/session/policy.ts';
 import type { SessionResult } from '../device/session/session.ts';
+import { CounterScreen } from '../device/ui/controller.ts';
+import { serveScreen } from '../device/ui/server.ts';
 import { DEFAULT_TPM_DEVICE, openKioskState, type KeyStoreChoice } from '../device/setup.ts';
 import { openTreeHeads } from '../device/tree-heads.ts';
 import { parseTpmUrl } from '../drivers/tpm/index.ts';
@@ -48,7 +50,14 @@ interface RunOptions {
   verdictTimeout: number;
   events?: boolean;
   json?: boolean;
+  screen?: string | true;
+  siteKind: string;
+  scenario?: string[];
+  lang: string;
+  wantEligibility?: boolean;
 }
+
+const DEFAULT_SCREEN_PORT = 7380;
 
 /** A state folder or file that was looser than it should be and has been tightened: the operator is told. */
 const notice = (m: string) => process.stderr.write(`biokiosk: ${m}\n`);
@@ -79,6 +88,7 @@ function describeEvent(e: SessionEvent): string | null {
   }
   if (e.type === 'quality') return `  ${e.modality} capture ${e.attempt}: ${e.accepted ? 'good' : 'retry'}${e.score !== null ? ` (quality ${e.score}, retry below ${e.retryBelow})` : ''}${e.problem && !e.accepted ? `: ${e.problem}` : ''}`;
   if (e.type === 'fallback') return `  ${e.reason}${e.to ? `: trying ${e.to}` : ''}`;
+  if (e.type === 'step_up') return `  the verifier asks for one more check (${e.reasons.join(', ')})${e.to ? `: ${e.to}` : ': none fitted here, check the ID at the counter'}`;
   return `  ${e.modality} device ${e.status}${e.reason ? `: ${e.reason}` : ''}`;
 }
 
@@ -111,8 +121,16 @@ export function registerKiosk(program: Command): void {
     .option('--tpm <setting>', 'the TPM holding the attestation key: device:/dev/tpmrm0, swtpm:host=H,port=P, swtpm:unix=PATH (default: /dev/tpmrm0 when it exists)')
     .option('--tpm-handle <handle>', 'persistent handle of the attestation key', parseHandle, undefined)
     .option('--keystore <kind>', 'software: the development key file, instead of a TPM')
+    .option('--screen [port]', 'serve the counter screen on http://127.0.0.1:PORT/ for this kiosk\'s browser (default port 7380; 0: any free port); sessions start there, and lines on stdin (a card scanner) go to its start screen')
+    .option('--site-kind <kind>', 'with --screen: pharmacy (the pharmacist\'s view: services to pick, receipt, override) or hospital (the patient\'s own check-in, with eligibility)', 'pharmacy')
+    .option('--scenario <id...>', 'the service asked for, as named in the verifier\'s decision policy; with --screen, the services offered (default: pharmacy otc_pickup prescription controlled_substance; hospital hospital_admission), without it the first is the scenario of each session')
+    .option('--lang <lang>', 'with --screen: the language the screen starts in, en or zh-Hans', 'en')
+    .option('--want-eligibility', 'with --screen: ask for the eligibility answer in pharmacy sessions too')
     .action(async (o: RunOptions & KeyStoreOptions & BrokerCredentialOptions) => {
       assertDeviceId(o.ueid);
+      const screenPort = o.screen === undefined ? undefined : o.screen === true ? DEFAULT_SCREEN_PORT : parseNumber('--screen', 0, 65_535, true)(o.screen);
+      if (o.siteKind !== 'pharmacy' && o.siteKind !== 'hospital') throw new UsageError(`--site-kind takes pharmacy or hospital, got "${o.siteKind}"`);
+      if (o.lang !== 'en' && o.lang !== 'zh-Hans') throw new UsageError(`--lang takes en or zh-Hans, got "${o.lang}"`);
       const capture = captureConfig(o);
       const keys = await loadVerifierKeys(o.verifierKeys);
       const nonce: NoncePolicy = o.requireNonce ? 'required' : o.online ? 'when_online' : 'never';
@@ -124,7 +142,8 @@ export function registerKiosk(program: Command): void {
         verifiers: trustedFrom(keys, o.witness ?? []),
         broker: { url: o.broker, protocolVersion: o.mqttVersion as 4 | 5, mqtt: await brokerConnectOptions(o.broker, brokerCredentialFiles(o)) },
         capture,
-        policy: { maxCaptures: { face: o.maxFrames, fingerprint: o.maxPlacements }, nonce, verdictTimeoutMs: o.verdictTimeout * 1000 },
+        // On the screen the person is asked for consent before any capture; on the terminal the operator has asked.
+        policy: { maxCaptures: { face: o.maxFrames, fingerprint: o.maxPlacements }, nonce, verdictTimeoutMs: o.verdictTimeout * 1000, consent: screenPort === undefined ? 'none' : 'required' },
         onNotice: notice,
       });
       const ks = kiosk.state.keystore;
@@ -144,15 +163,37 @@ export function registerKiosk(program: Command): void {
         else process.stdout.write(`${r.subject}: ${r.decision.toUpperCase()} (verdict for the queued attempt ${v.attId})\n`);
       });
       const print = (subject: string, r: SessionResult) => {
+        if (r.outcome === 'queued' && r.attId) queued.add(r.attId);
+        if (r.attId) subjects.set(r.attId, subject);
         const out = { subject, outcome: r.outcome, ...(r.verdict ? { decision: r.verdict.decision } : { status: r.outcome }), reasons: r.reasons, modality: r.modality, attId: r.attId, receipt: r.verdict ? { leafIndex: r.verdict.claims.receipt.leafIndex, treeSize: r.verdict.claims.receipt.treeSize } : null };
         if (o.json) printJson(out);
         else process.stdout.write(`${subject}: ${r.outcome.toUpperCase()}${r.reasons.length ? ` (${r.reasons.join(', ')})` : ''}${r.outcome === 'queued' ? ' (no verdict yet: kept in the outbox, delivered when the network returns)' : ''}\n`);
       };
+      if (screenPort !== undefined) {
+        const screen = new CounterScreen(kiosk, { siteKind: o.siteKind, scenarios: o.scenario, lang: o.lang, wantEligibility: o.wantEligibility });
+        const server = await serveScreen(screen, { port: screenPort });
+        screen.on('result', ({ subject, result }) => {
+          if (result.outcome !== 'cancelled') print(subject ?? '', result);
+        });
+        process.stderr.write(`counter screen on ${server.url} (open it in the kiosk's browser, e.g. chromium --kiosk --app=${server.url})\n`);
+        // A card or barcode scanner types like a keyboard: its lines start a session from the start screen.
+        const lines = createInterface({ input: process.stdin });
+        lines.on('line', (line) => screen.scanned(line.trim()));
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        lines.close();
+        await server.close();
+        await screen.close();
+        await kiosk.close();
+        return;
+      }
       try {
         for await (const line of createInterface({ input: process.stdin })) {
           const subject = line.trim();
           if (!subject) continue;
-          const session = kiosk.session();
+          const session = kiosk.session(o.scenario ? { scenario: o.scenario[0] } : {});
           session.on('event', (e) => {
             if (o.json && o.events) printJson({ event: e });
             else if (!o.json) {
@@ -163,8 +204,6 @@ export function registerKiosk(program: Command): void {
           session.begin();
           session.identify(subject);
           const r = await session.done;
-          if (r.attId) subjects.set(r.attId, subject);
-          if (r.outcome === 'queued' && r.attId) queued.add(r.attId);
           print(subject, r);
           void service?.status(`kiosk ${o.ueid}: last session ${r.outcome} at ${new Date().toISOString()}`);
         }

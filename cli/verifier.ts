@@ -11,6 +11,8 @@ import { irisModelIdentity } from '../models/iris/engine.ts';
 import { TEMPLATE_FORMATS } from './extract.ts';
 import { createEngine, parseModality } from '../models/engines.ts';
 import { auditLog, formatAuditReport } from '../verifier/audit/verify.ts';
+import { loadDecisionPolicy } from '../verifier/decision-policy.ts';
+import { CsvEligibilitySource } from '../verifier/eligibility.ts';
 import { openVerifierKeys } from '../verifier/keys.ts';
 import { openLogKeys, readLogKeys, retireLogKey, rotateLogKey, signerOf } from '../verifier/log-key.ts';
 import { serveLog } from '../verifier/log-server.ts';
@@ -116,15 +118,25 @@ export function registerVerifier(program: Command): void {
     .option('--fingerprint-threshold <s>', 'fingerprint match threshold (minimum MCC score, 0-1)', parseNumber('--fingerprint-threshold', 0, 1))
     .option('--iris-threshold <d>', 'iris match threshold (maximum normalised Hamming distance, 0-1)', parseNumber('--iris-threshold', 0, 1))
     .option('--require-nonce', 'refuse attestations without a verifier nonce (online checks only)')
+    .option('--policy <file>', 'the decision policy (JSON: scenarios, who may ask, factors, thresholds, nonce and TPM requirements, lockout, travel, device rejection rate); without it the matcher decides alone')
+    .option('--eligibility <file>', 'insurance eligibility table (CSV: subject,payer,plan,valid_from,valid_to,services), re-read when the file changes')
     // One core stays with the main thread, which decides, logs and signs verdicts.
     .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread; default: one per core but one)', parseNumber('--workers', 0, 64, true), Math.max(1, availableParallelism() - 1))
-    .action(async (o: { broker: string; dir: string; store?: string; logKey?: string; witness?: string[]; witnessTimeout: number; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number; irisThreshold?: number } & BrokerCredentialOptions) => {
+    .action(async (o: { broker: string; dir: string; store?: string; logKey?: string; witness?: string[]; witnessTimeout: number; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number; irisThreshold?: number; policy?: string; eligibility?: string } & BrokerCredentialOptions) => {
       const witnesses = (o.witness ?? []).map(witnessOption);
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
       const mqttOptions = await brokerConnectOptions(o.broker, brokerCredentialFiles(o));
       const onError = (e: unknown, where?: string) => process.stderr.write(`verifier: ${where ? `${where}: ` : ''}${e instanceof Error ? e.message : String(e)}\n`);
-      const inst = await openVerifier(o.dir, { id: o.id, store: o.store, logKey: o.logKey, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, irisThreshold: o.irisThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers, onNotice: notice, onInternalError: onError });
+      const policy = o.policy === undefined ? undefined : await loadDecisionPolicy(o.policy);
+      const eligibility =
+        o.eligibility === undefined
+          ? undefined
+          : await CsvEligibilitySource.open(o.eligibility, {
+              // A bad new file leaves the table in force: the operator is told which line.
+              onReload: (r) => process.stderr.write('error' in r ? `verifier: eligibility table not reloaded (the previous one stays): ${r.error.message}\n` : `verifier: eligibility table loaded: ${r.rows} rows\n`),
+            });
+      const inst = await openVerifier(o.dir, { id: o.id, store: o.store, logKey: o.logKey, allowedModels: allowed, faceThreshold: o.faceThreshold, fingerprintThreshold: o.fingerprintThreshold, irisThreshold: o.irisThreshold, requireNonce: o.requireNonce, precheckWorkers: o.workers, onNotice: notice, onInternalError: onError, policy, eligibility });
       const witnessing =
         witnesses.length > 0
           ? new Witnessing(inst.store.audit, inst.verifier.proofs, witnesses.map((w) => new WitnessClient(w.url, w.vkey, { timeoutMs: o.witnessTimeout })), {
@@ -146,7 +158,7 @@ export function registerVerifier(program: Command): void {
         onError,
       });
       await node.start();
-      const up = `verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), store ${inst.store.description}, log ${inst.logSigner.origin}${witnesses.length ? `, witnesses ${witnesses.map((w) => w.vkey.name).join(', ')}` : ''}`;
+      const up = `verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), store ${inst.store.description}, log ${inst.logSigner.origin}${policy ? `, decision policy ${policy.version}` : ''}${witnesses.length ? `, witnesses ${witnesses.map((w) => w.vkey.name).join(', ')}` : ''}`;
       process.stderr.write(`${up}\n`);
       // Under systemd (Type=notify): ready now, and watchdog pings while the event loop turns.
       const service = ServiceNotifier.fromEnvironment();

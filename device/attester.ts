@@ -5,7 +5,7 @@
  */
 import type { JsonWebKey } from 'node:crypto';
 import { createAttestation, newAttestationId } from '../protocol/attestation.ts';
-import type { AttestationClaims } from '../protocol/claims.ts';
+import type { AttestationClaims, Consent, Override } from '../protocol/claims.ts';
 import { encodeEnvelope, ENVELOPE_VERSION } from '../protocol/envelope.ts';
 import { newReplyKey, sealContent } from '../protocol/sealed.ts';
 import type { Signer } from '../protocol/signer.ts';
@@ -28,6 +28,14 @@ export interface TemplateToAttest {
   nonce?: string;
   /** A self-test attestation (`biokiosk selftest`): the verifier checks it but never matches it. */
   test?: boolean;
+  /** The service asked for, the consent given for it, and whether to answer eligibility (sealed). */
+  scenario?: string;
+  consent?: Consent;
+  wantEligibility?: boolean;
+  /** The att_id whose step_up verdict this attempt answers. */
+  stepOf?: string;
+  /** A staff override (template empty). */
+  override?: Override;
 }
 
 export interface Attested {
@@ -52,7 +60,11 @@ export class Attester {
     const t0 = performance.now();
     const attId = newAttestationId();
     const replyKey = newReplyKey();
-    const sealed = await sealContent({ attId, subject: t.subject, site: this.identity.site, quality: t.quality, template: t.template }, this.fleetPublicJwk, replyKey);
+    const sealed = await sealContent(
+      { attId, subject: t.subject, site: this.identity.site, quality: t.quality, template: t.template, scenario: t.scenario, consent: t.consent, wantEligibility: t.wantEligibility, stepOf: t.stepOf, override: t.override },
+      this.fleetPublicJwk,
+      replyKey,
+    );
     const t1 = performance.now();
     const seq = await this.seq.next();
     const logSize = this.logSize();

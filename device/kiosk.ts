@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events';
 import type { JsonWebKey } from 'node:crypto';
 import type { IClientOptions } from 'mqtt';
-import type { Modality } from '../protocol/claims.ts';
+import { OVERRIDE_FORMAT, OVERRIDE_MODEL, type Modality, type Override } from '../protocol/claims.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import { NotARegularFileError, readRegularFile } from '../protocol/input-files.ts';
 import { packageVersion } from '../protocol/runtime.ts';
@@ -24,7 +24,7 @@ import { FingerprintCaptureDevice } from './capture/fingerprint.ts';
 import { abortable, type CaptureDevice, type SensorInfo } from './capture/types.ts';
 import type { OutboxOptions } from './outbox.ts';
 import { Relay } from './relay.ts';
-import { KioskSession, type Clock } from './session/session.ts';
+import { KioskSession, type Clock, type SessionOptions } from './session/session.ts';
 import { sitePolicy, type SitePolicy, type SitePolicyInput } from './session/policy.ts';
 import { openKioskState, type KeyStoreChoice, type KioskState } from './setup.ts';
 import { TreeHeadStore } from './tree-heads.ts';
@@ -74,6 +74,14 @@ export type KioskAlarm =
   | { kind: 'verdict_refused'; receipt: 'mismatch' | 'forged' | 'inconsistent' | null; reason: string }
   | { kind: 'offline'; sinceMs: number }
   | { kind: 'device'; modality: Modality; reason: string };
+
+export interface KioskHealth {
+  sensors: Array<{ modality: Modality; available: boolean }>;
+  keyStore: 'tpm' | 'software';
+  broker: 'connected' | 'offline';
+  verifier: 'ok' | 'unreachable' | 'unknown';
+  outbox: number;
+}
 
 export interface KioskEvents {
   alarm: [KioskAlarm];
@@ -266,8 +274,44 @@ export class Kiosk extends EventEmitter<KioskEvents> {
     });
   }
 
+  /**
+   * The staff's check of the ID by hand instead of (or after) a biometric: attested by this device's key like any
+   * attempt (no template) and logged by the verifier with the reason and the staff member; resolves with the
+   * verdict (null when none came in time: it stays in the outbox).
+   */
+  async override(o: { subject: string; of: string | null; reason: Override['reason']; staff: string; scenario?: string | null; modality?: Modality; wantEligibility?: boolean; timeoutMs?: number }): Promise<{ attId: string; verdict: VerdictInfo | null }> {
+    const modality = o.modality ?? this.policy?.steps[0]?.modality ?? 'face';
+    const a = await this.attest({
+      subject: o.subject,
+      modality,
+      template: new Uint8Array(0),
+      templateFormat: OVERRIDE_FORMAT,
+      quality: 0,
+      model: { ...OVERRIDE_MODEL },
+      override: { of: o.of, reason: o.reason, staff: o.staff },
+      ...(o.scenario ? { scenario: o.scenario } : {}),
+      ...(o.wantEligibility ? { wantEligibility: true } : {}),
+    });
+    return { attId: a.attId, verdict: await this.awaitVerdict(a.attId, o.timeoutMs ?? this.policy?.verdictTimeoutMs ?? 10_000) };
+  }
+
+  /** What the screen's health strip shows: sensors, key store, broker, verifier, outbox depth. */
+  health(now = Date.now()): KioskHealth {
+    const entries = this.state.outbox.all();
+    const oldest = entries.reduce((m, e) => Math.min(m, e.createdAt), Infinity);
+    const waitMs = this.policy?.verdictTimeoutMs ?? 10_000;
+    return {
+      sensors: [...this.devices.values()].map((d) => ({ modality: d.modality, available: d.available })),
+      keyStore: this.state.keystore.developmentOnly ? 'software' : 'tpm',
+      broker: this.online ? 'connected' : 'offline',
+      // The verifier is unreachable when an attestation has waited longer than a verdict should take.
+      verifier: !this.online ? 'unknown' : Number.isFinite(oldest) && now - oldest > waitMs ? 'unreachable' : 'ok',
+      outbox: entries.length,
+    };
+  }
+
   /** A new verification session (one at a time). */
-  session(): KioskSession {
+  session(options: SessionOptions = {}): KioskSession {
     if (!this.policy) throw new BiokioskError('NoCaptureDevice', 'this kiosk has no capture device configured: sessions need one', { kind: 'input' });
     if (this.active && this.active.state !== 'cleared') throw new BiokioskError('SessionBusy', `a session is already in ${this.active.state}`, { kind: 'input' });
     const s = new KioskSession(
@@ -289,6 +333,7 @@ export class Kiosk extends EventEmitter<KioskEvents> {
         clock: this.config.clock,
       },
       this.policy,
+      options,
     );
     this.active = s;
     return s;

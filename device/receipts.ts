@@ -6,6 +6,7 @@
  * before and named in its attestation (`log_size`). Pure: the checkpoints the kiosk holds come in as functions,
  * and the result says whether the new one may become the latest.
  */
+import { canonicalJson } from '../protocol/canonical.ts';
 import { decodeBase64url } from '../protocol/base64url.ts';
 import type { VerdictClaims } from '../protocol/claims.ts';
 import { verifyConsistency } from '../protocol/merkle.ts';
@@ -50,6 +51,8 @@ export function checkReceipt(v: VerdictClaims, a: AttestationFacts, held: HeldHe
   // The entry must be this attestation's and say what the verdict says.
   if (e.ueid !== a.ueid || e.att_id !== a.attId || e.att_hash !== a.hash || e.seq !== a.seq) return fail('mismatch', `the receipt's log entry is for ${e.ueid}/${e.att_id} (seq ${e.seq}), not this attestation`);
   if (e.decision !== v.decision || e.reasons.join(',') !== v.reasons.map((x) => x.code).join(',')) return fail('mismatch', `the log entry says ${e.decision} (${e.reasons.join(', ') || 'no reasons'}), the verdict ${v.decision}`);
+  // Scenario, policy version, eligibility, step_up, lock, override: the verdict must say what the log keeps.
+  if (canonicalJson(e.detail ?? null) !== canonicalJson(v.detail ?? null)) return fail('mismatch', "the verdict's scenario, policy, eligibility or lock differ from its log entry's");
   const proof = checkReceiptProof(r, trust);
   if (!proof.ok) return fail('forged', proof.reason);
   const head: KeptHead = { treeSize: r.treeSize, rootHash: r.rootHash, note: r.checkpoint, witnesses: [...proof.witnessedBy.keys()].sort() };

@@ -52,6 +52,93 @@ export const CompactJwe = z
   .max(MAX_SEALED_JWE)
   .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'must be a compact JWE (five base64url parts)');
 
+// ---- scenarios, consent, eligibility, overrides (issue 15) -------------------------------------------------
+
+/** A service a decision policy knows (e.g. otc_pickup, prescription, controlled_substance, hospital_admission). */
+export const ScenarioId = z.string().regex(/^[a-z][a-z0-9_]{0,47}$/, 'must be 1-48 characters of a-z 0-9 _, starting with a letter');
+
+export const LANGUAGES = ['en', 'zh-Hans'] as const;
+export const Language = z.enum(LANGUAGES);
+export type Language = z.infer<typeof Language>;
+
+/**
+ * Consent to this verification for this purpose (PIPL art. 29, GDPR art. 9 ask for its own explicit consent for
+ * biometrics): the purpose (the scenario asked for), when it was given, which text was shown (its version) and in
+ * which language. Logged with the decision.
+ */
+export const Consent = z.strictObject({
+  purpose: ScenarioId,
+  at: NumericDate,
+  text: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,31}\/[0-9]{1,4}$/, "must look like 'name/version', e.g. 'consent-biometric/1'"),
+  lang: Language,
+});
+export type Consent = z.infer<typeof Consent>;
+
+export const OVERRIDE_REASONS = ['id_document_checked', 'biometric_unusable', 'person_declined_biometric', 'device_fault'] as const;
+export const Override = z.strictObject({
+  /** The attempt that did not verify (null: none was made, e.g. consent refused). */
+  of: MessageId.nullable(),
+  reason: z.enum(OVERRIDE_REASONS),
+  /** The staff member who checked (their badge id). */
+  staff: text(64),
+});
+export type Override = z.infer<typeof Override>;
+
+/**
+ * The clear claims of a staff override: an attestation like any other (the device signs it, the verifier logs it),
+ * with this template format and model, and the override in the sealed content instead of a template.
+ */
+export const OVERRIDE_FORMAT = 'biokiosk-override/1';
+export const OVERRIDE_MODEL = { name: 'staff-id-check', sha256: '0f'.repeat(32) } as const;
+
+export const ELIGIBILITY_ANSWERS = ['covered', 'not_covered', 'unknown'] as const;
+export const ELIGIBILITY_CODES = ['covered', 'coverage_expired', 'coverage_not_yet_valid', 'service_not_covered', 'no_coverage_record', 'source_unavailable'] as const;
+export type EligibilityCode = (typeof ELIGIBILITY_CODES)[number];
+
+/** The fixed sentence each eligibility answer comes with (never free text). */
+export const ELIGIBILITY_SENTENCES: Readonly<Record<EligibilityCode, string>> = {
+  covered: 'The insurance covers this service today.',
+  coverage_expired: 'The insurance coverage on record has ended.',
+  coverage_not_yet_valid: 'The insurance coverage on record has not started yet.',
+  service_not_covered: 'The insurance plan on record does not cover this service.',
+  no_coverage_record: 'No insurance coverage is on record for this person.',
+  source_unavailable: 'The insurance records could not be consulted.',
+};
+
+export const Eligibility = z.strictObject({
+  answer: z.enum(ELIGIBILITY_ANSWERS),
+  code: z.enum(ELIGIBILITY_CODES),
+  message: text(200),
+  service: ScenarioId,
+  payer: text(64).nullable(),
+  plan: text(64).nullable(),
+});
+export type Eligibility = z.infer<typeof Eligibility>;
+
+/**
+ * What a verdict says beyond decision and reasons, copied from its log record (so a redelivered attestation's
+ * verdict, rebuilt from the record, says the same): the scenario and the policy version that decided, the
+ * eligibility answer, what a step_up asks for, until when a lock holds, a staff override.
+ */
+export const VerdictDetail = z.strictObject({
+  scenario: ScenarioId.nullable(),
+  policy_version: text(64).nullable(),
+  eligibility: Eligibility.optional(),
+  step_up: z
+    .strictObject({
+      /** Modalities the next check may use (the kiosk takes the first it has). */
+      modalities: z.array(Modality).max(3),
+      factors: z.strictObject({ have: z.int().nonnegative(), need: z.int().positive() }),
+      /** A check of the ID at the counter is always an accepted alternative. */
+      counter: z.literal(true),
+    })
+    .optional(),
+  /** NumericDate until which attempts for this identity are refused. */
+  locked_until: NumericDate.optional(),
+  override: Override.optional(),
+});
+export type VerdictDetail = z.infer<typeof VerdictDetail>;
+
 // ---- attestation -----------------------------------------------------------------------------------------
 
 /**
@@ -106,23 +193,36 @@ export const B64Key256 = base64url(43, 43);
  * content cannot be lifted into another attestation; `reply_key` is a fresh AES-256 key the verifier encrypts
  * its verdict with, so only this kiosk can read the answer.
  */
-export const SealedContent = z.strictObject({
-  v: z.literal(1),
-  att_id: MessageId,
-  /** The claimed subject id. */
-  sub: text(128),
-  /** Where the kiosk stands. */
-  site: text(128),
-  quality: z.number().min(0).max(100),
-  reply_key: B64Key256,
-  /** The template bytes, base64url. */
-  template: base64url(1, Math.ceil((MAX_SEALED_TEMPLATE_BYTES * 4) / 3)),
-});
+export const SealedContent = z
+  .strictObject({
+    v: z.literal(1),
+    att_id: MessageId,
+    /** The claimed subject id. */
+    sub: text(128),
+    /** Where the kiosk stands. */
+    site: text(128),
+    quality: z.number().min(0).max(100),
+    reply_key: B64Key256,
+    /** The template bytes, base64url (absent only in a staff override, which carries no biometric). */
+    template: base64url(1, Math.ceil((MAX_SEALED_TEMPLATE_BYTES * 4) / 3)).optional(),
+    /** The service asked for (the verifier's decision policy names what each needs). Sealed: it says what the person came for. */
+    scenario: ScenarioId.optional(),
+    /** The person's consent to this verification for this purpose, as the screen asked for it. */
+    consent: Consent.optional(),
+    /** Ask for the eligibility answer even where the scenario does not give one (a pharmacy's insurance check). */
+    want_eligibility: z.boolean().optional(),
+    /** This attempt answers a step_up verdict: the att_id of the attempt that was asked for one more check. */
+    step_of: MessageId.optional(),
+    /** A staff member checked the ID by hand (no template). */
+    override: Override.optional(),
+  })
+  .refine((c) => (c.override === undefined) !== (c.template === undefined), { message: 'sealed content carries a template, or (a staff override) none', path: ['template'] });
 export type SealedContent = z.infer<typeof SealedContent>;
 
 // ---- verdict ---------------------------------------------------------------------------------------------
 
-export const DECISIONS = ['match', 'no_match', 'rejected'] as const;
+/** step_up: one more check (another modality, or the ID at the counter); locked: too many failures, retry later. */
+export const DECISIONS = ['match', 'no_match', 'rejected', 'step_up', 'locked'] as const;
 export const Decision = z.enum(DECISIONS);
 export type Decision = z.infer<typeof Decision>;
 
@@ -160,6 +260,12 @@ export const DecisionRecord = z.strictObject({
   reasons: z.array(z.enum(REJECTION_CODES)).max(16),
   score: z.number().finite().nullable(),
   distance: z.number().finite().nullable(),
+  /** The consent given with the attempt (purpose, time, text version, language). */
+  consent: Consent.nullable().optional(),
+  /** The attempt this one answers a step_up for. */
+  step_of: MessageId.nullable().optional(),
+  /** What the verdict says beyond decision and reasons (absent in records from before decision policies). */
+  detail: VerdictDetail.optional(),
 });
 export type DecisionRecord = z.infer<typeof DecisionRecord>;
 
@@ -209,6 +315,8 @@ export const VerdictClaims = z
     decision: Decision,
     /** Codes and their fixed sentences only: never text the sender chose. */
     reasons: z.array(Reason).max(16),
+    /** Scenario, policy version, eligibility, step_up, lock, override: the record's `detail`, as logged. */
+    detail: VerdictDetail.optional(),
     receipt: Receipt,
   })
   .refine((v) => v.decision !== 'rejected' || v.reasons.length > 0, { message: 'a rejected verdict must give at least one reason', path: ['reasons'] });

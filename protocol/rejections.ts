@@ -24,6 +24,20 @@ export const REJECTION_CODES = [
   'verifier_error',
   'rate_limited',
   'self_test',
+  // Decision reasons (issue 15): the scenario's policy, consent, behaviour signals, the staff's check by hand.
+  'unknown_scenario',
+  'scenario_not_allowed',
+  'consent_missing',
+  'modality_not_allowed',
+  'nonce_required',
+  'tpm_evidence_required',
+  'second_factor_required',
+  'impossible_travel',
+  'device_rejection_rate',
+  'too_many_failures',
+  'step_up_unknown',
+  'staff_override',
+  'override_not_allowed',
 ] as const;
 
 export type RejectionCode = (typeof REJECTION_CODES)[number];
@@ -47,6 +61,19 @@ export const REJECTION_SENTENCES: Readonly<Record<RejectionCode, string>> = {
   verifier_error: 'The verifier could not decide this message; it has been recorded for the operators.',
   rate_limited: 'The sender has sent more failing messages than allowed; its messages are dropped for a while.',
   self_test: 'A self-test attestation: checked and logged like any other, never matched against the gallery.',
+  unknown_scenario: 'The verifier has no decision policy for the requested service.',
+  scenario_not_allowed: 'This site is not allowed to request a verification for this service.',
+  consent_missing: "The person's consent to this verification for this purpose was not given with the attempt.",
+  modality_not_allowed: 'The policy for this service does not accept this kind of biometric.',
+  nonce_required: 'This service requires an online check with a fresh challenge from the verifier.',
+  tpm_evidence_required: 'This service requires a kiosk whose key is proven to live in a TPM.',
+  second_factor_required: 'This service requires one more check of a different kind.',
+  impossible_travel: 'The same identity was checked at another site too recently to have travelled here.',
+  device_rejection_rate: 'This kiosk has had an unusual share of failed checks recently.',
+  too_many_failures: 'Too many failed attempts for this identity: wait, or have the ID checked at the counter.',
+  step_up_unknown: 'The additional check does not follow a request for one to this kiosk, or came too late.',
+  staff_override: 'Staff checked the identity document by hand.',
+  override_not_allowed: 'The policy for this service does not allow a check of the ID by hand instead.',
 };
 
 const CODE_SET: ReadonlySet<string> = new Set(REJECTION_CODES);

@@ -4,7 +4,7 @@
  * path see the device, the time and the kind of template; never the subject, the site or the biometric.
  */
 import { randomBytes, type JsonWebKey } from 'node:crypto';
-import { describeIssues, MAX_SEALED_JWE, SealedContent, MAX_SEALED_TEMPLATE_BYTES } from './claims.ts';
+import { describeIssues, MAX_SEALED_JWE, SealedContent, MAX_SEALED_TEMPLATE_BYTES, type Consent, type Override } from './claims.ts';
 import { decodeBase64url, encodeBase64url } from './base64url.ts';
 import { BiokioskError } from './errors.ts';
 import { decryptTemplateSync, MAX_TEMPLATE_BYTES, type DecryptionKey } from './jwe.ts';
@@ -20,7 +20,13 @@ export interface ContentToSeal {
   subject: string;
   site: string;
   quality: number;
+  /** Empty for a staff override (it carries no biometric). */
   template: Uint8Array;
+  scenario?: string;
+  consent?: Consent;
+  wantEligibility?: boolean;
+  stepOf?: string;
+  override?: Override;
 }
 
 /** The sealed content, opened and checked. */
@@ -28,9 +34,15 @@ export interface OpenedContent {
   subject: string;
   site: string;
   quality: number;
+  /** Empty for a staff override. */
   template: Uint8Array;
   /** The AES-256 key the verdict for this attestation is encrypted with (reply.ts). */
   replyKey: Buffer;
+  scenario: string | null;
+  consent: Consent | null;
+  wantEligibility: boolean;
+  stepOf: string | null;
+  override: Override | null;
 }
 
 /** A fresh reply key (the kiosk keeps it with the outbox entry until the verdict comes). */
@@ -47,7 +59,19 @@ export async function sealContent(c: ContentToSeal, fleetPublicJwk: JsonWebKey, 
     throw new BiokioskError('TemplateTooLarge', `template is ${c.template.byteLength} bytes; at most ${MAX_SEALED_TEMPLATE_BYTES} fit in an attestation`);
   }
   if (replyKey.byteLength !== REPLY_KEY_BYTES) throw new BiokioskError('BadReplyKey', `a reply key is ${REPLY_KEY_BYTES} bytes, not ${replyKey.byteLength}`, { kind: 'internal' });
-  const doc: SealedContent = { v: 1, att_id: c.attId, sub: c.subject, site: c.site, quality: c.quality, reply_key: encodeBase64url(replyKey), template: encodeBase64url(c.template) };
+  const doc: SealedContent = {
+    v: 1,
+    att_id: c.attId,
+    sub: c.subject,
+    site: c.site,
+    quality: c.quality,
+    reply_key: encodeBase64url(replyKey),
+    ...(c.override ? { override: c.override } : { template: encodeBase64url(c.template) }),
+    ...(c.scenario !== undefined ? { scenario: c.scenario } : {}),
+    ...(c.consent ? { consent: c.consent } : {}),
+    ...(c.wantEligibility ? { want_eligibility: true } : {}),
+    ...(c.stepOf ? { step_of: c.stepOf } : {}),
+  };
   const checked = SealedContent.safeParse(doc);
   if (!checked.success) throw new BiokioskError('BadClaims', `sealed content does not follow the schema: ${describeIssues(checked.error)}`);
   const plaintext = Buffer.from(JSON.stringify(checked.data), 'utf8');
@@ -79,12 +103,23 @@ export function openSealedContent(jwe: string, key: DecryptionKey, expectedAttId
   if (!parsed.success) throw new Rejection('malformed', `Sealed content: ${describeIssues(parsed.error)}.`);
   const c = parsed.data;
   if (c.att_id !== expectedAttId) throw new Rejection('malformed', 'The sealed content belongs to another attestation.');
-  const template = decodeBase64url(c.template);
+  const template = c.template === undefined ? Buffer.alloc(0) : decodeBase64url(c.template);
   const replyKey = decodeBase64url(c.reply_key);
   if (!template || !replyKey || replyKey.byteLength !== REPLY_KEY_BYTES) throw new Rejection('malformed', 'The sealed template or reply key is not canonical base64url.');
   // Copies in buffers of their own: decoded Buffers may be views into a shared pool, which structured clone
   // (a precheck worker's reply) would copy whole.
   const ownKey = Buffer.alloc(REPLY_KEY_BYTES);
   replyKey.copy(ownKey);
-  return { subject: c.sub, site: c.site, quality: c.quality, template: new Uint8Array(template), replyKey: ownKey };
+  return {
+    subject: c.sub,
+    site: c.site,
+    quality: c.quality,
+    template: new Uint8Array(template),
+    replyKey: ownKey,
+    scenario: c.scenario ?? null,
+    consent: c.consent ?? null,
+    wantEligibility: c.want_eligibility ?? false,
+    stepOf: c.step_of ?? null,
+    override: c.override ?? null,
+  };
 }

@@ -27,6 +27,10 @@ const REQUIRED = {
 const REQUIRED_FILES = {
   // test/helpers/postgres.ts runs its own clusters on free ports; Debian's auto-started one on 5432 is unused.
   '/usr/lib/postgresql/*/bin/initdb': 'postgresql',
+  // The counter screen's tests drive Debian's chromium with playwright-core (test/helpers/browser.ts); the CJK
+  // fonts let the Simplified Chinese screens render (and be screenshotted) as people see them.
+  '/usr/bin/chromium': 'chromium',
+  '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc': 'fonts-noto-cjk',
 };
 
 // Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.

@@ -120,7 +120,7 @@ describe('verifiers on separate hosts', () => {
     const keys = JSON.parse(keysOut.stdout) as { log: { origin: string; keys: string[] }; fleetKey: object; verdictKey: object; verifierId: string };
     const migrated = await biokiosk('verifier', 'migrate', '--store', url);
     expect(migrated.code, migrated.stderr).toBe(0);
-    expect(migrated.stdout).toMatch(new RegExp(`schema version 0 -> ${LATEST_SCHEMA}`));
+    expect(migrated.stdout).toContain(`schema version 0 -> ${LATEST_SCHEMA}`);
     expect(migrated.stdout).not.toContain(pgServer.password);
 
     // The witness: another party's process, knowing only the log's public key.

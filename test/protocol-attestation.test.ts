@@ -179,7 +179,16 @@ describe('sealed content', () => {
     const jwe = await sealContent({ attId, subject: 'patient 0042', site: 'Ward 3', quality: 61.5, template }, fleet.publicJwk, key);
     expect(jwe).not.toContain(encodeBase64url('patient'));
     const opened = openSealedContent(jwe, fleet.privateJwk, attId);
-    expect(opened).toEqual({ subject: 'patient 0042', site: 'Ward 3', quality: 61.5, template, replyKey: key });
+    expect(opened).toEqual({ subject: 'patient 0042', site: 'Ward 3', quality: 61.5, template, replyKey: key, scenario: null, consent: null, wantEligibility: false, stepOf: null, override: null });
+    // The scenario, the consent (purpose, time, text version, language) and a step-up travel sealed with it.
+    const consent = { purpose: 'hospital_admission', at: NOW, text: 'consent-biometric/1', lang: 'zh-Hans' as const };
+    const stepOf = newAttestationId();
+    const withConsent = await sealContent({ attId, subject: 'patient 0042', site: 'Ward 3', quality: 61.5, template, scenario: 'hospital_admission', consent, wantEligibility: true, stepOf }, fleet.publicJwk, key);
+    expect(openSealedContent(withConsent, fleet.privateJwk, attId)).toMatchObject({ scenario: 'hospital_admission', consent, wantEligibility: true, stepOf, override: null });
+    // A staff override carries no template.
+    const override = { of: stepOf, reason: 'id_document_checked' as const, staff: 'pharmacist-07' };
+    const byHand = openSealedContent(await sealContent({ attId, subject: 'patient 0042', site: 'Ward 3', quality: 0, template: new Uint8Array(0), override }, fleet.publicJwk, key), fleet.privateJwk, attId);
+    expect(byHand).toMatchObject({ override, template: new Uint8Array(0) });
     // Lifted into another attestation: refused.
     await expectRejected(Promise.resolve().then(() => openSealedContent(jwe, fleet.privateJwk, newAttestationId())), 'malformed', /another attestation/);
     // Another fleet's key: undecryptable.

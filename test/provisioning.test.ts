@@ -191,7 +191,7 @@ describe('a kiosk provisioned with its TPM, then tested, rotated and decommissio
     const v = await store();
     try {
       const device = await v.store.device(ueid);
-      expect(device).toMatchObject({ ueid, kid, site: SITE, status: 'active' });
+      expect(device).toMatchObject({ ueid, kid, site: SITE, status: 'active', keyStore: 'tpm' });
       const identity = await v.store.deviceIdentity(ueid);
       const c = TpmClient.open(tpm.url);
       const ek = await c.readEkCertificate('rsa');

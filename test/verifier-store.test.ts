@@ -24,6 +24,7 @@ import { verifyInclusion } from '../protocol/merkle.ts';
 import { startPostgres, type PgServer } from './helpers/postgres.ts';
 
 const GALLERY_KEY = randomBytes(32);
+const ALL_VERSIONS = MIGRATIONS.map((m) => m.version);
 const JWK = { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' };
 const FORMAT = 'biokiosk-face/1';
 const MODEL = 'ab'.repeat(32);
@@ -199,7 +200,8 @@ describe.each(backends)('verifier store conformance: $kind', (b) => {
     const { store: s } = await b.fresh();
     await s.registerDevice({ ueid: 'kiosk-1', kid: 'kid-1', publicJwk: JWK, site: 'pharmacy-7' }, 1000);
     await s.registerDevice({ ueid: 'kiosk-2', kid: 'kid-2', publicJwk: JWK, site: 'lobby' }, 1500);
-    expect(await s.device('kiosk-1')).toEqual({ ueid: 'kiosk-1', kid: 'kid-1', publicJwk: JWK, site: 'pharmacy-7', status: 'active', registeredAt: 1000, revokedAt: null });
+    expect(await s.device('kiosk-1')).toEqual({ ueid: 'kiosk-1', kid: 'kid-1', publicJwk: JWK, site: 'pharmacy-7', status: 'active', keyStore: 'unknown', registeredAt: 1000, revokedAt: null });
+
     const byKid = await s.devicesByKids(['kid-1', 'kid-2', 'kid-1', 'nope']);
     expect([...byKid.keys()].sort()).toEqual(['kid-1', 'kid-2']);
     expect(byKid.get('kid-2')).toMatchObject({ ueid: 'kiosk-2', site: 'lobby' });
@@ -457,8 +459,52 @@ describe.each(backends)('verifier store conformance: $kind', (b) => {
     expect(Array.from((await s.galleryEntry('alice', 'face'))!.template)).toEqual([1, 2, 3]);
   });
 
+  it('keeps the behaviour signals: attempts from every kiosk (read by another node), pruned; step-ups replaced, used up, expired', async () => {
+    const f = await b.fresh();
+    const s = f.store;
+    // Where a device's key lives, as shown at registration (a TPM's Certify evidence), for scenarios that require it.
+    await s.registerDevice({ ueid: 'kiosk-a', kid: 'kid-a', publicJwk: JWK, site: 'pharmacy-1', keyStore: 'tpm' }, 1000);
+    expect(await s.device('kiosk-a')).toMatchObject({ keyStore: 'tpm' });
+    const now = 1_800_000_000_000;
+    const at = (min: number) => now + min * 60_000;
+    await s.batch((tx) =>
+      tx.recordAttempts(
+        [
+          { subject: 'carol', ueid: 'kiosk-a', site: 'pharmacy-1', at: at(-30), failed: true, outcome: 'no_match' },
+          { subject: 'carol', ueid: 'kiosk-b', site: 'pharmacy-2', at: at(-2), failed: true, outcome: 'no_match' },
+          { subject: 'erin', ueid: 'kiosk-b', site: 'pharmacy-2', at: at(-1), failed: false, outcome: 'match' },
+          { subject: 'frank', ueid: 'kiosk-c', site: null, at: at(-1), failed: false, outcome: 'match' },
+        ],
+        at(-60),
+      ),
+    );
+    // Another node (or process) on the same storage sees them, in time order, by subject or by device.
+    const other = await f.reopen();
+    const seen = await other.batch((tx) => tx.attempts({ subjects: ['carol'], ueids: ['kiosk-b'], since: at(-10) }));
+    expect(seen.map((a) => [a.subject, a.ueid, a.site, a.failed, a.outcome])).toEqual([
+      ['carol', 'kiosk-b', 'pharmacy-2', true, 'no_match'],
+      ['erin', 'kiosk-b', 'pharmacy-2', false, 'match'],
+    ]);
+    expect(await other.batch((tx) => tx.attempts({ subjects: [], ueids: [], since: 0 }))).toEqual([]);
+    expect((await other.attemptsOf('frank', 0))[0]).toMatchObject({ site: null, at: at(-1) });
+    // Recording prunes what is older than the horizon given.
+    await other.batch((tx) => tx.recordAttempts([{ subject: 'carol', ueid: 'kiosk-a', site: 'pharmacy-1', at: now, failed: true, outcome: 'locked' }], at(-10)));
+    expect((await s.attemptsOf('carol', 0)).map((a) => a.at)).toEqual([at(-2), now]);
+
+    const step = { attId: 'att-1', subject: 'carol', ueid: 'kiosk-a', scenario: 'controlled_substance', done: ['face'], need: 2, expiresAt: at(5) };
+    await s.batch((tx) => tx.putStepUps([step, { ...step, attId: 'att-2', expiresAt: at(1) }], [], now));
+    expect(Object.fromEntries(await other.batch((tx) => tx.stepUps(['att-1', 'att-2', 'att-x'])))).toEqual({ 'att-1': step, 'att-2': { ...step, attId: 'att-2', expiresAt: at(1) } });
+    // Replaced under the same att_id; another used up; and at a later time the expired one goes.
+    await s.batch((tx) => tx.putStepUps([{ ...step, done: ['face', 'iris'], need: 3 }], ['att-2'], now));
+    expect((await s.batch((tx) => tx.stepUps(['att-1'])).then((m) => m.get('att-1')))?.done).toEqual(['face', 'iris']);
+    expect((await s.batch((tx) => tx.stepUps(['att-2']))).size).toBe(0);
+    await s.batch((tx) => tx.putStepUps([], [], at(6)));
+    expect((await s.batch((tx) => tx.stepUps(['att-1']))).size).toBe(0);
+  });
+
   it('reports its schema version', async () => {
     const { store: s } = await b.fresh();
+    // One version per migration, applied in order (verifier/migrations.ts).
     expect(LATEST_SCHEMA).toBe(MIGRATIONS.length);
     expect(await s.schema()).toEqual({ current: LATEST_SCHEMA, latest: LATEST_SCHEMA });
     expect(s.kind).toBe(b.kind);
@@ -587,12 +633,12 @@ describe('SQLite store only', () => {
     const raw = new Database(path);
     raw.prepare("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)").run(LATEST_SCHEMA + 1);
     raw.close();
-    expect(() => openSqlite(path)).toThrow(new RegExp(`schema version ${LATEST_SCHEMA + 1}, newer than this build \\(${LATEST_SCHEMA}\\): upgrade biokiosk`));
+    expect(() => openSqlite(path)).toThrow(`schema version ${LATEST_SCHEMA + 1}, newer than this build (${LATEST_SCHEMA}): upgrade biokiosk`);
     expect(() => openSqlite(path, GALLERY_KEY, { migrate: false })).toThrow(/newer than this build/);
 
     const empty = await tempPath();
     new Database(empty).close();
-    expect(() => openSqlite(empty, GALLERY_KEY, { migrate: false })).toThrow(new RegExp(`schema version 0; this build needs ${LATEST_SCHEMA}: run \`biokiosk verifier migrate\``));
+    expect(() => openSqlite(empty, GALLERY_KEY, { migrate: false })).toThrow(`schema version 0; this build needs ${LATEST_SCHEMA}: run \`biokiosk verifier migrate\``);
     expect(await openSqlite(empty).schema()).toEqual({ current: LATEST_SCHEMA, latest: LATEST_SCHEMA });
   });
 });
@@ -606,7 +652,7 @@ describe('PostgreSQL store only', () => {
       () => undefined,
       (e: Error) => e,
     );
-    expect(err?.message).toMatch(new RegExp(`is at schema version 0; this build needs ${LATEST_SCHEMA}: run \`biokiosk verifier migrate`));
+    expect(err?.message).toContain(`is at schema version 0; this build needs ${LATEST_SCHEMA}: run \`biokiosk verifier migrate`);
     expect(err?.message).not.toContain(pgServer.password);
     const s = await openPg(await newDatabase());
     expect(s.description).not.toContain(pgServer.password);
@@ -615,17 +661,17 @@ describe('PostgreSQL store only', () => {
 
   it('migrates once: a second migratePostgres is a no-op, and two at once both succeed and apply once', async () => {
     const url = await newDatabase(false);
-    expect(await migratePostgres(url)).toEqual({ from: 0, applied: Array.from({ length: LATEST_SCHEMA }, (_, i) => i + 1) });
+    expect(await migratePostgres(url)).toEqual({ from: 0, applied: ALL_VERSIONS });
     expect(await migratePostgres(url)).toEqual({ from: LATEST_SCHEMA, applied: [] });
 
     const url2 = await newDatabase(false);
     const both = await Promise.all([migratePostgres(url2), migratePostgres(url2)]);
     expect(both.sort((x, y) => x.from - y.from)).toEqual([
-      { from: 0, applied: Array.from({ length: LATEST_SCHEMA }, (_, i) => i + 1) },
+      { from: 0, applied: ALL_VERSIONS },
       { from: LATEST_SCHEMA, applied: [] },
     ]);
     const raw = await pgRaw(url2);
-    expect(await raw.all('SELECT version FROM schema_migrations')).toEqual(Array.from({ length: LATEST_SCHEMA }, (_, i) => i + 1).map((version) => ({ version })));
+    expect(await raw.all('SELECT version FROM schema_migrations')).toEqual(ALL_VERSIONS.map((version) => ({ version })));
     expect(await (await openPg(url2)).schema()).toEqual({ current: LATEST_SCHEMA, latest: LATEST_SCHEMA });
   });
 
@@ -633,7 +679,7 @@ describe('PostgreSQL store only', () => {
     const url = await newDatabase();
     const raw = await pgRaw(url);
     await raw.run("INSERT INTO schema_migrations VALUES (?, 'from the future', 0)", [LATEST_SCHEMA + 1]);
-    await expect(PgVerifierStore.open(url, { galleryKey: GALLERY_KEY })).rejects.toThrow(new RegExp(`schema version ${LATEST_SCHEMA + 1}, newer than this build \\(${LATEST_SCHEMA}\\): upgrade biokiosk`));
+    await expect(PgVerifierStore.open(url, { galleryKey: GALLERY_KEY })).rejects.toThrow(`schema version ${LATEST_SCHEMA + 1}, newer than this build (${LATEST_SCHEMA}): upgrade biokiosk`);
     await expect(migratePostgres(url)).rejects.toThrow(/newer than this build/);
   });
 

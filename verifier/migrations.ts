@@ -100,6 +100,32 @@ export const MIGRATIONS: readonly Migration[] = [
         ek_cert_sha256 TEXT, identity_key_name BYTEA, site TEXT NOT NULL, enrolled_at BIGINT NOT NULL, rotated_at BIGINT, decommissioned_at BIGINT);
     `,
   },
+  {
+    version: 3,
+    name: 'decisions from several dimensions: attempts per identity and device (behaviour), pending step-ups, device key stores',
+    sqlite: `
+      ALTER TABLE devices ADD COLUMN key_store TEXT NOT NULL DEFAULT 'unknown' CHECK (key_store IN ('tpm', 'software', 'unknown'));
+      CREATE TABLE IF NOT EXISTS attempts (id INTEGER PRIMARY KEY, subject TEXT NOT NULL, ueid TEXT NOT NULL, site TEXT,
+        at INTEGER NOT NULL, failed INTEGER NOT NULL, outcome TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS attempts_subject ON attempts (subject, at);
+      CREATE INDEX IF NOT EXISTS attempts_ueid ON attempts (ueid, at);
+      CREATE INDEX IF NOT EXISTS attempts_at ON attempts (at);
+      CREATE TABLE IF NOT EXISTS step_ups (att_id TEXT PRIMARY KEY, subject TEXT NOT NULL, ueid TEXT NOT NULL, scenario TEXT NOT NULL,
+        done TEXT NOT NULL, need INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE INDEX IF NOT EXISTS step_ups_expiry ON step_ups (expires_at);
+    `,
+    postgres: `
+      ALTER TABLE devices ADD COLUMN key_store TEXT NOT NULL DEFAULT 'unknown' CHECK (key_store IN ('tpm', 'software', 'unknown'));
+      CREATE TABLE attempts (id BIGSERIAL PRIMARY KEY, subject TEXT NOT NULL, ueid TEXT NOT NULL, site TEXT,
+        at BIGINT NOT NULL, failed BOOLEAN NOT NULL, outcome TEXT NOT NULL);
+      CREATE INDEX attempts_subject ON attempts (subject, at);
+      CREATE INDEX attempts_ueid ON attempts (ueid, at);
+      CREATE INDEX attempts_at ON attempts (at);
+      CREATE TABLE step_ups (att_id TEXT PRIMARY KEY, subject TEXT NOT NULL, ueid TEXT NOT NULL, scenario TEXT NOT NULL,
+        done TEXT NOT NULL, need INTEGER NOT NULL, expires_at BIGINT NOT NULL);
+      CREATE INDEX step_ups_expiry ON step_ups (expires_at);
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -28,11 +28,14 @@ import {
   REJECTION_COUNT_DAYS,
   REJECTION_SAMPLE_DAYS,
   REJECTION_SAMPLES_KEPT,
+  type AttemptRow,
   type BatchTx,
   type CompleteEnrollment,
   type DeviceIdentity,
   type DeviceRecord,
   type EnrollmentToken,
+  type DeviceRegistration,
+  type StepUpRow,
   type GalleryEntry,
   type PendingEnrollment,
   type NonceCheck,
@@ -43,7 +46,7 @@ import {
   type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
-import { decodeSeen, encodeSeen, SchemaError } from './store-common.ts';
+import { decodeSeen, encodeSeen, SchemaError, toAttempt, toStepUp } from './store-common.ts';
 import { toIdentity, toPending, toToken } from './sqlite-store.ts';
 
 export interface PgVerifierStoreOptions {
@@ -138,12 +141,16 @@ export class PgVerifierStore implements VerifierStore {
     return store;
   }
 
-  async registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now = Date.now()): Promise<void> {
+  async registerDevice(d: DeviceRegistration, now = Date.now()): Promise<void> {
     await this.pool.query(
-      `INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES ($1, $2, $3, $4, 'active', $5)
-       ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL`,
-      [d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now],
+      `INSERT INTO devices (ueid, kid, jwk, site, status, registered_at, key_store) VALUES ($1, $2, $3, $4, 'active', $5, $6)
+       ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL, key_store = excluded.key_store`,
+      [d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now, d.keyStore ?? 'unknown'],
     );
+  }
+
+  async attemptsOf(subject: string, since: number): Promise<AttemptRow[]> {
+    return (await this.pool.query('SELECT subject, ueid, site, at, failed, outcome FROM attempts WHERE subject = $1 AND at >= $2 ORDER BY at, id', [subject, since])).rows.map(toAttempt);
   }
 
   async revokeDevice(ueid: string, now = Date.now()): Promise<boolean> {
@@ -250,7 +257,7 @@ export class PgVerifierStore implements VerifierStore {
     return toPending((await this.pool.query('SELECT * FROM enrollments WHERE id = $1', [id])).rows[0]);
   }
 
-  async completeEnrollment(x: { enrollmentId: string; tokenHash: string; device: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment> {
+  async completeEnrollment(x: { enrollmentId: string; tokenHash: string; device: DeviceRegistration & { keyStore: DeviceRecord['keyStore'] }; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment> {
     return this.transaction(async (c): Promise<CompleteEnrollment> => {
       if ((await c.query('SELECT 1 FROM enrollments WHERE id = $1 FOR UPDATE', [x.enrollmentId])).rowCount === 0) return { ok: false, reason: 'enrollment_gone' };
       const used = await c.query('UPDATE enrollment_tokens SET used_at = $1, used_by = $2 WHERE hash = $3 AND used_at IS NULL', [x.now, x.device.ueid, x.tokenHash]);
@@ -260,9 +267,9 @@ export class PgVerifierStore implements VerifierStore {
       }
       await c.query('DELETE FROM enrollments WHERE id = $1', [x.enrollmentId]);
       await c.query(
-        `INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES ($1, $2, $3, $4, 'active', $5)
-         ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL`,
-        [x.device.ueid, x.device.kid, JSON.stringify(x.device.publicJwk), x.device.site, x.now],
+        `INSERT INTO devices (ueid, kid, jwk, site, status, registered_at, key_store) VALUES ($1, $2, $3, $4, 'active', $5, $6)
+         ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL, key_store = excluded.key_store`,
+        [x.device.ueid, x.device.kid, JSON.stringify(x.device.publicJwk), x.device.site, x.now, x.device.keyStore],
       );
       const i = x.identity;
       await c.query(
@@ -440,6 +447,41 @@ function batchTx(c: pg.PoolClient): BatchTx {
       return out;
     },
     noteRejections: (counts, samples, now) => writeRejections(c, counts, samples, now),
+    async attempts({ subjects, ueids, since }) {
+      if (subjects.length === 0 && ueids.length === 0) return [];
+      const r = await c.query('SELECT subject, ueid, site, at, failed, outcome FROM attempts WHERE at >= $1 AND (subject = ANY($2::text[]) OR ueid = ANY($3::text[])) ORDER BY at, id', [since, [...new Set(subjects)], [...new Set(ueids)]]);
+      return r.rows.map(toAttempt);
+    },
+    async recordAttempts(rows, pruneBefore) {
+      if (rows.length > 0) {
+        await c.query('INSERT INTO attempts (subject, ueid, site, at, failed, outcome) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], $6::text[])', [
+          rows.map((r) => r.subject),
+          rows.map((r) => r.ueid),
+          rows.map((r) => r.site),
+          rows.map((r) => r.at),
+          rows.map((r) => r.failed),
+          rows.map((r) => r.outcome),
+        ]);
+      }
+      await c.query('DELETE FROM attempts WHERE at < $1', [pruneBefore]);
+    },
+    async stepUps(attIds) {
+      const out = new Map<string, StepUpRow>();
+      if (attIds.length === 0) return out;
+      for (const r of (await c.query('SELECT * FROM step_ups WHERE att_id = ANY($1::text[])', [[...new Set(attIds)]])).rows) out.set(r.att_id, toStepUp(r));
+      return out;
+    },
+    async putStepUps(rows, consumed, now) {
+      if (consumed.length > 0) await c.query('DELETE FROM step_ups WHERE att_id = ANY($1::text[])', [[...consumed]]);
+      if (rows.length > 0) {
+        await c.query(
+          `INSERT INTO step_ups (att_id, subject, ueid, scenario, done, need, expires_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::bigint[])
+           ON CONFLICT (att_id) DO UPDATE SET done = excluded.done, need = excluded.need, expires_at = excluded.expires_at`,
+          [rows.map((r) => r.attId), rows.map((r) => r.subject), rows.map((r) => r.ueid), rows.map((r) => r.scenario), rows.map((r) => JSON.stringify(r.done)), rows.map((r) => r.need), rows.map((r) => r.expiresAt)],
+        );
+      }
+      await c.query('DELETE FROM step_ups WHERE expires_at < $1', [now]);
+    },
     audit: new PgAuditStore(c),
   };
 }
@@ -514,6 +556,6 @@ interface GalleryRow {
 
 function toDevice(row: unknown): DeviceRecord | undefined {
   if (!row) return undefined;
-  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; registered_at: number; revoked_at: number | null };
-  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
+  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; key_store: DeviceRecord['keyStore']; registered_at: number; revoked_at: number | null };
+  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, keyStore: r.key_store, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
 }

@@ -12,7 +12,7 @@
  * The result is plain data (structured-clone safe), a failed check travelling as its rejection code and detail.
  */
 import { attestationHash, authenticateAttestation } from '../protocol/attestation.ts';
-import type { AttestationClaims } from '../protocol/claims.ts';
+import { OVERRIDE_FORMAT, OVERRIDE_MODEL, type AttestationClaims, type Consent, type Override } from '../protocol/claims.ts';
 import { correlationOf, decodeEnvelope, MAX_ENVELOPE_BYTES } from '../protocol/envelope.ts';
 import type { DecryptionKey } from '../protocol/jwe.ts';
 import { Rejection, type RejectionCode } from '../protocol/rejections.ts';
@@ -45,6 +45,12 @@ export interface SealedFacts {
   subject: string;
   site: string;
   quality: number;
+  scenario: string | null;
+  consent: Consent | null;
+  wantEligibility: boolean;
+  stepOf: string | null;
+  /** A staff override: no template, nothing to match. */
+  override: Override | null;
 }
 
 export interface PrecheckResult {
@@ -99,9 +105,14 @@ export async function precheckAttestation(task: PrecheckTask, deps: PrecheckDeps
     r.claims = c;
     const opened = openSealedContent(sealed, deps.fleetKey, c.att_id);
     r.replyKey = opened.replyKey;
-    r.facts = { subject: opened.subject, site: opened.site, quality: opened.quality };
+    r.facts = { subject: opened.subject, site: opened.site, quality: opened.quality, scenario: opened.scenario, consent: opened.consent, wantEligibility: opened.wantEligibility, stepOf: opened.stepOf, override: opened.override };
     checkFreshness(c.iat, { maxAgeSeconds: deps.config.maxAgeSeconds, maxFutureSeconds: deps.config.maxFutureSeconds, now: (task.receivedAt ?? Date.now()) / 1000 });
     if (deps.config.requireNonce && !c.eat_nonce) throw new Rejection('nonce_unknown', 'This verifier requires a nonce (online check) and the attestation has none.');
+    // A staff override is signed and logged like any attempt, but carries no template: there is nothing to match.
+    if (c.template_format === OVERRIDE_FORMAT || opened.override) {
+      if (c.template_format !== OVERRIDE_FORMAT || !opened.override || c.model.sha256 !== OVERRIDE_MODEL.sha256) throw new Rejection('malformed', `A staff override has the template format ${OVERRIDE_FORMAT}, the override model and an override in its sealed content.`);
+      return r;
+    }
     const matcher = deps.matchers.get(c.template_format);
     if (!matcher) throw new Rejection('unsupported_modality', `No matcher for template format ${c.template_format}.`);
     if (!deps.config.allowedModels.includes(c.model.sha256)) {

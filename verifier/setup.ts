@@ -11,6 +11,7 @@ import { faceMatcher, fingerprintMatcher, irisMatcher, matcherRegistry } from '.
 import { PrecheckPool } from './precheck-pool.ts';
 import { openStore } from './open-store.ts';
 import type { VerifierStore } from './store.ts';
+import type { EligibilitySource } from './eligibility.ts';
 import { Verifier, type VerifierConfig } from './verifier.ts';
 
 export interface VerifierInstance {
@@ -41,6 +42,8 @@ export interface OpenVerifierOptions extends Omit<VerifierConfig, 'id'> {
   precheckWorkers?: number;
   /** Told when a state folder or file was looser than it should be and has been tightened. */
   onNotice?: NoticeSink;
+  /** Insurance eligibility for the scenarios that answer it (eligibility.ts). */
+  eligibility?: EligibilitySource;
 }
 
 /** The store's location: PostgreSQL when given a postgres:// URL, else the SQLite file (default in the folder). */
@@ -56,7 +59,7 @@ export async function openVerifier(dir: string, config: OpenVerifierOptions): Pr
   const logSigner = signerOf(ring);
   const store = await openStore(storeLocation(dir, config.store), { galleryKey: galleryKeyOf(keys), onNotice: config.onNotice });
   const matchers = matcherRegistry([faceMatcher(config.faceThreshold), fingerprintMatcher(config.fingerprintThreshold), irisMatcher(config.irisThreshold)]);
-  const verifier = new Verifier({ ...config, id: keys.verifierId }, { store, signer, logSigner, fleetKey: keys.fleet.privateJwk, matchers });
+  const verifier = new Verifier({ ...config, id: keys.verifierId }, { store, signer, logSigner, fleetKey: keys.fleet.privateJwk, matchers, eligibility: config.eligibility });
   if (config.precheckWorkers) {
     try {
       const pool = await PrecheckPool.start({ config: { allowedModels: [...config.allowedModels], maxAgeSeconds: config.maxAgeSeconds, maxFutureSeconds: config.maxFutureSeconds, requireNonce: config.requireNonce }, fleetKey: keys.fleet.privateJwk, formats: [...matchers.keys()] }, config.precheckWorkers);
@@ -75,6 +78,7 @@ export async function openVerifier(dir: string, config: OpenVerifierOptions): Pr
     async close() {
       await verifier.close();
       await store.close();
+      config.eligibility?.close();
     },
   };
 }

@@ -18,11 +18,14 @@ import {
   REJECTION_COUNT_DAYS,
   REJECTION_SAMPLE_DAYS,
   REJECTION_SAMPLES_KEPT,
+  type AttemptRow,
   type BatchTx,
   type CompleteEnrollment,
   type DeviceIdentity,
   type DeviceRecord,
   type EnrollmentToken,
+  type DeviceRegistration,
+  type StepUpRow,
   type GalleryEntry,
   type PendingEnrollment,
   type NonceCheck,
@@ -33,7 +36,7 @@ import {
   type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
-import { decodeSeen, encodeSeen, SchemaError } from './store-common.ts';
+import { decodeSeen, encodeSeen, SchemaError, toAttempt, toStepUp, type AttemptDbRow, type StepUpDbRow } from './store-common.ts';
 
 export interface SqliteVerifierStoreOptions {
   /** The AES-256 key gallery templates are encrypted with (verifier-keys.json's galleryKey). */
@@ -87,8 +90,15 @@ export class SqliteVerifierStore implements VerifierStore {
   private prepare(): void {
     const p = (sql: string) => this.db.prepare(sql);
     this.s = {
-      register: p(`INSERT INTO devices (ueid, kid, jwk, site, status, registered_at) VALUES (?, ?, ?, ?, 'active', ?)
-        ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL`),
+      register: p(`INSERT INTO devices (ueid, kid, jwk, site, status, registered_at, key_store) VALUES (?, ?, ?, ?, 'active', ?, ?)
+        ON CONFLICT (ueid) DO UPDATE SET kid = excluded.kid, jwk = excluded.jwk, site = excluded.site, status = 'active', revoked_at = NULL, key_store = excluded.key_store`),
+      attemptsOf: p('SELECT subject, ueid, site, at, failed, outcome FROM attempts WHERE subject = ? AND at >= ? ORDER BY at, id'),
+      addAttempt: p('INSERT INTO attempts (subject, ueid, site, at, failed, outcome) VALUES (?, ?, ?, ?, ?, ?)'),
+      pruneAttempts: p('DELETE FROM attempts WHERE at < ?'),
+      stepUp: p('SELECT * FROM step_ups WHERE att_id = ?'),
+      putStepUp: p('INSERT OR REPLACE INTO step_ups (att_id, subject, ueid, scenario, done, need, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      dropStepUp: p('DELETE FROM step_ups WHERE att_id = ?'),
+      pruneStepUps: p('DELETE FROM step_ups WHERE expires_at < ?'),
       revoke: p(`UPDATE devices SET status = 'revoked', revoked_at = ? WHERE ueid = ? AND status = 'active'`),
       byKid: p('SELECT * FROM devices WHERE kid = ?'),
       byId: p('SELECT * FROM devices WHERE ueid = ?'),
@@ -128,8 +138,12 @@ export class SqliteVerifierStore implements VerifierStore {
     };
   }
 
-  async registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now = Date.now()): Promise<void> {
-    await this.exclusive(() => this.s['register']!.run(d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now));
+  async registerDevice(d: DeviceRegistration, now = Date.now()): Promise<void> {
+    await this.exclusive(() => this.s['register']!.run(d.ueid, d.kid, JSON.stringify(d.publicJwk), d.site, now, d.keyStore ?? 'unknown'));
+  }
+
+  async attemptsOf(subject: string, since: number): Promise<AttemptRow[]> {
+    return (this.s['attemptsOf']!.all(subject, since) as AttemptDbRow[]).map(toAttempt);
   }
 
   async revokeDevice(ueid: string, now = Date.now()): Promise<boolean> {
@@ -233,7 +247,7 @@ export class SqliteVerifierStore implements VerifierStore {
     return toPending(this.s['pending']!.get(id));
   }
 
-  async completeEnrollment(c: { enrollmentId: string; tokenHash: string; device: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment> {
+  async completeEnrollment(c: { enrollmentId: string; tokenHash: string; device: DeviceRegistration & { keyStore: DeviceRecord['keyStore'] }; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment> {
     return this.exclusive(() =>
       this.db
         .transaction((): CompleteEnrollment => {
@@ -242,7 +256,7 @@ export class SqliteVerifierStore implements VerifierStore {
             const t = toToken(this.s['token']!.get(c.tokenHash));
             return { ok: false, reason: 'token_used', usedBy: t?.usedBy ?? null, usedAt: t?.usedAt ?? null };
           }
-          this.s['register']!.run(c.device.ueid, c.device.kid, JSON.stringify(c.device.publicJwk), c.device.site, c.now);
+          this.s['register']!.run(c.device.ueid, c.device.kid, JSON.stringify(c.device.publicJwk), c.device.site, c.now, c.device.keyStore);
           const i = c.identity;
           this.s['putIdentity']!.run(i.ueid, i.evidence, i.ekCertSha256, i.identityKeyName, i.site, i.enrolledAt, i.rotatedAt, i.decommissionedAt);
           this.s['dropPending']!.run(c.enrollmentId);
@@ -340,6 +354,30 @@ export class SqliteVerifierStore implements VerifierStore {
         return out;
       },
       noteRejections: async (counts, samples, now) => this.writeRejections(counts, samples, now),
+      attempts: async ({ subjects, ueids, since }) => {
+        if (subjects.length === 0 && ueids.length === 0) return [];
+        const sub = [...new Set(subjects)];
+        const dev = [...new Set(ueids)];
+        const sql = `SELECT subject, ueid, site, at, failed, outcome FROM attempts WHERE at >= ? AND (subject IN (${sub.map(() => '?').join(',') || 'NULL'}) OR ueid IN (${dev.map(() => '?').join(',') || 'NULL'})) ORDER BY at, id`;
+        return (this.db.prepare(sql).all(since, ...sub, ...dev) as AttemptDbRow[]).map(toAttempt);
+      },
+      recordAttempts: async (rows, pruneBefore) => {
+        for (const r of rows) this.s['addAttempt']!.run(r.subject, r.ueid, r.site, r.at, r.failed ? 1 : 0, r.outcome);
+        this.s['pruneAttempts']!.run(pruneBefore);
+      },
+      stepUps: async (attIds) => {
+        const out = new Map<string, StepUpRow>();
+        for (const id of new Set(attIds)) {
+          const r = this.s['stepUp']!.get(id) as StepUpDbRow | undefined;
+          if (r) out.set(id, toStepUp(r));
+        }
+        return out;
+      },
+      putStepUps: async (rows, consumed, now) => {
+        for (const id of consumed) this.s['dropStepUp']!.run(id);
+        for (const r of rows) this.s['putStepUp']!.run(r.attId, r.subject, r.ueid, r.scenario, JSON.stringify(r.done), r.need, r.expiresAt);
+        this.s['pruneStepUps']!.run(now);
+      },
       audit: this.writer,
     };
   }
@@ -499,6 +537,6 @@ export function toIdentity(row: unknown): DeviceIdentity | undefined {
 
 function toDevice(row: unknown): DeviceRecord | undefined {
   if (!row) return undefined;
-  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; registered_at: number; revoked_at: number | null };
-  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
+  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; key_store: DeviceRecord['keyStore']; registered_at: number; revoked_at: number | null };
+  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, keyStore: r.key_store, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
 }

@@ -16,6 +16,35 @@ import type { AuditReader, AuditWriter } from './audit/store.ts';
 
 export type DeviceStatus = 'active' | 'revoked';
 
+/** Where the device's attestation key lives, as shown at registration ('tpm': with the TPM's Certify evidence). */
+export type DeviceKeyStore = 'tpm' | 'software' | 'unknown';
+
+/** What registering a device takes. */
+export type DeviceRegistration = Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt' | 'keyStore'> & { keyStore?: DeviceKeyStore };
+
+/** One decided attempt, for the behaviour signals (failures per identity, travel between sites, device rejection rate). */
+export interface AttemptRow {
+  subject: string;
+  ueid: string;
+  site: string | null;
+  at: number;
+  /** A failed check (no_match, or an attempt refused while locked): what the lockout counts. */
+  failed: boolean;
+  outcome: string;
+}
+
+/** A step_up waiting for its next check: keyed by the att_id the next attempt names in step_of. */
+export interface StepUpRow {
+  attId: string;
+  subject: string;
+  ueid: string;
+  scenario: string;
+  /** Modalities that matched so far. */
+  done: string[];
+  need: number;
+  expiresAt: number;
+}
+
 export interface DeviceRecord {
   ueid: string;
   /** RFC 7638 thumbprint of the device's attestation key: the JWS `kid`. */
@@ -23,6 +52,7 @@ export interface DeviceRecord {
   publicJwk: JWK;
   site: string;
   status: DeviceStatus;
+  keyStore: DeviceKeyStore;
   registeredAt: number;
   revokedAt: number | null;
 }
@@ -129,6 +159,16 @@ export interface BatchTx {
   /** The replay window (replay-window.ts), in order. */
   acceptSeqs(items: ReadonlyArray<{ ueid: string; seq: number }>): Promise<SeqCheck[]>;
   noteRejections(counts: ReadonlyMap<string, number>, samples: readonly RejectionSample[], now: number): Promise<void>;
+  /**
+   * Attempts since `since` of any of these subjects or devices, oldest first: read under the decision lock, so
+   * every node (PostgreSQL) sees every earlier batch's attempts from every kiosk.
+   */
+  attempts(q: { subjects: readonly string[]; ueids: readonly string[]; since: number }): Promise<AttemptRow[]>;
+  /** Appends attempts; drops those older than `pruneBefore`. */
+  recordAttempts(rows: readonly AttemptRow[], pruneBefore: number): Promise<void>;
+  stepUps(attIds: readonly string[]): Promise<Map<string, StepUpRow>>;
+  /** Stores step-ups (replacing one of the same att_id), drops expired ones and those named in `consumed`. */
+  putStepUps(rows: readonly StepUpRow[], consumed: readonly string[], now: number): Promise<void>;
   /** The audit log's storage, inside this transaction. */
   readonly audit: AuditWriter;
 }
@@ -139,7 +179,7 @@ export interface VerifierStore {
   /** Where the data is, without credentials. */
   readonly description: string;
 
-  registerDevice(d: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>, now?: number): Promise<void>;
+  registerDevice(d: DeviceRegistration, now?: number): Promise<void>;
   revokeDevice(ueid: string, now?: number): Promise<boolean>;
   device(ueid: string): Promise<DeviceRecord | undefined>;
   devicesByKids(kids: readonly string[]): Promise<Map<string, DeviceRecord>>;
@@ -157,6 +197,9 @@ export interface VerifierStore {
    * altered, or moved to another row) is there as an UnreadableEntry, so it costs only its own decision.
    */
   galleryEntries(keys: ReadonlyArray<{ subject: string; modality: string }>): Promise<Map<string, GalleryEntry | UnreadableEntry>>;
+
+  /** Attempts of a subject since `since`, oldest first (reports and tests; decisions read them in a batch). */
+  attemptsOf(subject: string, since: number): Promise<AttemptRow[]>;
 
   /** The replay window state of a device (for reports and tests). */
   seqWindow(ueid: string): Promise<{ floor: number; pending: number[] }>;
@@ -183,7 +226,7 @@ export interface VerifierStore {
    * In one transaction: the token consumed (refused if another enrolment used it meanwhile), the device
    * registered (or its key replaced and the device reactivated), its identity recorded, the pending row gone.
    */
-  completeEnrollment(c: { enrollmentId: string; tokenHash: string; device: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'>; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment>;
+  completeEnrollment(c: { enrollmentId: string; tokenHash: string; device: DeviceRegistration & { keyStore: DeviceRecord['keyStore'] }; identity: DeviceIdentity; now: number }): Promise<CompleteEnrollment>;
   /** In one transaction: the device's key replaced, the identity's rotation time set, the pending row gone. */
   completeRotation(c: { rotationId: string; ueid: string; kid: string; publicJwk: JWK; now: number }): Promise<boolean>;
   deviceIdentity(ueid: string): Promise<DeviceIdentity | undefined>;

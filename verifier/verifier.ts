@@ -32,7 +32,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { attestationHash } from '../protocol/attestation.ts';
-import { DecisionRecord as DecisionRecordSchema, VerdictClaims as VerdictClaimsSchema, type DecisionRecord, type Receipt, type Reason, type VerdictClaims } from '../protocol/claims.ts';
+import { DecisionRecord as DecisionRecordSchema, VerdictClaims as VerdictClaimsSchema, type DecisionRecord, type Receipt, type Reason, type VerdictClaims, type VerdictDetail } from '../protocol/claims.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import type { DecryptionKey } from '../protocol/jwe.ts';
 import { addSignatures } from '../protocol/note.ts';
@@ -47,7 +47,10 @@ import type { LogSigner } from './log-key.ts';
 import type { TemplateMatcher } from './matchers.ts';
 import type { Prechecker } from './precheck-pool.ts';
 import { peekKid, precheckAttestation, rejectionOf, type CheckedClaims, type PrecheckDeps, type PrecheckResult, type PrecheckTask } from './precheck.ts';
-import { galleryKey, type BatchTx, type RejectionSample, type VerifierStore } from './store.ts';
+import { galleryKey, type AttemptRow, type BatchTx, type DeviceKeyStore, type RejectionSample, type StepUpRow, type VerifierStore } from './store.ts';
+import { attemptsHorizonMs, decide, type DecisionOutput } from './decide.ts';
+import type { DecisionPolicy } from './decision-policy.ts';
+import type { EligibilitySource } from './eligibility.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 export interface VerifierConfig {
@@ -62,6 +65,11 @@ export interface VerifierConfig {
   sampleRate?: { perSecond: number; burst: number };
   /** Told about internal failures that were turned into `verifier_error` rejections. */
   onInternalError?: (e: unknown, where: string) => void;
+  /**
+   * The decision policy (decision-policy.ts): scenarios, factors, thresholds, behaviour limits. Without one the
+   * matcher decides alone, as before policies existed.
+   */
+  policy?: DecisionPolicy;
 }
 
 export interface IncomingMessage {
@@ -90,12 +98,16 @@ export interface VerdictOut {
   leafIndex: number;
   /** A registered, unrevoked device signed the message as it arrived. */
   authenticated: boolean;
+  /** Scenario, policy version, eligibility, step_up, lock, override (as logged). */
+  outcome?: VerdictDetail;
 }
 
 /** A batch whose stateless checks are done: ready for `commit`. */
 export interface PreparedBatch {
   messages: IncomingMessage[];
   results: PrecheckResult[];
+  /** Where each message's signing key lives, as registered ('unknown' when not registered). */
+  keyStores?: DeviceKeyStore[];
 }
 
 /** A checkpoint some witnesses cosigned, with their lines (the receipt carries them). */
@@ -135,6 +147,9 @@ interface Candidate {
   decision: VerdictClaims['decision'];
   score: number | null;
   native: { name: string; value: number } | null;
+  keyStore: DeviceKeyStore;
+  /** What the decision policy made of it (under the lock). */
+  final: DecisionOutput | null;
 }
 
 export interface VerifierDeps {
@@ -145,6 +160,8 @@ export interface VerifierDeps {
   logSigner: LogSigner;
   fleetKey: DecryptionKey | KeyObject;
   matchers: Map<string, TemplateMatcher>;
+  /** Insurance eligibility (eligibility.ts), for scenarios that answer it. */
+  eligibility?: EligibilitySource;
 }
 
 export class Verifier {
@@ -159,6 +176,7 @@ export class Verifier {
   private readonly signer: Signer;
   private readonly logSigner: LogSigner;
   private readonly matchers: Map<string, TemplateMatcher>;
+  private readonly eligibility: EligibilitySource | undefined;
   /** Set once the log has recorded the signing keys in use (logKeysChange). */
   private logKeysLogged = false;
 
@@ -170,6 +188,7 @@ export class Verifier {
     this.signer = deps.signer;
     this.logSigner = deps.logSigner;
     this.matchers = deps.matchers;
+    this.eligibility = deps.eligibility;
     this.proofs = new AuditProofs(deps.store.audit);
     this.prechecker = inlinePrechecker({ config, fleetKey: deps.fleetKey as DecryptionKey, matchers: deps.matchers });
     const rate = config.sampleRate ?? { perSecond: 5, burst: 50 };
@@ -207,7 +226,8 @@ export class Verifier {
     });
     const results = await this.prechecker.run(tasks);
     if (results.length !== messages.length) throw new BiokioskError('PrecheckFault', `${results.length} precheck results for ${messages.length} messages`, { kind: 'internal' });
-    return { messages, results };
+    const keyStores = kids.map((k) => (k === undefined ? undefined : devices.get(k))?.keyStore ?? 'unknown');
+    return { messages, results, keyStores };
   }
 
   /**
@@ -252,7 +272,7 @@ export class Verifier {
     const candidates: Candidate[] = [];
     const copies: CommittedBatch['copies'] = [];
     const firstByKey = new Map<string, VerdictOut>();
-    for (const p of batch.results) {
+    for (const [i, p] of batch.results.entries()) {
       if (!p.authenticated || !p.claims) {
         const code: RejectionCode = p.rejection?.code ?? 'malformed';
         counts.set(code, (counts.get(code) ?? 0) + 1);
@@ -273,7 +293,7 @@ export class Verifier {
       const o: VerdictOut = { ueid: p.claims.ueid, attId: p.claims.att_id, verdict: null, decision: 'rejected', reasons: [], detail: null, score: null, duplicate: false, leafIndex: -1, authenticated: true };
       outs.push(o);
       firstByKey.set(key, o);
-      candidates.push({ p, c: p.claims, key, out: o, rejection: rejectionOf(p), decision: 'rejected', score: null, native: null });
+      candidates.push({ p, c: p.claims, key, out: o, rejection: rejectionOf(p), decision: 'rejected', score: null, native: null, keyStore: batch.keyStores?.[i] ?? 'unknown', final: null });
     }
     if (candidates.length === 0) {
       if (counts.size > 0) await this.store.noteRejections(counts, samples, now);
@@ -281,7 +301,8 @@ export class Verifier {
     }
     // Attestations already logged (redelivered after a decision) need no match; the batch checks again under the lock.
     const logged = await this.store.audit.leavesByKeys(candidates.map((x) => x.key));
-    await this.match(candidates.filter((x) => !x.rejection && !logged.has(x.key)));
+    // Staff overrides carry no template: nothing to match.
+    await this.match(candidates.filter((x) => !x.rejection && !logged.has(x.key) && !x.p.facts?.override));
 
     const result = await this.store.batch(async (tx) => this.decideLocked(tx, candidates, counts, samples, now));
     this.logKeysLogged = true;
@@ -290,6 +311,7 @@ export class Verifier {
       a.out.leafIndex = a.leaf.index;
       a.out.duplicate = a.leaf.duplicate;
       a.out.decision = a.entry.decision;
+      a.out.outcome = a.entry.detail;
       if (a.leaf.duplicate) {
         a.out.reasons = a.entry.reasons.map((code) => reasonFor(code));
         a.out.detail = null;
@@ -386,6 +408,7 @@ export class Verifier {
       if (s === 'replayed') rejected.set(x, new Rejection('replayed_seq', `Seq ${x.c.seq} of ${x.c.ueid} was already used.`));
       else if (s === 'too_old') rejected.set(x, new Rejection('replayed_seq', `Seq ${x.c.seq} of ${x.c.ueid} is below the device's replay window.`));
     });
+    await this.applyPolicy(tx, fresh.filter((x) => !x.rejection && !rejected.has(x)), now);
     const entries: AuditEntry[] = [];
     const keysChange = this.logKeysLogged ? undefined : await logKeysChange(tx.audit, this.logSigner, now);
     if (keysChange?.entry) entries.push(keysChange.entry);
@@ -421,17 +444,76 @@ export class Verifier {
     return { answers, checkpoint: outcome.checkpoint, known: outcome.known };
   }
 
+  /**
+   * Under the lock: the decision policy over the behaviour signals (attempts of these subjects and devices from
+   * every kiosk, pending step-ups), each attestation in order so that a batch's earlier attempts count for its
+   * later ones; the attempts and step-ups are written in the same transaction.
+   */
+  private async applyPolicy(tx: BatchTx, list: Candidate[], now: number): Promise<void> {
+    if (list.length === 0) return;
+    const policy = this.config.policy;
+    const attempts: AttemptRow[] = policy
+      ? await tx.attempts({ subjects: list.map((x) => x.p.facts!.subject), ueids: list.map((x) => x.c.ueid), since: now - attemptsHorizonMs(policy) })
+      : [];
+    const stepOfs = list.map((x) => x.p.facts!.stepOf).filter((s): s is string => s !== null);
+    const stepUps = policy && stepOfs.length > 0 ? await tx.stepUps(stepOfs) : new Map<string, StepUpRow>();
+    const recorded: AttemptRow[] = [];
+    const kept: StepUpRow[] = [];
+    const consumed: string[] = [];
+    for (const x of list) {
+      const f = x.p.facts!;
+      const out = decide(
+        { policy, eligibility: this.eligibility },
+        {
+          now,
+          attId: x.c.att_id,
+          ueid: x.c.ueid,
+          site: f.site,
+          subject: f.subject,
+          modality: x.c.modality,
+          scenario: f.scenario,
+          consent: f.consent,
+          hasNonce: x.c.eat_nonce !== undefined,
+          keyStore: x.keyStore,
+          override: f.override,
+          stepOf: f.stepOf,
+          wantEligibility: f.wantEligibility,
+          match: f.override ? null : { decision: x.decision === 'match' ? 'match' : 'no_match', score: x.score ?? 0, native: x.native },
+        },
+        attempts,
+        stepUps,
+      );
+      x.final = out;
+      if (out.attempt) {
+        attempts.push(out.attempt);
+        recorded.push(out.attempt);
+      }
+      if (out.consumed) {
+        consumed.push(out.consumed);
+        stepUps.delete(out.consumed);
+      }
+      if (out.stepUp) {
+        kept.push(out.stepUp);
+        stepUps.set(out.stepUp.attId, out.stepUp);
+      }
+    }
+    if (!policy) return;
+    if (recorded.length > 0) await tx.recordAttempts(recorded, now - 2 * attemptsHorizonMs(policy));
+    if (kept.length > 0 || consumed.length > 0) await tx.putStepUps(kept, consumed, now);
+  }
+
   /** The log record of a decision, or (when it would not pass its schema) a `verifier_error` one. */
   private recordSafely(x: Candidate, rejection: Rejection | null, now: number): DecisionRecord {
-    const decision = rejection ? 'rejected' : x.decision;
-    const record = this.recordOf(x, decision, rejection, now);
+    const record = rejection ? this.recordOf(x, 'rejected', [rejection.code], x.final?.detail, now) : x.final ? this.recordOf(x, x.final.decision, x.final.reasons, x.final.detail, now) : this.recordOf(x, x.decision, [], undefined, now);
     const check = VerdictClaimsSchema.safeParse(this.verdictClaims(record, placeholderReceipt(record), now));
     if (check.success) return record;
     this.config.onInternalError?.(new BiokioskError('BadClaims', check.error.message, { kind: 'internal' }), `the verdict for ${x.c.ueid}/${x.c.att_id}`);
-    return this.recordOf(x, 'rejected', new Rejection('verifier_error', 'The verdict could not be built.'), now);
+    return this.recordOf(x, 'rejected', ['verifier_error'], undefined, now);
   }
 
-  private recordOf(x: Candidate, decision: VerdictClaims['decision'], rejection: Rejection | null, now: number): DecisionRecord {
+  private recordOf(x: Candidate, decision: VerdictClaims['decision'], reasons: RejectionCode[], detail: VerdictDetail | undefined, now: number): DecisionRecord {
+    const f = x.p.facts;
+    const scored = decision !== 'rejected' && !f?.override;
     return {
       v: 1,
       verifier: this.config.id,
@@ -445,9 +527,13 @@ export class Verifier {
       model_sha256: x.c.model.sha256,
       site: x.p.facts?.site ?? null,
       decision,
-      reasons: rejection ? [rejection.code] : [],
-      score: rejection ? null : x.score,
-      distance: rejection ? null : (x.native?.value ?? null),
+      reasons,
+      score: scored ? x.score : null,
+      distance: scored ? (x.native?.value ?? null) : null,
+      // Present only when there is something to say, so records of kiosks and verifiers without them stay as they were.
+      ...(f?.consent ? { consent: f.consent } : {}),
+      ...(f?.stepOf ? { step_of: f.stepOf } : {}),
+      ...(detail ? { detail } : {}),
     };
   }
 
@@ -468,7 +554,7 @@ export class Verifier {
   }
 
   private verdictClaims(entry: DecisionRecord, receipt: Receipt, now: number): VerdictClaims {
-    return { iss: this.config.id, iat: Math.floor(now / 1000), att_id: entry.att_id, att_hash: entry.att_hash, ueid: entry.ueid, seq: entry.seq, decision: entry.decision, reasons: entry.reasons.map((c) => reasonFor(c)), receipt };
+    return { iss: this.config.id, iat: Math.floor(now / 1000), att_id: entry.att_id, att_hash: entry.att_hash, ueid: entry.ueid, seq: entry.seq, decision: entry.decision, reasons: entry.reasons.map((c) => reasonFor(c)), ...(entry.detail ? { detail: entry.detail } : {}), receipt };
   }
 }
 

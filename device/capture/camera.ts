@@ -34,6 +34,7 @@ export class CameraCaptureDevice extends EventEmitter<CaptureDeviceEvents> imple
       const frame = await abortable(this.source!.nextFrame(o.timeoutMs), o.signal);
       const bytes = ownCopy(frame.data);
       frame.data.fill(0);
+      if (this.listenerCount('preview') > 0) this.emit('preview', bytes);
       return { modality: 'face', bytes, capturedAt: frame.receivedAt };
     } catch (e) {
       if (e instanceof CameraTimeoutError) throw new CaptureTimeoutError('no frame from the camera', o.timeoutMs);

@@ -26,6 +26,11 @@ export interface CaptureDeviceEvents {
   vanished: [reason: string];
   /** It is back and usable again. */
   returned: [];
+  /**
+   * A copy of what a capture just saw, for the kiosk's own screen only (served on localhost, never stored, never
+   * sent): the listener must copy what it keeps, the buffer is wiped by the session.
+   */
+  preview: [image: Uint8Array];
 }
 
 export interface CaptureDevice extends EventEmitter<CaptureDeviceEvents> {

@@ -27,6 +27,12 @@ export interface SitePolicy {
   verdictTimeoutMs: number;
   /** How long the result stays before the session clears. */
   resultMs: number;
+  /** required: no capture before the person consents (the screen asks); none: the caller has (the CLI). */
+  consent: 'required' | 'none';
+  /** The version of the consent text shown (logged with the decision). */
+  consentText: string;
+  /** Waiting for the consent answer. */
+  consentTimeoutMs: number;
 }
 
 export interface SitePolicyInput {
@@ -38,6 +44,9 @@ export interface SitePolicyInput {
   nonceTimeoutMs?: number;
   verdictTimeoutMs?: number;
   resultMs?: number;
+  consent?: 'required' | 'none';
+  consentText?: string;
+  consentTimeoutMs?: number;
 }
 
 export class PolicyError extends BiokioskError {
@@ -77,5 +86,20 @@ export function sitePolicy(input: SitePolicyInput, fitted: readonly Modality[]):
     nonceTimeoutMs: positive('nonceTimeoutMs', input.nonceTimeoutMs, 5000, 600_000),
     verdictTimeoutMs: positive('verdictTimeoutMs', input.verdictTimeoutMs, 10_000, 3_600_000),
     resultMs: positive('resultMs', input.resultMs, 0, 600_000),
+    consent: consentMode(input.consent),
+    consentText: consentText(input.consentText),
+    consentTimeoutMs: positive('consentTimeoutMs', input.consentTimeoutMs, 120_000, 3_600_000),
   };
+}
+
+function consentMode(v: string | undefined): 'required' | 'none' {
+  if (v === undefined || v === 'none') return 'none';
+  if (v === 'required') return 'required';
+  throw new PolicyError(`consent must be required or none, got ${v}`);
+}
+
+function consentText(v: string | undefined): string {
+  const t = v ?? 'consent-biometric/1';
+  if (!/^[a-z0-9][a-z0-9._-]{0,31}\/[0-9]{1,4}$/.test(t)) throw new PolicyError(`consentText must look like 'name/version', e.g. 'consent-biometric/1', got ${v}`);
+  return t;
 }

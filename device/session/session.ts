@@ -12,14 +12,14 @@
  * inside the outbox entry (the attester's).
  */
 import { EventEmitter } from 'node:events';
-import type { Modality } from '../../protocol/claims.ts';
+import type { Consent, Language, Modality, VerdictDetail } from '../../protocol/claims.ts';
 import { BiokioskError } from '../../protocol/errors.ts';
 import type { Extraction, ModalityEngine } from '../../models/modality.ts';
 import type { Attested, TemplateToAttest } from '../attester.ts';
 import type { VerdictInfo } from '../verdicts.ts';
 import { CaptureTimeoutError, DeviceGoneError, wipe, type CaptureDevice } from '../capture/types.ts';
 import { PROMPTS, type Outcome, type SessionEvent, type SessionState, type StatePayloads } from './events.ts';
-import type { SitePolicy } from './policy.ts';
+import type { ModalityStep, SitePolicy } from './policy.ts';
 
 export interface Clock {
   now(): number;
@@ -67,6 +67,15 @@ export interface SessionResult {
   verdict: VerdictInfo | null;
   /** Milliseconds spent in each state (entered more than once: summed). */
   timings: Partial<Record<SessionState, number>>;
+  /** Each attestation of the session (more than one after a step_up), with its decision (null: queued). */
+  attempts: Array<{ modality: Modality; attId: string; decision: string | null }>;
+  consent: Consent | null;
+}
+
+/** What a session is for: the service (scenario) asked, and whether the verdict should answer eligibility. */
+export interface SessionOptions {
+  scenario?: string | null;
+  wantEligibility?: boolean;
 }
 
 class Cancelled extends Error {
@@ -92,6 +101,7 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
   private readonly abort = new AbortController();
   private readonly clock: Clock;
   private subjectWaiter: ((s: string) => void) | null = null;
+  private consentWaiter: ((c: { accepted: boolean; lang: Language }) => void) | null = null;
   private readonly timings: Partial<Record<SessionState, number>> = {};
   private readonly held: Array<Uint8Array> = [];
   private started = false;
@@ -102,6 +112,7 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
   constructor(
     private readonly deps: SessionDeps,
     readonly policy: SitePolicy,
+    readonly options: SessionOptions = {},
   ) {
     super();
     this.clock = deps.clock ?? realClock;
@@ -127,6 +138,18 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
     if (this.current !== 'identify' || !this.subjectWaiter) throw new BiokioskError('NotIdentifying', `the session is in ${this.current}, not waiting for a subject id`);
     if (s.length === 0 || s.length > 128 || /[\u0000-\u001f\u007f]/.test(s)) throw new BiokioskError('BadSubject', 'a subject id is 1 to 128 characters without control characters');
     this.subjectWaiter(s);
+  }
+
+  /** The person's answer to the consent question (in the language it was asked in). */
+  giveConsent(c: { accepted: boolean; lang: Language }): void {
+    if (this.current !== 'consent' || !this.consentWaiter) throw new BiokioskError('NotAskingConsent', `the session is in ${this.current}, not asking for consent`);
+    if (c.lang !== 'en' && c.lang !== 'zh-Hans') throw new BiokioskError('BadLanguage', `consent is asked in en or zh-Hans, not ${String(c.lang).slice(0, 20)}`);
+    this.consentWaiter(c);
+  }
+
+  /** The purpose consent is asked for: the scenario, or a plain identity check. */
+  get purpose(): string {
+    return this.options.scenario ?? 'identity_check';
   }
 
   /** Ends the session from any state: whatever runs is aborted, the session clears. */
@@ -169,23 +192,61 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
     let outcome: Outcome;
     let reasons: string[] = [];
     let detail: string | null = null;
+    let consent: Consent | null = null;
+    const attempts: SessionResult['attempts'] = [];
     try {
       this.enter('identify', {});
       subject = await this.waitForSubject();
-      const nonce = await this.challenge();
-      const chosen = await this.captureLoop();
-      modality = chosen.modality;
-      this.enter('attest', { modality: chosen.modality, quality: chosen.x.quality.score, withNonce: nonce !== undefined });
-      const model = chosen.x.info['model'] as { name: string; sha256: string };
-      const a = await this.deps.attest({ subject, modality: chosen.modality, template: chosen.x.template, templateFormat: this.deps.templateFormat(chosen.modality), quality: chosen.x.quality.score, model, nonce });
-      this.wipeAll();
-      attId = a.attId;
-      this.enter('awaiting_verdict', { attId: a.attId, seq: a.seq });
-      verdict = await this.deps.awaitVerdict(a.attId, this.policy.verdictTimeoutMs, this.signal);
-      if (verdict) {
-        outcome = verdict.decision;
+      consent = await this.askConsent();
+      // One check, or more when the verifier answers step_up: the next modality the verdict allows and this
+      // kiosk has, each attempt naming the one it follows (step_of). No modality left: the counter checks the ID.
+      let steps: ModalityStep[] = this.policy.steps;
+      let stepOf: string | undefined;
+      const used = new Set<Modality>();
+      for (let factor = 1; ; factor++) {
+        const nonce = await this.challenge();
+        const chosen = await this.captureLoop(steps, factor);
+        modality = chosen.modality;
+        used.add(chosen.modality);
+        this.enter('attest', { modality: chosen.modality, quality: chosen.x.quality.score, withNonce: nonce !== undefined });
+        const model = chosen.x.info['model'] as { name: string; sha256: string };
+        const a = await this.deps.attest({
+          subject,
+          modality: chosen.modality,
+          template: chosen.x.template,
+          templateFormat: this.deps.templateFormat(chosen.modality),
+          quality: chosen.x.quality.score,
+          model,
+          nonce,
+          ...(this.options.scenario ? { scenario: this.options.scenario } : {}),
+          ...(consent ? { consent } : {}),
+          ...(this.options.wantEligibility ? { wantEligibility: true } : {}),
+          ...(stepOf ? { stepOf } : {}),
+        });
+        this.wipeAll();
+        attId = a.attId;
+        this.enter('awaiting_verdict', { attId: a.attId, seq: a.seq });
+        verdict = await this.deps.awaitVerdict(a.attId, this.policy.verdictTimeoutMs, this.signal);
+        attempts.push({ modality: chosen.modality, attId: a.attId, decision: verdict?.decision ?? null });
+        if (!verdict) {
+          outcome = 'queued';
+          break;
+        }
         reasons = verdict.claims.reasons.map((r) => r.code);
-      } else outcome = 'queued';
+        if (verdict.decision !== 'step_up') {
+          outcome = verdict.decision;
+          break;
+        }
+        const allowed = verdict.claims.detail?.step_up?.modalities ?? [];
+        steps = this.policy.steps.filter((st) => allowed.includes(st.modality) && !used.has(st.modality) && this.deps.devices.has(st.modality));
+        this.emitEvent({ type: 'step_up', from: chosen.modality, to: steps[0]?.modality ?? null, reasons, attId: a.attId });
+        if (steps.length === 0) {
+          outcome = 'step_up';
+          detail = 'one more check is needed and this kiosk has no other kind of sensor: check the ID at the counter';
+          break;
+        }
+        stepOf = a.attId;
+      }
     } catch (e) {
       this.wipeAll();
       if (e instanceof Cancelled || this.signal.aborted) outcome = 'cancelled';
@@ -199,11 +260,39 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
       }
     }
     if (outcome !== 'cancelled') {
-      this.enter('result', { outcome, reasons, modality, attId, receipt: verdict ? { leafIndex: verdict.claims.receipt.leafIndex, treeSize: verdict.claims.receipt.treeSize } : null, detail });
+      const vd: VerdictDetail | null = verdict?.claims.detail ?? null;
+      this.enter('result', { outcome, reasons, modality, attId, receipt: verdict ? { leafIndex: verdict.claims.receipt.leafIndex, treeSize: verdict.claims.receipt.treeSize } : null, detail, verdict: vd });
       if (this.policy.resultMs > 0) await this.clock.sleep(this.policy.resultMs, this.signal).catch(() => {});
     }
     this.enter('cleared', { cancelled: outcome === 'cancelled' });
-    this.finish({ outcome, subject, modality, attId, reasons, verdict, timings: { ...this.timings } });
+    this.finish({ outcome, subject, modality, attId, reasons, verdict, timings: { ...this.timings }, attempts, consent });
+  }
+
+  /** Consent before any capture, when the site asks for it: refused (or unanswered) goes to the counter. */
+  private async askConsent(): Promise<Consent | null> {
+    if (this.policy.consent !== 'required') return null;
+    this.enter('consent', { purpose: this.purpose, text: this.policy.consentText });
+    const wait = new AbortController();
+    const onAbort = () => wait.abort(this.signal.reason);
+    this.signal.addEventListener('abort', onAbort, { once: true });
+    const answer = await new Promise<{ accepted: boolean; lang: Language }>((resolve, reject) => {
+      this.clock.sleep(this.policy.consentTimeoutMs, wait.signal).then(
+        () => reject(new Ended('timed_out', [], `no answer to the consent question within ${this.policy.consentTimeoutMs} ms`)),
+        () => {
+          if (this.signal.aborted) reject(this.signal.reason);
+        },
+      );
+      this.consentWaiter = (c) => {
+        this.consentWaiter = null;
+        resolve(c);
+      };
+    }).finally(() => {
+      this.consentWaiter = null;
+      this.signal.removeEventListener('abort', onAbort);
+      wait.abort();
+    });
+    if (!answer.accepted) throw new Ended('refused', ['consent_refused'], 'no consent to a biometric check: check the ID at the counter');
+    return { purpose: this.purpose, at: Math.floor(this.clock.now() / 1000), text: this.policy.consentText, lang: answer.lang };
   }
 
   private waitForSubject(): Promise<string> {
@@ -239,8 +328,7 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
   }
 
   /** Captures and extracts, modality after modality, until one gives a template good enough to attest. */
-  private async captureLoop(): Promise<{ modality: Modality; x: Extraction }> {
-    const steps = this.policy.steps;
+  private async captureLoop(steps: readonly ModalityStep[], factor: number): Promise<{ modality: Modality; x: Extraction }> {
     for (let i = 0; i < steps.length; i++) {
       const step = steps[i]!;
       const next = steps[i + 1]?.modality ?? null;
@@ -257,7 +345,7 @@ export class KioskSession extends EventEmitter<{ event: [SessionEvent] }> {
       try {
         const engine = await this.deps.engine(step.modality);
         for (let attempt = 1; attempt <= step.maxCaptures; attempt++) {
-          this.enter('capture', { modality: step.modality, attempt, of: step.maxCaptures, prompt: PROMPTS[step.modality] });
+          this.enter('capture', { modality: step.modality, attempt, of: step.maxCaptures, prompt: PROMPTS[step.modality], factor });
           let image;
           try {
             image = await device.capture({ timeoutMs: step.captureTimeoutMs, signal: this.signal });

@@ -59,12 +59,12 @@ export async function startKiosk(
   brokerUrl: string,
   v: VerifierInstance,
   ueid: string,
-  opts: { version?: 4 | 5; dir?: string; register?: boolean; witnesses?: string[]; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions>; capture?: KioskConfig['capture']; policy?: KioskConfig['policy']; engines?: KioskConfig['engines'] } = {},
+  opts: { site?: string; version?: 4 | 5; dir?: string; register?: boolean; witnesses?: string[]; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions>; capture?: KioskConfig['capture']; policy?: KioskConfig['policy']; engines?: KioskConfig['engines'] } = {},
 ): Promise<TestKiosk> {
   const kiosk = await Kiosk.create({
     dir: opts.dir ?? (await tempDir('bk-kiosk-')),
     ueid,
-    site: 'test-site',
+    site: opts.site ?? 'test-site',
     version: 'test',
     keyStore: opts.keyStore ?? { kind: 'software' },
     verifiers: kioskTrust(v, opts.witnesses),
@@ -73,7 +73,7 @@ export async function startKiosk(
     policy: opts.policy,
     engines: opts.engines,
   });
-  if (opts.register !== false) await v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: 'test-site' });
+  if (opts.register !== false) await v.store.registerDevice({ ueid, kid: kiosk.state.keystore.kid, publicJwk: kiosk.state.keystore.publicJwk as never, site: opts.site ?? 'test-site' });
   const verdicts: VerdictInfo[] = [];
   const alarms: KioskAlarm[] = [];
   kiosk.on('verdict', (x) => verdicts.push(x));

@@ -177,7 +177,8 @@ export class Registry {
       if (e instanceof BrokerAdminError) throw new EnrollmentError(e.retryable ? 'BrokerUnavailable' : 'BrokerRefused', `${e.message}${e.retryable ? ' (retrying will resume the enrolment)' : ''}`, e.retryable, e.retryable ? 503 : 500);
       throw e;
     }
-    const device: Omit<DeviceRecord, 'status' | 'registeredAt' | 'revokedAt'> = { ueid, kid, publicJwk: stored.request.publicJwk as JWK, site: pending.site };
+    // The key store as proven here: a TPM device's key was certified by its TPM (what `tpm_required` scenarios ask).
+    const device = { ueid, kid, publicJwk: stored.request.publicJwk as JWK, site: pending.site, keyStore: stored.request.keyStore === 'tpm' ? ('tpm' as const) : ('software' as const) };
     const done = await this.o.store.completeEnrollment({
       enrollmentId: pending.id,
       tokenHash: pending.tokenHash!,
