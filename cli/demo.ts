@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../protocol/runtime.ts';
 import type { Command } from 'commander';
 import sharp from 'sharp';
 import { CameraCaptureDevice } from '../device/capture/camera.ts';
@@ -46,8 +46,9 @@ interface DemoOptions {
 }
 
 /** The example configuration the screen demo runs with (and README describes). */
-export const EXAMPLE_POLICY = fileURLToPath(new URL('../deploy/policy/decision-policy.json', import.meta.url));
-export const EXAMPLE_ELIGIBILITY = fileURLToPath(new URL('../deploy/policy/eligibility.csv', import.meta.url));
+// From the package root: the same files whether this runs from the sources or from dist/.
+export const EXAMPLE_POLICY = join(PACKAGE_ROOT, 'deploy', 'policy', 'decision-policy.json');
+export const EXAMPLE_ELIGIBILITY = join(PACKAGE_ROOT, 'deploy', 'policy', 'eligibility.csv');
 
 export function registerDemo(program: Command): void {
   program

@@ -56,13 +56,13 @@ afterAll(async () => {
 });
 
 describe('npm pack', () => {
-  it('carries the compiled CLI, the models, the notices and the service files, and no tests, benchmarks or sources', () => {
-    for (const f of ['bin/biokiosk.js', 'dist/cli/main.js', 'dist/verifier/precheck-worker.js', 'dist/BUILD.json', 'models/manifest.json', 'models/face/face_detector_tiny.onnx', 'models/fingerprint/fp_gabor.onnx', 'models/iris/iris_loggabor.onnx', 'dist/witness/witness.js', 'dist/verifier/pg-store.js', 'dist/drivers/hid/node-hid.js', 'LICENSE', 'NOTICES.md', 'CHANGELOG.md', 'package.json']) {
+  it('carries the compiled CLI, the counter screen page, the models, the notices, the service and policy files, and no tests, benchmarks or sources', () => {
+    for (const f of ['bin/biokiosk.js', 'dist/cli/main.js', 'dist/verifier/precheck-worker.js', 'dist/BUILD.json', 'models/manifest.json', 'models/face/face_detector_tiny.onnx', 'models/fingerprint/fp_gabor.onnx', 'models/iris/iris_loggabor.onnx', 'dist/witness/witness.js', 'dist/verifier/pg-store.js', 'dist/drivers/hid/node-hid.js', 'dist/device/ui/static/index.html', 'dist/device/ui/static/app.js', 'dist/provisioning/provision.js', 'dist/verifier/registry/server.js', 'LICENSE', 'NOTICES.md', 'CHANGELOG.md', 'package.json']) {
       expect(packed, f).toContain(f);
     }
     expect(packed.filter((f) => f.startsWith('test/') || f.startsWith('bench/'))).toEqual([]);
     expect(packed.filter((f) => f.endsWith('.ts'))).toEqual([]);
-    for (const f of ['deploy/systemd/biokiosk-kiosk.service', 'deploy/udev/60-biokiosk.rules', 'deploy/biokiosk-update.sh', 'deploy/install.sh', 'deploy/kiosk.conf.example']) expect(packed, f).toContain(f);
+    for (const f of ['deploy/systemd/biokiosk-kiosk.service', 'deploy/udev/60-biokiosk.rules', 'deploy/biokiosk-update.sh', 'deploy/install.sh', 'deploy/kiosk.conf.example', 'deploy/policy/decision-policy.json', 'deploy/policy/eligibility.csv']) expect(packed, f).toContain(f);
   });
 });
 
