@@ -19,7 +19,7 @@ import { serveLog } from '../verifier/log-server.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { migrateStore } from '../verifier/open-store.ts';
 import { redactUrl } from '../verifier/pg-store.ts';
-import { openVerifier, openVerifierStore, storeLocation } from '../verifier/setup.ts';
+import { fleetKeysOf, openVerifier, openVerifierStore, storeLocation } from '../verifier/setup.ts';
 import { Witnessing } from '../verifier/witnessing.ts';
 import { WitnessClient } from '../witness/client.ts';
 import { formatVkey, parseVkey, type NoteVerifier } from '../protocol/note.ts';
@@ -256,7 +256,7 @@ export function registerVerifier(program: Command): void {
     .action(async (o: { dir: string; id: string; logKey?: string; origin?: string }) => {
       const keys = await openVerifierKeys(join(o.dir, 'verifier-keys.json'), o.id, notice);
       const log = signerOf(await openLogKeys(o.logKey ?? join(o.dir, 'log-key.json'), o.origin ?? `biokiosk/${keys.verifierId}`, notice));
-      printJson({ verifierId: keys.verifierId, verdictKey: p256PublicJwk(keys.signing as Record<string, unknown>), fleetKey: keys.fleet.publicJwk, log: { origin: log.origin, keys: log.verifiers.map(formatVkey) } });
+      printJson(fleetKeysOf(keys, log));
     });
 
   v.command('migrate')
@@ -367,7 +367,7 @@ export function registerVerifier(program: Command): void {
       const admin = new BrokerAdmin(adminUrl, mqttOptions);
       const cas = o.tpmCa ? await loadTrustedCas(o.tpmCa) : undefined;
       if (!cas && !o.allowDevelopmentDevices) throw new UsageError('give --tpm-ca DIR (the TPM manufacturer CAs), or --allow-development-devices for a development fleet');
-      const fleet = { verifierId: inst.keys.verifierId, verdictKey: p256PublicJwk(inst.keys.signing as Record<string, unknown>) as unknown as Record<string, unknown>, fleetKey: inst.keys.fleet.publicJwk as unknown as Record<string, unknown>, log: { origin: inst.logSigner.origin, keys: inst.logSigner.verifiers.map(formatVkey) } };
+      const fleet = fleetKeysOf(inst.keys, inst.logSigner);
       const registry = new Registry({ store: inst.store, signer: inst.signer, logSigner: inst.logSigner, fleet, cas, allowDevelopmentDevices: o.allowDevelopmentDevices, broker: { admin, url: o.broker }, maxClockSkewMs: o.maxClockSkew * 60_000 });
       return { registry, inst, admin };
     } catch (e) {

@@ -4,7 +4,10 @@
  * or a fleet's PostgreSQL: `store: 'postgres://...'`), and the decision pipeline.
  */
 import { join } from 'node:path';
+import type { FleetKeys } from '../protocol/enrollment.ts';
+import { formatVkey } from '../protocol/note.ts';
 import { ensurePrivateDir, type NoticeSink } from '../protocol/private-files.ts';
+import { p256PublicJwk } from '../protocol/signer.ts';
 import { galleryKeyOf, NodeCryptoSigner, openVerifierKeys, type VerifierKeyFile } from './keys.ts';
 import { openLogKeys, signerOf, type LogSigner } from './log-key.ts';
 import { faceMatcher, fingerprintMatcher, irisMatcher, matcherRegistry } from './matchers.ts';
@@ -89,4 +92,14 @@ export async function openVerifierStore(dir: string, options: { id?: string; sto
   const keys = await openVerifierKeys(join(dir, 'verifier-keys.json'), options.id ?? 'verifier-1', options.onNotice);
   const store = await openStore(storeLocation(dir, options.store), { galleryKey: galleryKeyOf(keys), onNotice: options.onNotice, migrate: options.migrate });
   return { keys, store, close: () => store.close() };
+}
+
+/** The public keys kiosks are given (`verifier keys`, and the registry's answers): verdict key, fleet key, log keys. */
+export function fleetKeysOf(keys: VerifierKeyFile, log: LogSigner): FleetKeys {
+  return {
+    verifierId: keys.verifierId,
+    verdictKey: p256PublicJwk(keys.signing as Record<string, unknown>) as unknown as Record<string, unknown>,
+    fleetKey: keys.fleet.publicJwk as unknown as Record<string, unknown>,
+    log: { origin: log.origin, keys: log.verifiers.map(formatVkey) },
+  };
 }
