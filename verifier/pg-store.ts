@@ -305,32 +305,9 @@ export class PgVerifierStore implements VerifierStore {
   }
 
   async batch<T>(fn: (tx: BatchTx) => Promise<T>): Promise<T> {
-    return this.withRetry(async () => {
-      const client = await this.pool.connect();
-      let broken = false;
-      // A checked-out client whose connection dies (a restart) emits 'error' besides failing its query; unheard,
-      // that would be an uncaught exception. The failing query makes the batch retry.
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, DECISION_LOCK]);
-        const result = await fn(batchTx(client));
-        await client.query('COMMIT');
-        return result;
-      } catch (e) {
-        broken ||= isTransient(e);
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        throw e;
-      } finally {
-        client.removeListener('error', onError);
-        // A connection that failed mid-transaction is not put back in the pool.
-        client.release(broken ? true : undefined);
-      }
+    return this.transaction(async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, DECISION_LOCK]);
+      return fn(batchTx(client));
     });
   }
 
@@ -344,10 +321,13 @@ export class PgVerifierStore implements VerifierStore {
     await this.pool.end();
   }
 
+  /** One transaction on a pooled client, retried as a whole on serialization failures, deadlocks and lost connections. */
   private async transaction<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     return this.withRetry(async () => {
       const client = await this.pool.connect();
       let broken = false;
+      // A checked-out client whose connection dies (a restart) emits 'error' besides failing its query; unheard,
+      // that would be an uncaught exception. The failing query makes the transaction retry.
       const onError = () => {
         broken = true;
       };
@@ -365,6 +345,7 @@ export class PgVerifierStore implements VerifierStore {
         throw e;
       } finally {
         client.removeListener('error', onError);
+        // A connection that failed mid-transaction is not put back in the pool.
         client.release(broken ? true : undefined);
       }
     });
