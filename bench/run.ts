@@ -326,8 +326,11 @@ if (only === 'fleet-10k') {
       (x) => ({ ok: true, out: x.stdout }),
       (e: { stdout?: string }) => ({ ok: false, out: e.stdout ?? '' }),
     );
-    const tests = /Tests\s+(.*)/.exec(r.out.replace(/\x1b\[[0-9;]*m/g, ''))?.[1]?.trim() ?? 'no summary';
-    rows.push(`| ${what} (\`${file}\`) | ${r.ok ? 'passed' : '**failed**'} (${tests}) | ${((performance.now() - t0) / 1000).toFixed(0)} s |`);
+    const plain = r.out.replace(/\x1b\[[0-9;]*m/g, '');
+    const tests = /Tests\s+(.*)/.exec(plain)?.[1]?.trim() ?? 'no summary';
+    // The test's own title says how many attestations it ran (from FLEET_TOTAL / RELIABILITY_TOTAL).
+    const count = /(\d+) attestations/.exec(plain)?.[1] ?? '?';
+    rows.push(`| ${what} (\`${file}\`): ${count} attestations | ${r.ok ? 'passed' : '**failed**'} (${tests}) | ${((performance.now() - t0) / 1000).toFixed(0)} s |`);
   }
   report += `
 ## ${date}: 10,000 attestations through faults (issue 13)
