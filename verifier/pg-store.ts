@@ -46,8 +46,7 @@ import {
   type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
-import { decodeSeen, encodeSeen, SchemaError, toAttempt, toStepUp } from './store-common.ts';
-import { toIdentity, toPending, toToken } from './sqlite-store.ts';
+import { decodeSeen, encodeSeen, SchemaError, toAttempt, toDevice, toIdentity, toPending, toStepUp, toToken } from './store-common.ts';
 
 export interface PgVerifierStoreOptions {
   galleryKey: Uint8Array;
@@ -535,8 +534,3 @@ interface GalleryRow {
   enrolled_at: number;
 }
 
-function toDevice(row: unknown): DeviceRecord | undefined {
-  if (!row) return undefined;
-  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; key_store: DeviceRecord['keyStore']; registered_at: number; revoked_at: number | null };
-  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, keyStore: r.key_store, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
-}

@@ -36,7 +36,7 @@ import {
   type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
-import { decodeSeen, encodeSeen, SchemaError, toAttempt, toStepUp, type AttemptDbRow, type StepUpDbRow } from './store-common.ts';
+import { decodeSeen, encodeSeen, SchemaError, toAttempt, toDevice, toIdentity, toPending, toStepUp, toToken, type AttemptDbRow, type StepUpDbRow } from './store-common.ts';
 
 export interface SqliteVerifierStoreOptions {
   /** The AES-256 key gallery templates are encrypted with (verifier-keys.json's galleryKey). */
@@ -516,27 +516,3 @@ interface GalleryRow {
   enrolled_at: number;
 }
 
-export function toToken(row: unknown): EnrollmentToken | undefined {
-  if (!row) return undefined;
-  const r = row as { hash: string; site: string; created_at: number; expires_at: number; used_at: number | null; used_by: string | null };
-  return { hash: r.hash, site: r.site, createdAt: Number(r.created_at), expiresAt: Number(r.expires_at), usedAt: r.used_at === null ? null : Number(r.used_at), usedBy: r.used_by };
-}
-
-export function toPending(row: unknown): PendingEnrollment | undefined {
-  if (!row) return undefined;
-  const r = row as { id: string; kind: 'enroll' | 'rotate'; token_hash: string | null; ueid: string | null; site: string; request: string; credential: Buffer | null; nonce: Buffer; created_at: number; expires_at: number };
-  return { id: r.id, kind: r.kind, tokenHash: r.token_hash, ueid: r.ueid, site: r.site, request: r.request, credential: r.credential === null ? null : Buffer.from(r.credential), nonce: Buffer.from(r.nonce), createdAt: Number(r.created_at), expiresAt: Number(r.expires_at) };
-}
-
-export function toIdentity(row: unknown): DeviceIdentity | undefined {
-  if (!row) return undefined;
-  const r = row as { ueid: string; evidence: 'tpm' | 'development'; ek_cert_sha256: string | null; identity_key_name: Buffer | null; site: string; enrolled_at: number; rotated_at: number | null; decommissioned_at: number | null };
-  const n = (v: number | null) => (v === null ? null : Number(v));
-  return { ueid: r.ueid, evidence: r.evidence, ekCertSha256: r.ek_cert_sha256, identityKeyName: r.identity_key_name === null ? null : Buffer.from(r.identity_key_name), site: r.site, enrolledAt: Number(r.enrolled_at), rotatedAt: n(r.rotated_at), decommissionedAt: n(r.decommissioned_at) };
-}
-
-function toDevice(row: unknown): DeviceRecord | undefined {
-  if (!row) return undefined;
-  const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; key_store: DeviceRecord['keyStore']; registered_at: number; revoked_at: number | null };
-  return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, keyStore: r.key_store, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
-}
