@@ -9,11 +9,15 @@
  *   the fleet broker, alternating rounds.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
 import { VerifierNode } from '../verifier/node.ts';
+import { Quarantine } from '../verifier/quarantine.ts';
+import { BrokerAdmin } from '../verifier/registry/broker-admin.ts';
+import { openVerifier } from '../verifier/setup.ts';
 import { signedMessage } from '../test/helpers/attest.ts';
 import { faceTemplate, MODEL, startKiosk, startVerifier, waitFor, type TestKiosk } from '../test/helpers/e2e.ts';
 import { FleetBroker } from '../test/helpers/fleet-broker.ts';
@@ -42,12 +46,22 @@ async function attempt(k: TestKiosk): Promise<number> {
 }
 
 const tputDevices = Array.from({ length: DEVICES }, (_, d) => `tput-${d}`);
-const broker = await FleetBroker.start({ devices: ['honest', 'rogue', ...tputDevices], verifiers: ['verifier-1'] });
+const ADMIN_PASSWORD = 'a long random password for the bench node';
+const broker = await FleetBroker.start({ devices: ['honest', 'rogue', ...tputDevices], verifiers: ['verifier-1'], admins: [{ id: 'bench-node', password: ADMIN_PASSWORD }] });
 const plain = await Mosquitto.start();
 try {
   // --- flood ---------------------------------------------------------------------------------------------
   if (process.env['BENCH_HOSTILE_ONLY'] !== 'tls') {
-    const { v, node } = await startVerifier(broker.url, await dir('bk-bench-h-'), { precheckWorkers: WORKERS, mqtt: broker.tls('verifiers', 'verifier-1') });
+    const v = await openVerifier(await dir('bk-bench-h-'), { allowedModels: [MODEL.sha256], precheckWorkers: WORKERS });
+    // As `biokiosk verifier run --broker-admin`: its own admin login on the broker's password listener.
+    const admin = new BrokerAdmin(broker.passwordUrl, { ca: readFileSync(broker.caPath), rejectUnauthorized: true, username: 'admin:bench-node', password: ADMIN_PASSWORD });
+    let quarantines = 0;
+    let floodStart = 0;
+    const quarantineAt: number[] = [];
+    const quarantine = new Quarantine(v.store, admin, undefined, { onQuarantine: () => (quarantines++, quarantineAt.push(performance.now() - floodStart)) });
+    quarantine.start(); // as the CLI does: the admin login connected ahead of need
+    const node = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'bench-verifier', protocolVersion: 5, mqtt: broker.tls('verifiers', 'verifier-1') });
+    const guarded = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'bench-verifier-q', protocolVersion: 5, mqtt: broker.tls('verifiers', 'verifier-1'), quarantine });
     await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const rogueKey = SoftwareKeyStore.ephemeral();
     await v.store.registerDevice({ ueid: 'rogue', kid: rogueKey.kid, publicJwk: rogueKey.publicJwk as never, site: 'bench' });
@@ -58,26 +72,51 @@ try {
     const lines: string[] = [];
     child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
     await waitFor(() => lines.includes('ready'), 30_000, 'the junk publisher');
-    for (let i = 0; i < 20; i++) await attempt(k); // warm-up
+    // One node at a time on the stream: the intake alone, then the same with the quarantine.
+    const flood = async (n: VerifierNode, round: number, label: string): Promise<{ ms: number[]; publisher: { sent: number; accepted: number; refused: number; ms: number }; received: number }> => {
+      await n.start();
+      for (let i = 0; i < 20; i++) await attempt(k); // warm-up (and the subscription settled)
+      const received0 = n.stats.received;
+      const done0 = lines.length;
+      const ms: number[] = [];
+      child.stdin!.write('go\n');
+      const t0 = performance.now();
+      floodStart = t0;
+      // From the moment the publisher starts until it is done (acknowledged, or cut off) and the verifier has
+      // decided or dropped everything the broker passed on.
+      while (lines.length === done0 || n.queued > 0) {
+        const one = await attempt(k);
+        ms.push(one);
+        if (process.env['BENCH_TRACE']) process.stderr.write(`${label} round ${round} at ${(performance.now() - t0).toFixed(0)} ms: ${one.toFixed(1)} ms (queued ${n.queued}, received ${n.stats.received - received0})\n`);
+      }
+      await n.settled();
+      const publisher = JSON.parse(lines.at(-1)!) as { sent: number; accepted: number; refused: number; ms: number };
+      const received = n.stats.received - received0;
+      await n.stop();
+      return { ms, publisher, received };
+    };
     const quiet: number[] = [];
     const flooded: number[] = [];
+    const guardedMs: number[] = [];
     const publishMs: number[] = [];
+    const cut: Array<{ accepted: number; received: number }> = [];
+    await node.start();
+    for (let i = 0; i < 20; i++) await attempt(k);
     for (let round = 0; round < ROUNDS; round++) {
       // Without the flood.
       for (let i = 0; i < 60; i++) quiet.push(await attempt(k));
-      // With it: from the moment the publisher starts until the verifier has received every junk message.
-      const received0 = node.stats.received;
-      const done0 = lines.length;
-      child.stdin!.write('go\n');
-      const t0 = performance.now();
-      while (node.stats.received - received0 < JUNK || lines.length === done0) {
-        const ms = await attempt(k);
-        flooded.push(ms);
-        if (process.env['BENCH_TRACE']) process.stderr.write(`round ${round} at ${(performance.now() - t0).toFixed(0)} ms: ${ms.toFixed(1)} ms (queued ${node.queued}, received ${node.stats.received - received0})\n`);
-      }
-      publishMs.push((JSON.parse(lines.at(-1)!) as { ms: number }).ms);
-      await node.settled();
+      await node.stop();
+      const a = await flood(node, round, 'intake');
+      flooded.push(...a.ms);
+      publishMs.push(a.publisher.ms);
+      const b = await flood(guarded, round, 'quarantine');
+      guardedMs.push(...b.ms);
+      cut.push({ accepted: b.publisher.accepted, received: b.received });
+      // The quarantine's end, early: the next round floods again from a released login.
+      await quarantine.release('rogue');
+      await node.start();
     }
+    await node.stop();
     child.kill();
     result['flood'] = {
       junkPerRound: JUNK,
@@ -85,13 +124,14 @@ try {
       publishRatePerSecond: median(publishMs.map((ms) => JUNK / (ms / 1000))),
       quiet: { n: quiet.length, p50: pct(quiet, 0.5), p99: pct(quiet, 0.99), max: Math.max(...quiet) },
       flooded: { n: flooded.length, p50: pct(flooded, 0.5), p99: pct(flooded, 0.99), max: Math.max(...flooded) },
+      quarantined: { n: guardedMs.length, p50: pct(guardedMs, 0.5), p99: pct(guardedMs, 0.99), max: Math.max(...guardedMs), quarantines, quarantinedAfterMs: median(quarantineAt), acceptedByBroker: median(cut.map((c) => c.accepted)), receivedByVerifier: median(cut.map((c) => c.received)), dropped: guarded.stats.dropped },
       logEntries: await v.store.audit.size(),
-      honestAttempts: quiet.length + flooded.length + 20,
+      honestAttempts: quiet.length + flooded.length + guardedMs.length + 20 * (1 + 2 * ROUNDS),
       dropped: node.stats.dropped,
       refused: (await v.store.rejectionReport()).counts,
     };
     await k.stop();
-    await node.stop();
+    await admin.close();
     await v.close();
   }
 

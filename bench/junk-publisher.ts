@@ -1,7 +1,8 @@
 /**
  * A compromised kiosk flooding its own attestation topic (bench/hostile-worker.ts runs it as a separate process):
  * `count` junk messages of four kinds, as fast as one mqtt.js client sends them (QoS 1, not awaited one by one).
- * Prints one JSON line: how many, in how many milliseconds.
+ * Prints one JSON line per flood: how many were sent, acknowledged and refused by the broker, in how many milliseconds
+ * (until the last acknowledgement, or until the broker dropped the connection).
  *   node --import tsx bench/junk-publisher.ts '<json>'
  */
 import { readFileSync } from 'node:fs';
@@ -9,8 +10,7 @@ import mqtt from 'mqtt';
 import { encodeBase64url } from '../protocol/base64url.ts';
 import { encodeEnvelope } from '../protocol/envelope.ts';
 
-const cfg = JSON.parse(process.argv[2]!) as { url: string; ca: string; cert: string; key: string; ueid: string; kid: string; count: number; rounds: number };
-const client = await mqtt.connectAsync(cfg.url, { protocolVersion: 5, ca: readFileSync(cfg.ca), cert: readFileSync(cfg.cert), key: readFileSync(cfg.key), rejectUnauthorized: true, reconnectPeriod: 0 });
+const cfg = JSON.parse(process.argv[2]!) as { url: string; ca: string; cert: string; key: string; ueid: string; kid: string; count: number };
 const topic = `biokiosk/v1/${cfg.ueid}/attestations`;
 const junk = (i: number): Buffer => {
   const attId = `junk-${String(i).padStart(16, '0')}`;
@@ -25,14 +25,28 @@ const junk = (i: number): Buffer => {
       return encodeEnvelope({ v: 1, kind: 'attestation', corr: attId, body: `${encodeBase64url(JSON.stringify({ alg: 'ES256', kid: cfg.kid, typ: 'biokiosk-att+jws' }))}.${encodeBase64url(JSON.stringify({ att_id: attId, ueid: 'someone-else' }))}.AAAA` });
   }
 };
-const out: number[] = [];
 process.stdin.on('data', async () => {
-  // One flood per line on stdin: the parent decides when.
+  // One flood per line on stdin, each on a fresh connection (a quarantine drops it): the parent decides when.
+  const client = await mqtt.connectAsync(cfg.url, { protocolVersion: 5, ca: readFileSync(cfg.ca), cert: readFileSync(cfg.cert), key: readFileSync(cfg.key), rejectUnauthorized: true, reconnectPeriod: 0 });
   const t0 = performance.now();
-  const sent: Promise<unknown>[] = [];
-  for (let i = 0; i < cfg.count; i++) sent.push(client.publishAsync(topic, junk(i), { qos: 1 }));
-  await Promise.all(sent);
-  out.push(performance.now() - t0);
-  process.stdout.write(JSON.stringify({ sent: cfg.count, ms: out.at(-1) }) + '\n');
+  let accepted = 0;
+  let refused = 0;
+  let sent = 0;
+  // What the broker acknowledged or refused; once the broker drops the connection, the rest will never be.
+  const settled = new Promise<void>((resolve) => {
+    const check = () => accepted + refused === cfg.count && resolve();
+    client.once('close', () => resolve());
+    for (let i = 0; i < cfg.count && client.connected; i++) {
+      sent++;
+      client.publishAsync(topic, junk(i), { qos: 1 }).then(
+        () => (accepted++, check()),
+        () => (refused++, check()),
+      );
+    }
+  });
+  await settled;
+  const ms = performance.now() - t0;
+  client.end(true);
+  process.stdout.write(JSON.stringify({ sent, accepted, refused, ms }) + '\n');
 });
 process.stdout.write('ready\n');

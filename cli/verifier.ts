@@ -25,6 +25,7 @@ import { WitnessClient } from '../witness/client.ts';
 import { formatVkey, parseVkey, type NoteVerifier } from '../protocol/note.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { BrokerAdmin } from '../verifier/registry/broker-admin.ts';
+import { DEFAULT_QUARANTINE, Quarantine } from '../verifier/quarantine.ts';
 import { loadTrustedCas } from '../verifier/registry/ek-ca.ts';
 import { issueEnrollmentToken, Registry } from '../verifier/registry/registry.ts';
 import { serveRegistry } from '../verifier/registry/server.ts';
@@ -96,6 +97,22 @@ async function defaultAllowedModels(): Promise<string[]> {
   return [...face, fingerprintExtractorIdentity(fp).sha256, ...(iris ? [irisModelIdentity(iris.sha256).sha256] : [])];
 }
 
+interface BrokerAdminCliOptions {
+  brokerAdmin?: string;
+  brokerAdminUrl?: string;
+  brokerAdminPasswordFile?: string;
+  ca?: string;
+}
+
+/** The admin login named by --broker-admin (undefined without it). */
+async function brokerAdminOf(o: BrokerAdminCliOptions, defaultUrl: string | undefined): Promise<BrokerAdmin | undefined> {
+  if (o.brokerAdmin === undefined) return undefined;
+  const url = o.brokerAdminUrl ?? defaultUrl;
+  if (!url) throw new UsageError('--broker-admin needs --broker-admin-url');
+  if (!o.brokerAdminPasswordFile) throw new UsageError('--broker-admin needs --broker-admin-password-file');
+  return new BrokerAdmin(url, await brokerConnectOptions(url, { ca: o.ca, username: `admin:${o.brokerAdmin}`, passwordFile: o.brokerAdminPasswordFile }));
+}
+
 export function registerVerifier(program: Command): void {
   const v = program.command('verifier').description('The verifier node: decide attestations, keep the gallery, the device registry and the audit log.');
 
@@ -122,7 +139,11 @@ export function registerVerifier(program: Command): void {
     .option('--eligibility <file>', 'insurance eligibility table (CSV: subject,payer,plan,valid_from,valid_to,services), re-read when the file changes')
     // One core stays with the main thread, which decides, logs and signs verdicts.
     .option('--workers <n>', 'worker threads for signature checks and decryption (0: on the main thread; default: one per core but one)', parseNumber('--workers', 0, 64, true), Math.max(1, availableParallelism() - 1))
-    .action(async (o: { broker: string; dir: string; store?: string; logKey?: string; witness?: string[]; witnessTimeout: number; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number; irisThreshold?: number; policy?: string; eligibility?: string } & BrokerCredentialOptions) => {
+    .option('--broker-admin <id>', "quarantine kiosks that flood the stream, through this admin login on the fleet broker (username admin:<id>; one per node)")
+    .option('--broker-admin-url <url>', "the broker's TLS password listener, for that login (default: --broker)")
+    .option('--broker-admin-password-file <file>', 'its password (a 0600 file)')
+    .option('--quarantine-minutes <n>', "a first quarantine's length; each one in a row doubles it, up to a day", parseNumber('--quarantine-minutes', 0.01, 24 * 60), 10)
+    .action(async (o: { broker: string; dir: string; store?: string; logKey?: string; witness?: string[]; witnessTimeout: number; id: string; mqttVersion: number; group: string; allowModel?: string[]; faceThreshold?: number; requireNonce?: boolean; workers: number; fingerprintThreshold?: number; irisThreshold?: number; policy?: string; eligibility?: string; quarantineMinutes: number } & BrokerCredentialOptions & BrokerAdminCliOptions) => {
       const witnesses = (o.witness ?? []).map(witnessOption);
       const allowed = o.allowModel ?? (await defaultAllowedModels());
       for (const h of allowed) if (!/^[0-9a-f]{64}$/.test(h)) throw new UsageError(`--allow-model takes sha256 hashes (64 hex digits), got "${h}"`);
@@ -143,7 +164,17 @@ export function registerVerifier(program: Command): void {
               onRefused: (name, status, message, size) => process.stderr.write(`verifier: ${status === 422 ? 'ALERT: ' : ''}witness ${name} did not cosign the checkpoint of size ${size}: ${status ? `${status} ` : ''}${message}\n`),
             })
           : undefined;
+      const admin = await brokerAdminOf(o, o.broker);
+      const firstMs = o.quarantineMinutes * 60_000;
+      const quarantine = admin
+        ? new Quarantine(inst.store, admin, { ...DEFAULT_QUARANTINE, firstMs, sweepMs: Math.min(DEFAULT_QUARANTINE.sweepMs, Math.max(1000, firstMs / 4)) }, {
+            onQuarantine: (q) => process.stderr.write(`verifier: ALERT: kiosk ${q.ueid} quarantined at the broker until ${new Date(q.until).toISOString()} (strike ${q.strikes}): ${q.reason}\n`),
+            onRelease: (ueid) => process.stderr.write(`verifier: kiosk ${ueid} released from quarantine\n`),
+            onError: (e) => onError(e, 'quarantine'),
+          })
+        : undefined;
       const node = new VerifierNode(inst.verifier, inst.store, {
+        quarantine,
         witnessing,
         witnessTimeoutMs: o.witnessTimeout,
         brokerUrl: o.broker,
@@ -158,7 +189,8 @@ export function registerVerifier(program: Command): void {
         onError,
       });
       await node.start();
-      const up = `verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), store ${inst.store.description}, log ${inst.logSigner.origin}${policy ? `, decision policy ${policy.version}` : ''}${witnesses.length ? `, witnesses ${witnesses.map((w) => w.vkey.name).join(', ')}` : ''}`;
+      quarantine?.start();
+      const up = `verifier ${inst.keys.verifierId} running on ${o.broker} (MQTT ${o.mqttVersion === 5 ? '5' : '3.1.1'}), store ${inst.store.description}, log ${inst.logSigner.origin}${policy ? `, decision policy ${policy.version}` : ''}${witnesses.length ? `, witnesses ${witnesses.map((w) => w.vkey.name).join(', ')}` : ''}${quarantine ? `, quarantine through admin:${o.brokerAdmin}` : ''}`;
       process.stderr.write(`${up}\n`);
       // Under systemd (Type=notify): ready now, and watchdog pings while the event loop turns.
       const service = ServiceNotifier.fromEnvironment();
@@ -171,7 +203,39 @@ export function registerVerifier(program: Command): void {
       });
       await service?.stopping();
       await node.stop();
+      await quarantine?.stop();
+      await admin?.close();
       await inst.close();
+    });
+
+  v.command('quarantine')
+    .description('Kiosks cut off at the broker for flooding the stream (by `verifier run --broker-admin`): list them, or release one now.')
+    .option('--dir <dir>', 'state folder', DEFAULT_DIR)
+    .option('--store <url-or-file>', STORE_HELP)
+    .option('--release <ueid>', 'give this kiosk its broker login back now (needs --broker-admin)')
+    .option('--broker-admin <id>', 'an admin login on the fleet broker (username admin:<id>)')
+    .option('--broker-admin-url <url>', "the broker's TLS password listener, e.g. mqtts://broker:8884")
+    .option('--broker-admin-password-file <file>', 'its password (a 0600 file)')
+    .option('--ca <file>', "the fleet CA's certificate (PEM), to check the broker's")
+    .option('--json', 'print one JSON object')
+    .action(async (o: { dir: string; store?: string; release?: string; ca?: string; json?: boolean } & BrokerAdminCliOptions) => {
+      if (o.release !== undefined) assertDeviceId(o.release);
+      const admin = o.release === undefined ? undefined : await brokerAdminOf(o, o.brokerAdminUrl);
+      if (o.release !== undefined && !admin) throw new UsageError('--release needs --broker-admin, --broker-admin-url and --broker-admin-password-file');
+      const inst = await openVerifierStore(o.dir, { store: o.store, onNotice: notice });
+      try {
+        if (o.release !== undefined) {
+          const released = await new Quarantine(inst.store, admin!).release(o.release);
+          if (!released) throw new UsageError(`${o.release} is not quarantined`);
+          if (!o.json) return void process.stdout.write(`released ${o.release}\n`);
+        }
+        const rows = await inst.store.quarantines();
+        if (o.json) return printJson({ quarantined: rows.map((r) => ({ ...r, since: new Date(r.since).toISOString(), until: new Date(r.until).toISOString() })) });
+        process.stdout.write(rows.length === 0 ? 'no kiosk is quarantined\n' : rows.map((r) => `${r.ueid}  until ${new Date(r.until).toISOString()}  strike ${r.strikes}  ${r.reason}`).join('\n') + '\n');
+      } finally {
+        await admin?.close();
+        await inst.close();
+      }
     });
 
   v.command('enroll')

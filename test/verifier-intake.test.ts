@@ -65,7 +65,7 @@ describe('intake parts', () => {
 });
 
 describe('backpressure', () => {
-  it('with a queue bound of 32, a burst of 1,500 attestations never queues more than the bound, pauses the client, and loses none', async () => {
+  it('with a queue bound of 32 and a receive maximum of 32, a burst of 1,500 attestations never queues more than the two together, pauses the client, and loses none', async () => {
     const broker = await Mosquitto.start();
     const v = await openVerifier(await tempDir('bk-bp-'), { allowedModels: [MODEL.sha256] });
     const ks = SoftwareKeyStore.ephemeral();
@@ -89,7 +89,8 @@ describe('backpressure', () => {
       await Promise.all(msgs.map((m) => pub.publishAsync(m.topic, m.payload, { qos: 1 })));
       await waitFor(() => decided === 1500, 120_000, 'every attestation decided');
       await node.settled();
-      expect(maxQueued).toBeLessThanOrEqual(33);
+      // mqtt.js queues a message before its PUBACK is withheld: the broker's messages in flight come on top of the bound.
+      expect(maxQueued).toBeLessThanOrEqual(32 + 32);
       expect(node.stats.pauses).toBeGreaterThan(0);
       expect(node.stats.answered).toBe(1500);
       expect((await logSize(v))).toBe(1500);

@@ -502,6 +502,23 @@ describe.each(backends)('verifier store conformance: $kind', (b) => {
     expect((await s.batch((tx) => tx.stepUps(['att-1']))).size).toBe(0);
   });
 
+  it('keeps quarantines: in force until released, due ones found by time, seen by another node, strikes kept after release', async () => {
+    const f = await b.fresh();
+    const s = f.store;
+    const row = { ueid: 'rogue', strikes: 1, since: 1000, until: 61_000, reason: 'flood', releasedAt: null };
+    await s.putQuarantine(row);
+    await s.putQuarantine({ ...row, ueid: 'other', since: 2000, until: 120_000 });
+    const other = await f.reopen();
+    expect(await other.quarantineRecord('rogue')).toEqual(row);
+    expect((await other.quarantines()).map((q) => q.ueid)).toEqual(['rogue', 'other']);
+    expect((await other.quarantines({ dueBy: 61_000 })).map((q) => q.ueid)).toEqual(['rogue']);
+    expect(await other.quarantines({ dueBy: 60_999 })).toEqual([]);
+    await other.putQuarantine({ ...row, releasedAt: 61_500 });
+    expect((await s.quarantines()).map((q) => q.ueid)).toEqual(['other']);
+    expect(await s.quarantineRecord('rogue')).toEqual({ ...row, releasedAt: 61_500 });
+    expect(await s.quarantineRecord('nobody')).toBeUndefined();
+  });
+
   it('reports its schema version', async () => {
     const { store: s } = await b.fresh();
     // One version per migration, applied in order (verifier/migrations.ts).

@@ -126,6 +126,20 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX step_ups_expiry ON step_ups (expires_at);
     `,
   },
+  {
+    version: 4,
+    name: 'kiosks quarantined at the broker for flooding the stream, with their strikes',
+    sqlite: `
+      CREATE TABLE IF NOT EXISTS quarantines (ueid TEXT PRIMARY KEY, strikes INTEGER NOT NULL, since INTEGER NOT NULL, until INTEGER NOT NULL,
+        reason TEXT NOT NULL, released_at INTEGER);
+      CREATE INDEX IF NOT EXISTS quarantines_until ON quarantines (until) WHERE released_at IS NULL;
+    `,
+    postgres: `
+      CREATE TABLE quarantines (ueid TEXT PRIMARY KEY, strikes INTEGER NOT NULL, since BIGINT NOT NULL, until BIGINT NOT NULL,
+        reason TEXT NOT NULL, released_at BIGINT);
+      CREATE INDEX quarantines_until ON quarantines (until) WHERE released_at IS NULL;
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -16,13 +16,14 @@ import { Rejection } from '../protocol/rejections.ts';
 import { allDevicesFilter, deviceIdFromTopic, parseTopic, sharedSubscription, topicFor } from '../protocol/topics.ts';
 import { DeviceGate, FairQueue, type FailureBudget } from './intake.ts';
 import { prescreen } from './precheck.ts';
+import type { Quarantine } from './quarantine.ts';
 import type { VerifierStore } from './store.ts';
 import { TokenBucket } from './token-bucket.ts';
 import type { CommittedBatch, IncomingMessage, PreparedBatch, Verifier, VerdictOut } from './verifier.ts';
 import type { Witnessing } from './witnessing.ts';
 
 export interface IntakeLimits {
-  /** Messages queued in all, at most; past it the client stops reading until half of them are decided. */
+  /** Messages queued in all; past it the client stops acknowledging (and so reading) until half of them are decided. The broker's messages in flight (receiveMaximum) come on top. */
   maxQueued: number;
   /** Messages queued per device, at most; more are dropped (the kiosk's outbox sends them again). */
   maxPerDevice: number;
@@ -58,6 +59,12 @@ export interface VerifierNodeOptions {
   witnessing?: Witnessing;
   /** How long a batch waits for its cosignatures before answering with the log's signature alone (default 2 s). */
   witnessTimeoutMs?: number;
+  /**
+   * Cuts a flooding kiosk off at the broker (quarantine.ts). Only with a broker whose access rules let nobody but
+   * a device publish on its topics (the fleet broker): every failure on a device topic then counts against it,
+   * including what the intake refuses without cryptography.
+   */
+  quarantine?: Quarantine;
 }
 
 /** Committed batches being witnessed and answered at once, at most (their order is kept). */
@@ -71,7 +78,7 @@ export interface NodeStats {
   /** Messages no trusted device signed (decided and counted, never logged). */
   unauthenticated: number;
   /** Messages dropped by the intake, by reason. */
-  dropped: Record<'oversized' | 'not_a_device_topic' | 'not_the_device' | 'throttled' | 'device_queue_full', number>;
+  dropped: Record<'oversized' | 'not_a_device_topic' | 'not_the_device' | 'throttled' | 'device_queue_full' | 'quarantined', number>;
   challenges: { issued: number; refused: number };
   /** Times the client stopped reading because the queue was full. */
   pauses: number;
@@ -96,7 +103,7 @@ export class VerifierNode {
     duplicates: 0,
     batches: 0,
     unauthenticated: 0,
-    dropped: { oversized: 0, not_a_device_topic: 0, not_the_device: 0, throttled: 0, device_queue_full: 0 },
+    dropped: { oversized: 0, not_a_device_topic: 0, not_the_device: 0, throttled: 0, device_queue_full: 0, quarantined: 0 },
     challenges: { issued: 0, refused: 0 },
     pauses: 0,
   };
@@ -165,7 +172,9 @@ export class VerifierNode {
       ...this.o.mqtt,
     });
     this.client = client;
-    // The PUBACK of each message waits for this: withheld while the queue is full (backpressure).
+    // The PUBACK of each message waits for this: withheld while the queue is full (backpressure). mqtt.js hands the
+    // message over before asking, so the queue holds at most maxQueued plus what the broker sends ahead unacknowledged
+    // (the receive maximum on MQTT 5; the broker's max_inflight_messages on 3.1.1).
     client.handleMessage = (_packet: IPublishPacket, callback: (error?: Error) => void) => {
       if (this.queue.size < this.limits.maxQueued) return callback();
       if (this.held.length === 0) this.stats.pauses++;
@@ -204,7 +213,9 @@ export class VerifierNode {
     const now = Date.now();
     if (payload.byteLength > MAX_ENVELOPE_BYTES) {
       this.stats.dropped.oversized++;
-      this.verifier.noteIntakeRejection('oversized', safeDevice(topic), `The MQTT payload is ${payload.byteLength} bytes; at most ${MAX_ENVELOPE_BYTES} allowed.`, payload.subarray(0, 4096), now);
+      const device = safeDevice(topic);
+      this.verifier.noteIntakeRejection('oversized', device, `The MQTT payload is ${payload.byteLength} bytes; at most ${MAX_ENVELOPE_BYTES} allowed.`, payload.subarray(0, 4096), now);
+      if (device) this.o.quarantine?.failure(device, now);
       return;
     }
     let device: string;
@@ -214,6 +225,11 @@ export class VerifierNode {
     } catch {
       this.stats.dropped.not_a_device_topic++;
       this.verifier.noteIntakeRejection('malformed', '', 'The message did not arrive on a device topic.', payload, now);
+      return;
+    }
+    if (this.o.quarantine?.isCut(device, now)) {
+      this.stats.dropped.quarantined++;
+      this.verifier.noteIntakeRejection('rate_limited', device, 'Dropped unread: the device is quarantined at the broker for flooding.', payload, now);
       return;
     }
     if (kind === 'challenges/request') {
@@ -237,6 +253,7 @@ export class VerifierNode {
     if ('rejection' in pre) {
       this.stats.dropped.not_the_device++;
       this.verifier.noteIntakeRejection(pre.rejection.code, device, pre.rejection.detail, payload, now);
+      this.o.quarantine?.failure(device, now);
       return;
     }
     const registered = this.registeredKey(device, now);
@@ -262,6 +279,7 @@ export class VerifierNode {
       this.stats.dropped.not_the_device++;
       const code = registered?.kid === pre.kid ? 'revoked_device' : 'unknown_device';
       this.verifier.noteIntakeRejection(code, device, code === 'revoked_device' ? `Device ${device} is revoked.` : `The attestation is not signed with the key registered for ${device}.`, payload, now);
+      this.o.quarantine?.failure(device, now);
       return;
     }
     if (!this.gate.allows(device, now)) {
@@ -271,7 +289,7 @@ export class VerifierNode {
     }
     if (!this.queue.push(device, { topic, payload, correlationData, receivedAt: now, kid: pre.kid })) {
       this.stats.dropped.device_queue_full++;
-      this.gate.charge(device, now);
+      this.fault(device, now);
       return;
     }
     void this.drain();
@@ -348,7 +366,9 @@ export class VerifierNode {
         if (!r.authenticated) this.stats.unauthenticated++;
         if (r.decision === 'rejected' && !r.duplicate) {
           const device = safeDevice(batch[i]!.topic);
-          if (device) this.gate.charge(device, now);
+          // Only what the device's key did not sign counts towards a quarantine: an honest kiosk's signed
+          // attestations can be refused (stale after a long time offline, say), never unsigned junk.
+          if (device) this.fault(device, now, !r.authenticated);
         }
         if (r.verdict && r.attId) {
           this.publishVerdict(r.ueid, r.attId, r.verdict);
@@ -359,6 +379,12 @@ export class VerifierNode {
     })();
     this.lastAnswer = done;
     return done;
+  }
+
+  /** A failure the device's topic produced: against its intake budget, and its quarantine budget when `unsigned`. */
+  private fault(device: string, now: number, unsigned = true): void {
+    this.gate.charge(device, now);
+    if (unsigned) this.o.quarantine?.failure(device, now);
   }
 
   private takeBatch(): { batch: IncomingMessage[]; prepared: Promise<PreparedBatch> } | null {

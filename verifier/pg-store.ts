@@ -35,6 +35,7 @@ import {
   type DeviceRecord,
   type EnrollmentToken,
   type DeviceRegistration,
+  type QuarantineRow,
   type StepUpRow,
   type GalleryEntry,
   type PendingEnrollment,
@@ -46,7 +47,7 @@ import {
   type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
-import { decodeSeen, encodeSeen, SchemaError, toAttempt, toDevice, toIdentity, toPending, toStepUp, toToken } from './store-common.ts';
+import { decodeSeen, encodeSeen, SchemaError, toAttempt, toDevice, toIdentity, toPending, toQuarantine, toStepUp, toToken } from './store-common.ts';
 
 export interface PgVerifierStoreOptions {
   galleryKey: Uint8Array;
@@ -293,6 +294,22 @@ export class PgVerifierStore implements VerifierStore {
 
   async deviceIdentity(ueid: string): Promise<DeviceIdentity | undefined> {
     return toIdentity((await this.pool.query('SELECT * FROM device_identities WHERE ueid = $1', [ueid])).rows[0]);
+  }
+
+  async quarantineRecord(ueid: string): Promise<QuarantineRow | undefined> {
+    return toQuarantine((await this.pool.query('SELECT * FROM quarantines WHERE ueid = $1', [ueid])).rows[0]);
+  }
+
+  async putQuarantine(r: QuarantineRow): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO quarantines (ueid, strikes, since, until, reason, released_at) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (ueid) DO UPDATE SET strikes = excluded.strikes, since = excluded.since, until = excluded.until, reason = excluded.reason, released_at = excluded.released_at`,
+      [r.ueid, r.strikes, r.since, r.until, r.reason, r.releasedAt],
+    );
+  }
+
+  async quarantines(opts: { dueBy?: number } = {}): Promise<QuarantineRow[]> {
+    return (await this.pool.query('SELECT * FROM quarantines WHERE released_at IS NULL AND until <= $1 ORDER BY since, ueid', [opts.dueBy ?? Number.MAX_SAFE_INTEGER])).rows.map((r) => toQuarantine(r)!);
   }
 
   async decommissionDevice(ueid: string, now: number): Promise<boolean> {

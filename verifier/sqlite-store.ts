@@ -25,6 +25,7 @@ import {
   type DeviceRecord,
   type EnrollmentToken,
   type DeviceRegistration,
+  type QuarantineRow,
   type StepUpRow,
   type GalleryEntry,
   type PendingEnrollment,
@@ -36,7 +37,7 @@ import {
   type UnreadableEntry,
   type VerifierStore,
 } from './store.ts';
-import { decodeSeen, encodeSeen, SchemaError, toAttempt, toDevice, toIdentity, toPending, toStepUp, toToken, type AttemptDbRow, type StepUpDbRow } from './store-common.ts';
+import { decodeSeen, encodeSeen, SchemaError, toAttempt, toDevice, toIdentity, toPending, toQuarantine, toStepUp, toToken, type AttemptDbRow, type StepUpDbRow } from './store-common.ts';
 
 export interface SqliteVerifierStoreOptions {
   /** The AES-256 key gallery templates are encrypted with (verifier-keys.json's galleryKey). */
@@ -132,6 +133,9 @@ export class SqliteVerifierStore implements VerifierStore {
       putIdentity: p(`INSERT OR REPLACE INTO device_identities (ueid, evidence, ek_cert_sha256, identity_key_name, site, enrolled_at, rotated_at, decommissioned_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       identity: p('SELECT * FROM device_identities WHERE ueid = ?'),
+      quarantine: p('SELECT * FROM quarantines WHERE ueid = ?'),
+      putQuarantine: p('INSERT OR REPLACE INTO quarantines (ueid, strikes, since, until, reason, released_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      quarantines: p('SELECT * FROM quarantines WHERE released_at IS NULL AND until <= ? ORDER BY since, ueid'),
       rotateKey: p(`UPDATE devices SET kid = ?, jwk = ? WHERE ueid = ? AND status = 'active'`),
       rotated: p('UPDATE device_identities SET rotated_at = ? WHERE ueid = ?'),
       decommissioned: p('UPDATE device_identities SET decommissioned_at = ? WHERE ueid = ?'),
@@ -282,6 +286,18 @@ export class SqliteVerifierStore implements VerifierStore {
 
   async deviceIdentity(ueid: string): Promise<DeviceIdentity | undefined> {
     return toIdentity(this.s['identity']!.get(ueid));
+  }
+
+  async quarantineRecord(ueid: string): Promise<QuarantineRow | undefined> {
+    return toQuarantine(this.s['quarantine']!.get(ueid));
+  }
+
+  async putQuarantine(r: QuarantineRow): Promise<void> {
+    await this.exclusive(() => this.s['putQuarantine']!.run(r.ueid, r.strikes, r.since, r.until, r.reason, r.releasedAt));
+  }
+
+  async quarantines(opts: { dueBy?: number } = {}): Promise<QuarantineRow[]> {
+    return this.s['quarantines']!.all(opts.dueBy ?? Number.MAX_SAFE_INTEGER).map((r) => toQuarantine(r)!);
   }
 
   async decommissionDevice(ueid: string, now: number): Promise<boolean> {

@@ -1,7 +1,7 @@
 /** Pieces both stores share: schema errors and how a replay window's seen set is stored. */
 import { BiokioskError } from '../protocol/errors.ts';
 import type { JWK } from 'jose';
-import type { AttemptRow, DeviceIdentity, DeviceRecord, EnrollmentToken, PendingEnrollment, StepUpRow } from './store.ts';
+import type { AttemptRow, DeviceIdentity, DeviceRecord, EnrollmentToken, PendingEnrollment, QuarantineRow, StepUpRow } from './store.ts';
 
 /** The database is not at the schema version this build reads and writes (or cannot be brought there). */
 export class SchemaError extends BiokioskError {
@@ -80,4 +80,10 @@ export function toDevice(row: unknown): DeviceRecord | undefined {
   if (!row) return undefined;
   const r = row as { ueid: string; kid: string; jwk: string; site: string; status: 'active' | 'revoked'; key_store: DeviceRecord['keyStore']; registered_at: number; revoked_at: number | null };
   return { ueid: r.ueid, kid: r.kid, publicJwk: JSON.parse(r.jwk) as JWK, site: r.site, status: r.status, keyStore: r.key_store, registeredAt: Number(r.registered_at), revokedAt: r.revoked_at === null ? null : Number(r.revoked_at) };
+}
+
+export function toQuarantine(row: unknown): QuarantineRow | undefined {
+  if (!row) return undefined;
+  const r = row as { ueid: string; strikes: number; since: number | string; until: number | string; reason: string; released_at: number | string | null };
+  return { ueid: r.ueid, strikes: Number(r.strikes), since: Number(r.since), until: Number(r.until), reason: r.reason, releasedAt: r.released_at === null ? null : Number(r.released_at) };
 }

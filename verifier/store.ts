@@ -99,6 +99,18 @@ export const REJECTION_COUNT_DAYS = 30;
 /** Expired nonces are pruned this long after they expire. */
 export const NONCE_GRACE_MS = 10 * 60_000;
 
+/** A kiosk cut off at the broker for flooding the stream (verifier/quarantine.ts); kept after release for its strikes. */
+export interface QuarantineRow {
+  ueid: string;
+  /** Quarantines in a row: each doubles the next one's length. */
+  strikes: number;
+  since: number;
+  until: number;
+  /** Sanitised, for operators. */
+  reason: string;
+  releasedAt: number | null;
+}
+
 /** The schema version this build reads and writes (verifier/migrations.ts). */
 export interface SchemaStatus {
   current: number;
@@ -215,6 +227,13 @@ export interface VerifierStore {
   batch<T>(fn: (tx: BatchTx) => Promise<T>): Promise<T>;
   /** The audit log, read outside batches (receipts of old entries, the auditor, the tiles server). */
   readonly audit: AuditReader;
+
+  // ---- quarantines (verifier/quarantine.ts) ----------------------------------------------------------------
+  quarantineRecord(ueid: string): Promise<QuarantineRow | undefined>;
+  /** Stores (or replaces) a device's quarantine row. */
+  putQuarantine(row: QuarantineRow): Promise<void>;
+  /** Quarantines in force (not released), oldest first; with `dueBy`, only those ending by then. */
+  quarantines(opts?: { dueBy?: number }): Promise<QuarantineRow[]>;
 
   // ---- the registry (provisioning) ------------------------------------------------------------------------
   putEnrollmentToken(t: Omit<EnrollmentToken, 'usedAt' | 'usedBy'>): Promise<void>;

@@ -2,7 +2,8 @@
  * Kiosks' broker logins added and removed while the fleet broker runs, through mosquitto's dynamic-security
  * control topic (the registry logs in as `admin:<id>`, a client whose role allows only that topic). A new kiosk
  * gets its own role (its own topics, provisioning/broker-security.ts) and a login with a random password; a
- * decommissioned kiosk's login is deleted, which also disconnects it.
+ * decommissioned kiosk's login is deleted, which also disconnects it. A verifier node uses the same client to
+ * quarantine a kiosk that floods the stream (verifier/quarantine.ts).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
@@ -53,6 +54,26 @@ export class BrokerAdmin {
     await this.run([{ command: 'deleteClient', username: ueid }, { command: 'deleteRole', rolename: deviceRoleName(ueid) }], true);
   }
 
+  /**
+   * Cuts a kiosk off without deleting it: its role is taken away (every publish and subscribe then refused, on
+   * either listener; the broker also drops its connection) and its password login disabled. Disabling alone is
+   * not enough: mosquitto checks it only for password logins, and a certificate login reconnects at once.
+   */
+  async quarantineDevice(ueid: string): Promise<void> {
+    // Tolerant: another node may have cut it already (the role is gone), which is the same outcome.
+    await this.run([{ command: 'removeClientRole', username: ueid, rolename: deviceRoleName(ueid) }, { command: 'disableClient', username: ueid }], true);
+  }
+
+  /** Gives a quarantined kiosk its role and login back. */
+  async releaseDevice(ueid: string): Promise<void> {
+    // Tolerant: released already by another node, or never cut (a quarantine recorded whose cut had failed).
+    await this.run([{ command: 'addClientRole', username: ueid, rolename: deviceRoleName(ueid), priority: 0 }, { command: 'enableClient', username: ueid }], true);
+  }
+
+  async warm(): Promise<void> {
+    await this.connect();
+  }
+
   async close(): Promise<void> {
     await this.client?.endAsync(true).catch(() => {});
     this.client = null;
@@ -64,12 +85,12 @@ export class BrokerAdmin {
     try {
       const c = await mqtt.connectAsync(this.url, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: this.timeoutMs, clientId: `${this.options.username ?? 'registry'}`, ...this.options });
       const granted = await c.subscribeAsync(`${DYNSEC_CONTROL_TOPIC}/response`, { qos: 1 });
-      if (granted.some((g) => g.qos >= 0x80)) throw new BrokerAdminError(`the broker refused the registry's subscription to ${DYNSEC_CONTROL_TOPIC}/response: is ${this.options.username} an admin in its access rules?`, false);
+      if (granted.some((g) => g.qos >= 0x80)) throw new BrokerAdminError(`the broker refused the admin login's subscription to ${DYNSEC_CONTROL_TOPIC}/response: is ${this.options.username} an admin in its access rules?`, false);
       this.client = c;
       return c;
     } catch (e) {
       if (e instanceof BrokerAdminError) throw e;
-      throw new BrokerAdminError(`cannot reach the fleet broker at ${this.url} to issue the kiosk's login: ${(e as Error).message}`, true);
+      throw new BrokerAdminError(`cannot reach the fleet broker at ${this.url} to change its access rules: ${(e as Error).message}`, true);
     }
   }
 
@@ -81,7 +102,7 @@ export class BrokerAdmin {
     const answer = new Promise<DynsecResponse[]>((resolve, reject) => {
       const timer = setTimeout(() => {
         c.off('message', on);
-        reject(new BrokerAdminError(`the fleet broker did not answer the registry's access-rule change within ${this.timeoutMs} ms`, true));
+        reject(new BrokerAdminError(`the fleet broker did not answer an access-rule change within ${this.timeoutMs} ms`, true));
       }, this.timeoutMs);
       const on = (_t: string, payload: Buffer) => {
         let doc: { responses?: DynsecResponse[] };
