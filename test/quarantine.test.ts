@@ -69,9 +69,9 @@ describe('a flooding kiosk is quarantined at the broker', () => {
     const passwordFile = join(vdir, 'broker-admin.password');
     await writeFile(passwordFile, ADMIN_PASSWORD, { mode: 0o600 });
     const f = broker.files('verifiers', 'verifier-1');
-    // A first quarantine of 3 s, so that the release is seen here.
+    // A first quarantine of 6 s, so that the release is seen here.
     verifier = spawnBiokiosk(['verifier', 'run', '--dir', vdir, '--broker', broker.url, '--ca', f.ca!, '--cert', f.cert!, '--key', f.key!, '--allow-model', MODEL.sha256, '--workers', '1',
-      '--broker-admin', 'node-1', '--broker-admin-url', broker.passwordUrl, '--broker-admin-password-file', passwordFile, '--quarantine-minutes', '0.05']);
+      '--broker-admin', 'node-1', '--broker-admin-url', broker.passwordUrl, '--broker-admin-password-file', passwordFile, '--quarantine-minutes', '0.1']);
     await waitFor(() => verifier.err().includes('running on'), 60_000, `the verifier to start: ${verifier.err()}`);
     expect(verifier.err()).toContain('quarantine through admin:node-1');
     honest = await startKiosk(broker.url, inst, 'honest', { mqtt: broker.tls('devices', 'honest') });
@@ -103,20 +103,24 @@ describe('a flooding kiosk is quarantined at the broker', () => {
     await expect(c.publishAsync(deviceTopics('offline').status, 'still allowed', { qos: 1 })).resolves.toBeDefined();
   }, 90_000);
 
-  it('cuts the rogue off after its failure budget while the honest kiosk is answered, and releases it when the quarantine ends', async () => {
+  it('cuts the rogue off after its failure budget while the honest kiosk is answered; an operator releases it; a second flood doubles the quarantine, which ends on its own', async () => {
     const topic = deviceTopics('rogue').attestations;
-    const flooder = await rogue();
+    const admin = ['--broker-admin', 'node-1', '--broker-admin-url', broker.passwordUrl, '--broker-admin-password-file', join(vdir, 'broker-admin.password'), '--ca', broker.caPath];
+    /** 10,000 junk messages a second, in steps, until the broker drops the rogue's connection; how many were sent. */
+    const flood = async (): Promise<number> => {
+      const flooder = await rogue();
+      let sent = 0;
+      while (flooder.connected && sent < 50_000) {
+        for (let i = 0; i < 100; i++) flooder.publish(topic, `junk ${sent++}`, { qos: 0 });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(flooder.connected).toBe(false);
+      return sent;
+    };
     const before = honest.verdicts.length;
     await checkIn(2);
-    // 10,000 junk messages a second, in steps, until the broker drops the rogue's connection.
-    let sent = 0;
-    while (flooder.connected && sent < 50_000) {
-      for (let i = 0; i < 100; i++) flooder.publish(topic, `junk ${sent++}`, { qos: 0 });
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(flooder.connected).toBe(false);
     // The quarantine's budget is 50 unsigned messages: cut off long before the flood could go on (allowing for what was in flight).
-    expect(sent).toBeLessThan(20_000);
+    expect(await flood()).toBeLessThan(20_000);
     await waitFor(() => verifier.err().includes('ALERT: kiosk rogue quarantined'), 10_000, `the quarantine alert: ${verifier.err()}`);
     expect((await quarantined()).map((q) => [q.ueid, q.strikes])).toEqual([['rogue', 1]]);
 
@@ -127,11 +131,23 @@ describe('a flooding kiosk is quarantined at the broker', () => {
     await waitFor(() => honest.verdicts.length >= before + 4, 30_000, 'four honest verdicts');
     expect(honest.verdicts.slice(before).map((v) => v.decision)).toEqual(Array(4).fill('match'));
 
-    // The 3 s quarantine ends; the node's sweep gives the login back.
-    await waitFor(async () => (await quarantined()).length === 0, 20_000, 'the release');
+    // The operator ends it early.
+    const r = await biokiosk('verifier', 'quarantine', '--dir', vdir, '--release', 'rogue', ...admin);
+    expect([r.code, r.stdout]).toEqual([0, 'released rogue\n']);
+    expect(await quarantined()).toEqual([]);
+    await expect((await rogue()).publishAsync(topic, 'back', { qos: 1 })).resolves.toBeDefined();
+    const twice = await biokiosk('verifier', 'quarantine', '--dir', vdir, '--release', 'rogue', ...admin);
+    expect([twice.code, twice.stderr]).toEqual([2, expect.stringContaining('rogue is not quarantined')]);
+
+    // Again at once: the second strike, twice as long (12 s); the node's sweep gives the login back when it ends.
+    expect(await flood()).toBeLessThan(20_000);
+    await waitFor(async () => (await quarantined()).length === 1, 10_000, 'the second quarantine');
+    const [second] = (JSON.parse((await biokiosk('verifier', 'quarantine', '--dir', vdir, '--json')).stdout) as { quarantined: Array<{ strikes: number; since: string; until: string }> }).quarantined;
+    expect(second!.strikes).toBe(2);
+    expect(Date.parse(second!.until) - Date.parse(second!.since)).toBe(12_000);
+    await waitFor(async () => (await quarantined()).length === 0, 30_000, 'the release');
     expect(verifier.err()).toContain('kiosk rogue released from quarantine');
-    const released = await rogue();
-    await expect(released.publishAsync(topic, 'back', { qos: 1 })).resolves.toBeDefined();
+    await expect((await rogue()).publishAsync(topic, 'back again', { qos: 1 })).resolves.toBeDefined();
   }, 90_000);
 });
 
