@@ -162,12 +162,31 @@ export function prescreen(topicUeid: string, payload: Uint8Array): { kid: string
   return { kid: header.kid };
 }
 
+/**
+ * A JSON object, or undefined. What cannot be one is refused before JSON.parse (a thrown SyntaxError costs some
+ * ten times a successful parse, and junk is what a flood is made of); what still throws does so without a stack.
+ */
 function parseJson(text: string): unknown {
+  if (!bracedObject(text)) return undefined;
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     return JSON.parse(text) as unknown;
   } catch {
     return undefined;
+  } finally {
+    Error.stackTraceLimit = limit;
   }
+}
+
+/** Whether the text, white space aside, begins with { and ends with } (JSON's own white space: RFC 8259 section 2). */
+function bracedObject(text: string): boolean {
+  const ws = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+  let i = 0;
+  let j = text.length - 1;
+  while (i <= j && ws(text.charCodeAt(i))) i++;
+  while (j >= i && ws(text.charCodeAt(j))) j--;
+  return i < j && text.charCodeAt(i) === 0x7b && text.charCodeAt(j) === 0x7d;
 }
 
 /**
