@@ -38,13 +38,14 @@ export function inEnlargedHull(hull: readonly Point[], px: number, py: number, o
   const n = hull.length;
   if (n === 0) return false;
   if (n === 1) return Math.hypot(px - hull[0]![0], py - hull[0]![1]) <= offset;
+  // Inside needs no distance at all (most cells of most cylinders are): the edge distances only decide the rest.
   let inside = n >= 3;
-  let best = Infinity;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && inside; i++) {
     const a = hull[i]!;
-    const b = hull[(i + 1) % n]!;
+    const b = hull[i + 1 === n ? 0 : i + 1]!;
     if ((b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0]) < 0) inside = false;
-    best = Math.min(best, distanceToSegment(px, py, a, b));
   }
-  return inside || best <= offset;
+  if (inside) return true;
+  for (let i = 0; i < n; i++) if (distanceToSegment(px, py, hull[i]!, hull[i + 1 === n ? 0 : i + 1]!) <= offset) return true;
+  return false;
 }
