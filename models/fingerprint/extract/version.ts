@@ -20,6 +20,7 @@ export const EXTRACTOR_SOURCES: readonly string[] = [
   'models/fingerprint/iso19794-2.ts',
   'models/fingerprint/minutiae.ts',
   'models/fingerprint/template.ts',
+  'models/fingerprint/extract/atan2.ts',
   'models/fingerprint/extract/binarise.ts',
   'models/fingerprint/extract/decode.ts',
   'models/fingerprint/extract/enhance.ts',
