@@ -100,11 +100,11 @@ export function localSimilarities(a: SimilaritySide, b: SimilaritySide, layout: 
       while (l < h) { const m = (l + h) >> 1; if (angB[m]! < lo) l = m + 1; else h = m; }
       first = l === nb ? 0 : l;
       count = 0;
-      for (let k = 0; k < nb; k++) {
-        let dq = (qa - angB[(first + k) % nb]!) & 255;
+      for (let j = first; count < nb; count++) {
+        let dq = (qa - angB[j]!) & 255;
         if (dq > 128) dq = 256 - dq;
         if (dq > maxRotationQ) break;
-        count++;
+        if (++j === nb) j = 0;
       }
     }
     for (let step = 0; step < count; step++) {
