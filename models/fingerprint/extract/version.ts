@@ -5,10 +5,10 @@
  * below is bumped and the digest updated (the test prints the new digest). Comment-only edits count too: the rule is
  * simple and errs on the safe side.
  */
-export const EXTRACTOR_CODE_VERSION = 3;
+export const EXTRACTOR_CODE_VERSION = 4;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '82b4caa00e91042d9aa0a9f50e8ac575791c368c2fde5264d46f0f08acdff5da';
+export const EXTRACTOR_SOURCE_DIGEST = '5c42f7ea508af6876bf4cad68602d64a1166019fdb29046d4df894b44d96e269';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
