@@ -65,22 +65,33 @@ export function thin(binary: Uint8Array, width: number, height: number): Uint8Ar
   for (let x = 0; x < width; x++) (img[x] = 0), (img[(height - 1) * width + x] = 0);
   for (let y = 0; y < height; y++) (img[y * width] = 0), (img[y * width + width - 1] = 0);
   // The pixels still set, in scan order, compacted after every iteration; deletions of a sub-iteration are applied
-  // after it has looked at every pixel (Zhang-Suen's parallel rule).
+  // after it has looked at every pixel (Zhang-Suen's parallel rule). A pixel kept by a sub-iteration can only be
+  // deleted by that sub-iteration later once a neighbour has gone: `recheck` holds, per pixel, one bit per
+  // sub-iteration that still has to look at it.
   let count = 0;
   for (let i = 0; i < img.length; i++) if (img[i]) count++;
   const live = new Int32Array(count);
   const del = new Int32Array(count);
-  for (let i = 0, k = 0; i < img.length; i++) if (img[i]) live[k++] = i;
+  const recheck = new Uint8Array(img.length);
+  for (let i = 0, k = 0; i < img.length; i++) if (img[i]) (live[k++] = i), (recheck[i] = 3);
+  const ring = Int32Array.of(-width - 1, -width, -width + 1, -1, 1, width - 1, width, width + 1);
   for (let changed = true; changed; ) {
     changed = false;
     for (let pass = 0; pass < 2; pass++) {
       const lut = LUT[pass]!;
+      const flag = pass + 1;
       let n = 0;
       for (let k = 0; k < count; k++) {
         const i = live[k]!;
-        if (img[i] && lut[neighbourCode(img, width, i)]) del[n++] = i;
+        if (!(recheck[i]! & flag) || !img[i]) continue;
+        recheck[i] = recheck[i]! & ~flag;
+        if (lut[neighbourCode(img, width, i)]) del[n++] = i;
       }
-      for (let k = 0; k < n; k++) img[del[k]!] = 0;
+      for (let k = 0; k < n; k++) {
+        const i = del[k]!;
+        img[i] = 0;
+        for (let r = 0; r < 8; r++) recheck[i + ring[r]!] = 3;
+      }
       if (n) changed = true;
     }
     let kept = 0;

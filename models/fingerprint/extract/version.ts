@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 4;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '5c42f7ea508af6876bf4cad68602d64a1166019fdb29046d4df894b44d96e269';
+export const EXTRACTOR_SOURCE_DIGEST = 'bea341079e8db4d999618aa1aa0010b11737db893ba8579b22685d44a8302b49';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
