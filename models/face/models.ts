@@ -31,7 +31,7 @@ export async function readManifest(modelsDir = MODELS_DIR): Promise<ManifestFile
   }
 }
 
-export async function loadNet(name: string, options: { modelsDir?: string; threads?: number } = {}): Promise<LoadedNet> {
+export async function loadNet(name: string, options: { modelsDir?: string; threads?: number; optimization?: 'disabled' | 'basic' | 'extended' | 'all' } = {}): Promise<LoadedNet> {
   const modelsDir = options.modelsDir ?? MODELS_DIR;
   const entry = (await readManifest(modelsDir)).models[name];
   if (!entry) throw new BiokioskError('ModelMissing', `model ${name} is not in ${join(modelsDir, 'manifest.json')}`, { kind: 'internal' });
@@ -50,7 +50,7 @@ export async function loadNet(name: string, options: { modelsDir?: string; threa
     intraOpNumThreads: options.threads ?? 0,
     interOpNumThreads: 1,
     executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: options.optimization ?? 'all',
   });
   return { name, sha256, session };
 }

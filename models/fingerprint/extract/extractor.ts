@@ -78,15 +78,16 @@ export class FingerprintExtractor {
     };
 
     const src = new Float32Array(image.data.length);
-    for (let i = 0; i < src.length; i++) src[i] = image.data[i]!;
+    src.set(image.data);
     const full = resampleGray(src, image.width, image.height, scale);
     if (Math.min(full.width, full.height) < PARAMS.minSide || Math.max(full.width, full.height) > PARAMS.maxSide) {
       throw new BadImageError(`the image is ${full.width}x${full.height} pixels at 500 dpi; sides must be ${PARAMS.minSide}-${PARAMS.maxSide}`);
     }
     lap('resample');
 
-    const contrast = contrastThreshold(full.data, full.width, full.height);
-    const box = cropBox(full.data, full.width, full.height, contrast);
+    const fullStd = blockDeviation(full.data, full.width, full.height, blockGrid(full.width, full.height, PARAMS.block));
+    const contrast = contrastThreshold(fullStd);
+    const box = cropBox(fullStd, full.width, full.height, contrast);
     const { data: gray, width, height } = cropGray(full, box);
     lap('crop');
 
@@ -188,9 +189,8 @@ export class FingerprintExtractor {
 /** Working pixels per square millimetre (500 dpi). */
 const PIXELS_PER_MM2 = (WORKING_DPI / 25.4) ** 2;
 
-/** The block contrast a finger block needs (segmentation's floor), from the whole image before any crop. */
-function contrastThreshold(gray: Float32Array, width: number, height: number): number {
-  const std = blockDeviation(gray, width, height, blockGrid(width, height, PARAMS.block));
+/** The block contrast a finger block needs (segmentation's floor), from the block deviations of the whole image before any crop. */
+function contrastThreshold(std: Float32Array): number {
   const sorted = Float32Array.from(std).sort();
   const p90 = sorted[Math.min(sorted.length - 1, Math.floor(0.9 * sorted.length))] ?? 0;
   return Math.max(PARAMS.minStd, PARAMS.relStd * p90);
@@ -207,9 +207,8 @@ interface Box {
  * The block-aligned box around every block with enough contrast to be finger, plus a margin (so the Gabor halo and
  * the morphology see the finger's edge as they would uncropped); the whole image when nothing would be gained.
  */
-function cropBox(gray: Float32Array, width: number, height: number, contrast: number): Box {
+function cropBox(std: Float32Array, width: number, height: number, contrast: number): Box {
   const grid = blockGrid(width, height, PARAMS.block);
-  const std = blockDeviation(gray, width, height, grid);
   let x0 = grid.cols, y0 = grid.rows, x1 = -1, y1 = -1;
   for (let by = 0; by < grid.rows; by++) {
     for (let bx = 0; bx < grid.cols; bx++) {

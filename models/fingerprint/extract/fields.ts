@@ -1,32 +1,7 @@
 /**
- * Small numeric helpers shared by the stages: box sums over integral images, block grids and bilinear lookup of
- * block values at pixel positions.
+ * Small numeric helpers shared by the stages: block grids, block statistics, bilinear lookup of block values at pixel
+ * positions and the distance to the background.
  */
-
-/** Mean of `src` over a (2r+1)^2 window clipped to the image, for every pixel (integral image, O(1) per pixel). */
-export function boxMean(src: Float32Array, width: number, height: number, r: number): Float32Array {
-  const W = width + 1;
-  const sat = new Float64Array(W * (height + 1));
-  for (let y = 0; y < height; y++) {
-    let row = 0;
-    for (let x = 0; x < width; x++) {
-      row += src[y * width + x]!;
-      sat[(y + 1) * W + x + 1] = sat[y * W + x + 1]! + row;
-    }
-  }
-  const out = new Float32Array(width * height);
-  for (let y = 0; y < height; y++) {
-    const y0 = Math.max(0, y - r);
-    const y1 = Math.min(height, y + r + 1);
-    for (let x = 0; x < width; x++) {
-      const x0 = Math.max(0, x - r);
-      const x1 = Math.min(width, x + r + 1);
-      const s = sat[y1 * W + x1]! - sat[y0 * W + x1]! - sat[y1 * W + x0]! + sat[y0 * W + x0]!;
-      out[y * width + x] = s / ((y1 - y0) * (x1 - x0));
-    }
-  }
-  return out;
-}
 
 export interface BlockGrid {
   block: number;

@@ -31,6 +31,8 @@ export function blockPeriods(normalised: Float32Array, normal: Float32Array, gri
   const L = PARAMS.freqWindowAcross;
   const Wd = PARAMS.freqWindowAlong;
   const sig = new Float32Array(L);
+  const alongX = new Float64Array(Wd);
+  const alongY = new Float64Array(Wd);
   let foreground = 0;
   for (let by = 0; by < grid.rows; by++) {
     for (let bx = 0; bx < grid.cols; bx++) {
@@ -41,13 +43,19 @@ export function blockPeriods(normalised: Float32Array, normal: Float32Array, gri
       const a = normal[Math.round(cy) * width + Math.round(cx)]!;
       const nx = Math.cos(a);
       const ny = Math.sin(a);
+      // Sample (k, d) lies at (cx + s nx - t ny, cy + s ny + t nx): the along-ridge offsets are the same for every
+      // k, so they are computed once per block (the sums keep their order, so the values are the same).
+      for (let d = 0; d < Wd; d++) {
+        const t = d - (Wd - 1) / 2;
+        alongX[d] = t * ny;
+        alongY[d] = t * nx;
+      }
       for (let k = 0; k < L; k++) {
         const s = k - (L - 1) / 2;
+        const baseX = cx + s * nx;
+        const baseY = cy + s * ny;
         let sum = 0;
-        for (let d = 0; d < Wd; d++) {
-          const t = d - (Wd - 1) / 2;
-          sum += sample(normalised, width, height, cx + s * nx - t * ny, cy + s * ny + t * nx);
-        }
+        for (let d = 0; d < Wd; d++) sum += sample(normalised, width, height, baseX - alongX[d]!, baseY + alongY[d]!);
         sig[k] = sum / Wd;
       }
       const p = periodOfSignature(sig);

@@ -13,7 +13,10 @@ export interface FingerprintGraphs {
 }
 
 export async function loadFingerprintGraphs(options: { modelsDir?: string; threads?: number } = {}): Promise<FingerprintGraphs> {
-  const [orientation, gabor] = await Promise.all([loadNet('fp_orientation', options), loadNet('fp_gabor', options)]);
+  // onnxruntime's full optimisation rewrites the orientation graph's many small convolutions and element-wise ops into
+  // its blocked (NCHWc) layout, with a reorder around each: several times slower than the graph as written. The
+  // Gabor bank's two large convolutions gain from that layout, so it keeps the full level.
+  const [orientation, gabor] = await Promise.all([loadNet('fp_orientation', { ...options, optimization: 'basic' }), loadNet('fp_gabor', options)]);
   return { orientation, gabor };
 }
 

@@ -48,42 +48,45 @@ export interface DetectOptions {
 
 export function detectMinutiae(skeleton: Uint8Array, opts: DetectOptions): Candidate[] {
   const { width, height } = opts;
+  // Crossing numbers of every skeleton pixel (the traces stop at junctions), and the candidates in scan order.
   const cn = new Uint8Array(skeleton.length);
+  const found: number[] = [];
   for (let y = 1; y < height - 1; y++) {
-    for (let x = 1; x < width - 1; x++) {
-      const i = y * width + x;
-      if (skeleton[i]) cn[i] = TRANSITIONS[neighbourCode(skeleton, width, i)]!;
+    const inner = y >= 2 && y < height - 2;
+    for (let x = 1, i = y * width + 1; x < width - 1; x++, i++) {
+      if (!skeleton[i]) continue;
+      const c = TRANSITIONS[neighbourCode(skeleton, width, i)]!;
+      cn[i] = c;
+      if ((c === 1 || c === 3) && inner && x >= 2 && x < width - 2) found.push(i);
     }
   }
   const stamp = new Int32Array(skeleton.length);
   let generation = 0;
   const out: Candidate[] = [];
-  for (let y = 2; y < height - 2; y++) {
-    for (let x = 2; x < width - 2; x++) {
-      const i = y * width + x;
-      const c = cn[i]!;
-      if (!skeleton[i] || (c !== 1 && c !== 3)) continue;
-      const T = opts.period[i]!;
-      if (opts.borderDistance && opts.borderDistance[i]! < (opts.skipWithinPeriods ?? 0) * T) continue;
-      const maxSteps = Math.ceil(opts.tracePeriods * T);
-      const dirSteps = Math.max(3, Math.round(opts.directionPeriods * T));
-      generation++;
-      stamp[i] = generation;
-      const starts = branchStarts(skeleton, width, i);
-      for (const s of starts) stamp[s] = generation;
-      const traces = starts.map((s) => trace(skeleton, cn, stamp, generation, width, s, maxSteps, dirSteps));
-      const vectors = traces.map((t) => unit((t.directionPoint % width) - x, Math.floor(t.directionPoint / width) - y));
-      let v: [number, number];
-      if (c === 1) {
-        v = vectors[0]!; // into the ridge body
-      } else {
-        if (vectors.length !== 3) continue;
-        v = bisectClosestPair(vectors);
-      }
-      if (v[0] === 0 && v[1] === 0) continue;
-      v = refine(v, opts.normal[i]!);
-      out.push({ x, y, type: c === 1 ? 'ending' : 'bifurcation', dx: v[0], dy: v[1], traces, removed: false, quality: 0 });
+  for (const i of found) {
+    const x = i % width;
+    const y = (i - x) / width;
+    const c = cn[i]!;
+    const T = opts.period[i]!;
+    if (opts.borderDistance && opts.borderDistance[i]! < (opts.skipWithinPeriods ?? 0) * T) continue;
+    const maxSteps = Math.ceil(opts.tracePeriods * T);
+    const dirSteps = Math.max(3, Math.round(opts.directionPeriods * T));
+    generation++;
+    stamp[i] = generation;
+    const starts = branchStarts(skeleton, width, i);
+    for (const s of starts) stamp[s] = generation;
+    const traces = starts.map((s) => trace(skeleton, cn, stamp, generation, width, s, maxSteps, dirSteps));
+    const vectors = traces.map((t) => unit((t.directionPoint % width) - x, Math.floor(t.directionPoint / width) - y));
+    let v: [number, number];
+    if (c === 1) {
+      v = vectors[0]!; // into the ridge body
+    } else {
+      if (vectors.length !== 3) continue;
+      v = bisectClosestPair(vectors);
     }
+    if (v[0] === 0 && v[1] === 0) continue;
+    v = refine(v, opts.normal[i]!);
+    out.push({ x, y, type: c === 1 ? 'ending' : 'bifurcation', dx: v[0], dy: v[1], traces, removed: false, quality: 0 });
   }
   return out;
 }
@@ -108,6 +111,9 @@ function branchStarts(img: Uint8Array, width: number, i: number): number[] {
   return starts;
 }
 
+/** Neighbours tried when following a ridge: 4-neighbours first (they continue the line most directly). */
+const TRACE_ORDER = Uint8Array.of(0, 2, 4, 6, 1, 3, 5, 7);
+
 function trace(img: Uint8Array, cn: Uint8Array, stamp: Int32Array, gen: number, width: number, start: number, maxSteps: number, dirSteps: number): Trace {
   let cur = start;
   let steps = 1;
@@ -117,7 +123,8 @@ function trace(img: Uint8Array, cn: Uint8Array, stamp: Int32Array, gen: number, 
     if (cn[cur]! >= 3) return { stop: 'junction', at: cur, steps, directionPoint };
     if (steps >= maxSteps) return { stop: 'length', at: cur, steps, directionPoint };
     let next = -1;
-    for (const k of [0, 2, 4, 6, 1, 3, 5, 7]) {
+    for (let n = 0; n < 8; n++) {
+      const k = TRACE_ORDER[n]!;
       const j = cur + NEIGHBOUR_DY[k]! * width + NEIGHBOUR_DX[k]!;
       if (img[j] && stamp[j] !== gen) {
         next = j;

@@ -4,19 +4,45 @@
  * Result: zero mean, unit variance, dark ridges < 0. (The extractor zeroes the background after segmentation so the
  * Gabor filters do not grow ridges from noise.)
  */
-import { boxMean } from './fields.ts';
 import { PARAMS } from './params.ts';
 
+/**
+ * One summed-area table holds both the sums and the sums of squares (interleaved), so the image is read once; the
+ * window means are rounded to float32 as stored planes of them were, which keeps the output bit for bit.
+ */
 export function normalise(gray: Float32Array, width: number, height: number): Float32Array {
-  const sq = new Float32Array(gray.length);
-  for (let i = 0; i < gray.length; i++) sq[i] = gray[i]! * gray[i]!;
-  const mean = boxMean(gray, width, height, PARAMS.normRadius);
-  const mean2 = boxMean(sq, width, height, PARAMS.normRadius);
+  const r = PARAMS.normRadius;
+  const minStd = PARAMS.normMinStd;
+  const W = width + 1;
+  const sat = new Float64Array(2 * W * (height + 1));
+  for (let y = 0; y < height; y++) {
+    let row = 0;
+    let row2 = 0;
+    const up = 2 * (y * W + 1);
+    const here = 2 * ((y + 1) * W + 1);
+    for (let x = 0, i = y * width; x < width; x++, i++) {
+      const v = gray[i]!;
+      row += v;
+      row2 += Math.fround(v * v);
+      sat[here + 2 * x] = sat[up + 2 * x]! + row;
+      sat[here + 2 * x + 1] = sat[up + 2 * x + 1]! + row2;
+    }
+  }
   const out = new Float32Array(gray.length);
-  for (let i = 0; i < gray.length; i++) {
-    const m = mean[i]!;
-    const sd = Math.sqrt(Math.max(0, mean2[i]! - m * m));
-    out[i] = (gray[i]! - m) / Math.max(PARAMS.normMinStd, sd);
+  for (let y = 0; y < height; y++) {
+    const y0 = Math.max(0, y - r);
+    const y1 = Math.min(height, y + r + 1);
+    const top = 2 * y0 * W;
+    const bottom = 2 * y1 * W;
+    for (let x = 0, i = y * width; x < width; x++, i++) {
+      const x0 = 2 * Math.max(0, x - r);
+      const x1 = 2 * Math.min(width, x + r + 1);
+      const area = (y1 - y0) * ((x1 - x0) >> 1);
+      const m = Math.fround((sat[bottom + x1]! - sat[top + x1]! - sat[bottom + x0]! + sat[top + x0]!) / area);
+      const m2 = Math.fround((sat[bottom + x1 + 1]! - sat[top + x1 + 1]! - sat[bottom + x0 + 1]! + sat[top + x0 + 1]!) / area);
+      const sd = Math.sqrt(Math.max(0, m2 - m * m));
+      out[i] = (gray[i]! - m) / (sd > minStd ? sd : minStd);
+    }
   }
   return out;
 }

@@ -3,6 +3,7 @@
  * vectors (so opposite gradients reinforce instead of cancelling); here each pixel gets the ridge-normal angle
  * 0.5 * atan2(V, U) (image coordinates, y down, modulo pi) and the certainty |(U, V)| in [0, 1].
  */
+import { atan2 } from './atan2.ts';
 export interface OrientationField {
   /** Ridge-normal angle, radians in (-pi/2, pi/2]. The ridge itself runs at normal + pi/2. */
   normal: Float32Array;
@@ -51,7 +52,7 @@ export function orientationFromGraph(half: { data: Float32Array; width: number; 
       const u = u0 + fy * (u1 - u0);
       const v = v0 + fy * (v1 - v0);
       const i = y * width + x;
-      normal[i] = 0.5 * Math.atan2(v, u);
+      normal[i] = 0.5 * atan2(v, u);
       certainty[i] = Math.min(1, Math.sqrt(u * u + v * v));
     }
   }

@@ -30,10 +30,13 @@ export function blockClarity(normalised: Float32Array, enhanced: Float32Array, b
       const b = by * grid.cols + bx;
       if (!blocks[b]) continue;
       let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, n = 0;
-      for (let y = by * grid.block; y < Math.min(height, (by + 1) * grid.block); y++) {
-        for (let x = bx * grid.block; x < Math.min(width, (bx + 1) * grid.block); x++) {
-          const a = normalised[y * width + x]!;
-          const e = enhanced[y * width + x]!;
+      const y1 = Math.min(height, (by + 1) * grid.block);
+      const x0 = bx * grid.block;
+      const x1 = Math.min(width, (bx + 1) * grid.block);
+      for (let y = by * grid.block; y < y1; y++) {
+        for (let i = y * width + x0, end = y * width + x1; i < end; i++) {
+          const a = normalised[i]!;
+          const e = enhanced[i]!;
           sa += a; sb += e; saa += a * a; sbb += e * e; sab += a * e; n++;
         }
       }

@@ -11,7 +11,7 @@
  * keeping the largest component, and an opening against thin appendages. The pixel mask interpolates the block mask
  * bilinearly.
  */
-import { blockDeviation, blockGrid, blocksToPixels, type BlockGrid } from './fields.ts';
+import { blockDeviation, blockGrid, type BlockGrid } from './fields.ts';
 import { PARAMS } from './params.ts';
 
 export interface Segmentation {
@@ -65,10 +65,43 @@ export function segment(gray: Float32Array, certainty: Float32Array, clarity: Fl
   keepLargest(blocks, grid);
   blocks = dilate(erode(blocks, grid), grid);
   keepLargest(blocks, grid);
-  const values = blocksToPixels(Float32Array.from(blocks), grid, width, height);
-  const mask = new Uint8Array(width * height);
-  for (let i = 0; i < mask.length; i++) mask[i] = values[i]! >= 0.5 ? 1 : 0;
+  const mask = blocksToMask(blocks, grid, width, height);
   return { grid, blocks, mask, blockStd, blockCoherence, ridgeScore, threshold };
+}
+
+/**
+ * Pixel mask: the block mask interpolated bilinearly between block centres (the arithmetic of blocksToPixels, rounded
+ * to float32 as its plane is), at least 0.5; where the four blocks around a pixel agree, their value is the answer.
+ */
+function blocksToMask(blocks: Uint8Array, grid: BlockGrid, width: number, height: number): Uint8Array {
+  const mask = new Uint8Array(width * height);
+  const c = grid.cols;
+  const x0s = new Int32Array(width), x1s = new Int32Array(width), axs = new Float32Array(width);
+  for (let x = 0; x < width; x++) {
+    const fx = Math.min(c - 1, Math.max(0, (x + 0.5) / grid.block - 0.5));
+    x0s[x] = Math.floor(fx);
+    x1s[x] = Math.min(c - 1, x0s[x]! + 1);
+    axs[x] = fx - x0s[x]!;
+  }
+  for (let y = 0; y < height; y++) {
+    const fy = Math.min(grid.rows - 1, Math.max(0, (y + 0.5) / grid.block - 0.5));
+    const y0 = Math.floor(fy);
+    const r0 = y0 * c, r1 = Math.min(grid.rows - 1, y0 + 1) * c;
+    const ay = fy - y0;
+    for (let x = 0, i = y * width; x < width; x++, i++) {
+      const x0 = x0s[x]!, x1 = x1s[x]!;
+      const a = blocks[r0 + x0]!, b = blocks[r0 + x1]!, d = blocks[r1 + x0]!, e = blocks[r1 + x1]!;
+      if (a === b && a === d && a === e) {
+        mask[i] = a;
+        continue;
+      }
+      const ax = axs[x]!;
+      const top = a + ax * (b - a);
+      const bottom = d + ax * (e - d);
+      mask[i] = Math.fround(top + ay * (bottom - top)) >= 0.5 ? 1 : 0;
+    }
+  }
+  return mask;
 }
 
 /**

@@ -64,26 +64,52 @@ export function thin(binary: Uint8Array, width: number, height: number): Uint8Ar
   const img = Uint8Array.from(binary);
   for (let x = 0; x < width; x++) (img[x] = 0), (img[(height - 1) * width + x] = 0);
   for (let y = 0; y < height; y++) (img[y * width] = 0), (img[y * width + width - 1] = 0);
-  let live: number[] = [];
-  for (let i = 0; i < img.length; i++) if (img[i]) live.push(i);
-  const del: number[] = [];
+  // The pixels still set, in scan order, compacted after every iteration; deletions of a sub-iteration are applied
+  // after it has looked at every pixel (Zhang-Suen's parallel rule). A pixel kept by a sub-iteration can only be
+  // deleted by that sub-iteration later once a neighbour has gone: `recheck` holds, per pixel, one bit per
+  // sub-iteration that still has to look at it.
+  let count = 0;
+  for (let i = 0; i < img.length; i++) if (img[i]) count++;
+  const live = new Int32Array(count);
+  const del = new Int32Array(count);
+  const recheck = new Uint8Array(img.length);
+  for (let i = 0, k = 0; i < img.length; i++) if (img[i]) (live[k++] = i), (recheck[i] = 3);
+  const ring = Int32Array.of(-width - 1, -width, -width + 1, -1, 1, width - 1, width, width + 1);
   for (let changed = true; changed; ) {
     changed = false;
     for (let pass = 0; pass < 2; pass++) {
       const lut = LUT[pass]!;
-      del.length = 0;
-      for (const i of live) if (img[i] && lut[neighbourCode(img, width, i)]) del.push(i);
-      for (const i of del) img[i] = 0;
-      if (del.length) changed = true;
+      const flag = pass + 1;
+      let n = 0;
+      for (let k = 0; k < count; k++) {
+        const i = live[k]!;
+        if (!(recheck[i]! & flag) || !img[i]) continue;
+        recheck[i] = recheck[i]! & ~flag;
+        if (lut[neighbourCode(img, width, i)]) del[n++] = i;
+      }
+      for (let k = 0; k < n; k++) {
+        const i = del[k]!;
+        img[i] = 0;
+        for (let r = 0; r < 8; r++) recheck[i + ring[r]!] = 3;
+      }
+      if (n) changed = true;
     }
-    live = live.filter((i) => img[i] === 1);
+    let kept = 0;
+    for (let k = 0; k < count; k++) if (img[live[k]!] === 1) live[kept++] = live[k]!;
+    count = kept;
   }
   // Staircase cleanup: a pixel at the inner corner of an L (two 4-neighbours meeting at a corner) whose neighbours
   // form one 8-connected group is redundant: its neighbours touch diagonally without it.
-  for (const i of live) {
+  for (let k = 0; k < count; k++) {
+    const i = live[k]!;
     const code = neighbourCode(img, width, i);
-    const corner = (bit(code, 0) && bit(code, 2)) || (bit(code, 2) && bit(code, 4)) || (bit(code, 4) && bit(code, 6)) || (bit(code, 6) && bit(code, 0));
-    if (corner && popcount(code) >= 2 && RING_GROUPS[code] === 1) img[i] = 0;
+    if (STAIRCASE[code]) img[i] = 0;
   }
   return img;
 }
+
+/** Per 8-neighbour code: 1 when the pixel is a removable staircase corner (see thin). */
+const STAIRCASE = Uint8Array.from({ length: 256 }, (_, code) => {
+  const corner = (bit(code, 0) && bit(code, 2)) || (bit(code, 2) && bit(code, 4)) || (bit(code, 4) && bit(code, 6)) || (bit(code, 6) && bit(code, 0));
+  return corner && popcount(code) >= 2 && RING_GROUPS[code] === 1 ? 1 : 0;
+});

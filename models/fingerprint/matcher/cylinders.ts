@@ -102,6 +102,7 @@ export function buildCylinders(minutiae: readonly PlanarMinutia[], p: MccParams)
   const gaussNorm = 1 / (p.sigmaS * Math.sqrt(2 * Math.PI));
   const twoS2 = 2 * p.sigmaS * p.sigmaS;
   const sqrt2D = p.sigmaD * Math.SQRT2;
+  const nd = p.nd;
 
   const index: number[] = [];
   const bitsOut: Int32Array[] = [];
@@ -151,7 +152,7 @@ export function buildCylinders(minutiae: readonly PlanarMinutia[], p: MccParams)
         const d2 = dx * dx + dy * dy;
         if (d2 > near2) continue;
         const s = gaussNorm * Math.exp(-d2 / twoS2);
-        for (let k = 0; k < p.nd; k++) sums[cell * p.nd + k]! += s * dirW[t * p.nd + k]!;
+        for (let k = 0; k < nd; k++) sums[cell * nd + k]! += s * dirW[t * nd + k]!;
       }
     }
     if (valid < p.minValidCells * L.cells) continue;

@@ -25,12 +25,20 @@ export function convexHull(points: readonly Point[]): Point[] {
   return lower.concat(upper);
 }
 
-function distanceToSegment(px: number, py: number, a: Point, b: Point): number {
+/** Whether (px, py) lies within `r` of the segment a-b (the distance as Math.hypot gives it, compared with r). */
+function nearSegment(px: number, py: number, a: Point, b: Point, r: number): boolean {
   const dx = b[0] - a[0];
   const dy = b[1] - a[1];
   const len2 = dx * dx + dy * dy;
   const t = len2 === 0 ? 0 : Math.max(0, Math.min(1, ((px - a[0]) * dx + (py - a[1]) * dy) / len2));
-  return Math.hypot(px - a[0] - t * dx, py - a[1] - t * dy);
+  const ex = px - a[0] - t * dx;
+  const ey = py - a[1] - t * dy;
+  // The squared distance decides unless it is within rounding of r^2; only then is the (slow) hypot needed.
+  const d2 = ex * ex + ey * ey;
+  const r2 = r * r;
+  if (d2 < r2 * (1 - 1e-9)) return true;
+  if (d2 > r2 * (1 + 1e-9)) return false;
+  return Math.hypot(ex, ey) <= r;
 }
 
 /** Whether (px, py) lies inside the counter-clockwise hull or within `offset` of it. */
@@ -38,13 +46,14 @@ export function inEnlargedHull(hull: readonly Point[], px: number, py: number, o
   const n = hull.length;
   if (n === 0) return false;
   if (n === 1) return Math.hypot(px - hull[0]![0], py - hull[0]![1]) <= offset;
+  // Inside needs no distance at all (most cells of most cylinders are): the edge distances only decide the rest.
   let inside = n >= 3;
-  let best = Infinity;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && inside; i++) {
     const a = hull[i]!;
-    const b = hull[(i + 1) % n]!;
+    const b = hull[i + 1 === n ? 0 : i + 1]!;
     if ((b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0]) < 0) inside = false;
-    best = Math.min(best, distanceToSegment(px, py, a, b));
   }
-  return inside || best <= offset;
+  if (inside) return true;
+  for (let i = 0; i < n; i++) if (nearSegment(px, py, hull[i]!, hull[i + 1 === n ? 0 : i + 1]!, offset)) return true;
+  return false;
 }

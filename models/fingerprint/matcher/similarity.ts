@@ -19,6 +19,17 @@ function popcount(x: number): number {
   return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
+/**
+ * Set bits of two words as four byte counters (at most 16 each): the 4-bit counts of both words (at most 4 each) are
+ * added before widening to bytes, which halves the widening work.
+ */
+function pairBytes(v: number, u: number): number {
+  v = (v - ((v >>> 1) & 0x55555555)) | 0;
+  u = (u - ((u >>> 1) & 0x55555555)) | 0;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333) + (u & 0x33333333) + ((u >>> 2) & 0x33333333);
+  return (v & 0x0f0f0f0f) + ((v >>> 4) & 0x0f0f0f0f);
+}
+
 /** Horizontal sum of the four byte counters of a SWAR accumulator. */
 function foldBytes(acc: number): number {
   acc = (acc & 0x00ff00ff) + ((acc >>> 8) & 0x00ff00ff);
@@ -77,6 +88,11 @@ export function localSimilarities(a: SimilaritySide, b: SimilaritySide, layout: 
     const fullA = fullAs[i] === 1;
     const onesA = onesAs[i]!;
     const row = i * nb;
+    // The default layout (8 cells across, 6 sections) has 10 words per cylinder: A's stay in registers.
+    const ten = W === 10 && fullA;
+    const a0 = ten ? bitsA[oa]! : 0, a1 = ten ? bitsA[oa + 1]! : 0, a2 = ten ? bitsA[oa + 2]! : 0, a3 = ten ? bitsA[oa + 3]! : 0;
+    const a4 = ten ? bitsA[oa + 4]! : 0, a5 = ten ? bitsA[oa + 5]! : 0, a6 = ten ? bitsA[oa + 6]! : 0, a7 = ten ? bitsA[oa + 7]! : 0;
+    const a8 = ten ? bitsA[oa + 8]! : 0, a9 = ten ? bitsA[oa + 9]! : 0;
     let first = 0, count = nb;
     if (!everything) {
       const lo = (qa - maxRotationQ) & 255;
@@ -84,11 +100,11 @@ export function localSimilarities(a: SimilaritySide, b: SimilaritySide, layout: 
       while (l < h) { const m = (l + h) >> 1; if (angB[m]! < lo) l = m + 1; else h = m; }
       first = l === nb ? 0 : l;
       count = 0;
-      for (let k = 0; k < nb; k++) {
-        let dq = (qa - angB[(first + k) % nb]!) & 255;
+      for (let j = first; count < nb; count++) {
+        let dq = (qa - angB[j]!) & 255;
         if (dq > 128) dq = 256 - dq;
         if (dq > maxRotationQ) break;
-        count++;
+        if (++j === nb) j = 0;
       }
     }
     for (let step = 0; step < count; step++) {
@@ -98,16 +114,24 @@ export function localSimilarities(a: SimilaritySide, b: SimilaritySide, layout: 
       let pa = onesA, pb = onesBs[j]!;
       let x = 0;
       if (fullA && fullBs[j] === 1) {
-        // Byte counters hold at most 8 per word: fold every 30 words.
-        let acc = 0;
-        for (let w = 0, k = 0; w < W; w++, k++) {
-          if (k === 30) { x += foldBytes(acc); acc = 0; k = 0; }
-          let v = bitsA[oa + w]! ^ bitsB[ob + w]!;
-          v = (v - ((v >>> 1) & 0x55555555)) | 0;
-          v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-          acc = (acc + ((v + (v >>> 4)) & 0x0f0f0f0f)) | 0;
+        if (ten) {
+          // Five byte-count words of at most 16 per byte: their sum cannot carry from one byte into the next.
+          x = foldBytes(
+            pairBytes(a0 ^ bitsB[ob]!, a1 ^ bitsB[ob + 1]!) + pairBytes(a2 ^ bitsB[ob + 2]!, a3 ^ bitsB[ob + 3]!) +
+              pairBytes(a4 ^ bitsB[ob + 4]!, a5 ^ bitsB[ob + 5]!) + pairBytes(a6 ^ bitsB[ob + 6]!, a7 ^ bitsB[ob + 7]!) +
+              pairBytes(a8 ^ bitsB[ob + 8]!, a9 ^ bitsB[ob + 9]!),
+          );
+        } else {
+          // Byte counters gain at most 16 per word pair: fold every 15 pairs.
+          let acc = 0;
+          let w = 0;
+          for (let k = 0; w + 1 < W; w += 2, k++) {
+            if (k === 15) { x += foldBytes(acc); acc = 0; k = 0; }
+            acc = (acc + pairBytes(bitsA[oa + w]! ^ bitsB[ob + w]!, bitsA[oa + w + 1]! ^ bitsB[ob + w + 1]!)) | 0;
+          }
+          x += foldBytes(acc);
+          if (w < W) x += popcount(bitsA[oa + w]! ^ bitsB[ob + w]!);
         }
-        x += foldBytes(acc);
       } else {
         let common = 0;
         const ca = i * CW, cb = j * CW;
