@@ -40,6 +40,8 @@ export const DEFAULT_QUARANTINE: QuarantinePolicy = {
   sweepMs: 30_000,
 };
 
+const CUT_MEMORY_MS = 1000;
+
 /** What cuts a kiosk's broker login off and gives it back (BrokerAdmin on the fleet broker). */
 export interface DeviceLoginSwitch {
   quarantineDevice(ueid: string): Promise<void>;
@@ -66,7 +68,12 @@ export class Quarantine {
   private readonly budgets = new Map<string, TokenBucket>();
   /** Quarantines being put in place by this node (one at a time per device). */
   private readonly pending = new Set<string>();
-  /** When this node's quarantines end: what the broker had queued before the cut still arrives, and counts for nothing. */
+  /**
+   * When this node last cut each device off. For a moment after (CUT_MEMORY_MS) what the broker had queued before
+   * the cut is dropped unread and counts for nothing; after that it is read and counted again, and a device still
+   * failing is cut again (the same quarantine while it is in force). Only a moment: another node or an operator may
+   * release the device meanwhile, and its messages must then be read.
+   */
   private readonly cut = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<string[]> | null = null;
@@ -81,7 +88,7 @@ export class Quarantine {
 
   /** One failure on a device's topic; the device is quarantined once its budget is gone. */
   failure(ueid: string, now = Date.now()): void {
-    if (this.pending.has(ueid) || (this.cut.get(ueid) ?? 0) > now) return;
+    if (this.pending.has(ueid) || this.isCut(ueid, now)) return;
     let b = this.budgets.get(ueid);
     if (!b) {
       if (this.budgets.size >= this.maxDevices) this.budgets.delete(this.budgets.keys().next().value!);
@@ -94,9 +101,10 @@ export class Quarantine {
     this.quarantine(ueid, reason, now).catch((e: unknown) => this.hooks.onError?.(e));
   }
 
-  /** True while this node has the device quarantined: what the broker queued before the cut can be dropped unread. */
+  /** True for a moment after this node cut the device off: what the broker queued before the cut can be dropped unread. */
   isCut(ueid: string, now = Date.now()): boolean {
-    return (this.cut.get(ueid) ?? 0) > now;
+    const at = this.cut.get(ueid);
+    return at !== undefined && now - at < CUT_MEMORY_MS;
   }
 
   /**
@@ -118,7 +126,8 @@ export class Quarantine {
       // Recorded but not cut: the release when it ends is harmless, and the next failures try again.
       if (cut.status === 'rejected') throw cut.reason;
       if (this.cut.size >= this.maxDevices) this.cut.delete(this.cut.keys().next().value!);
-      this.cut.set(ueid, row.until);
+      this.cut.delete(ueid);
+      this.cut.set(ueid, Date.now());
       if (!inForce) this.hooks.onQuarantine?.(row);
       return row;
     } finally {
