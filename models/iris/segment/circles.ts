@@ -9,7 +9,7 @@
  *   radially smoothed derivative of the mean intensity along its arcs, dark inside to bright outside. Arcs can be
  *   limited to angle ranges (the limbus uses the lateral parts, clear of the eyelids).
  */
-import { integral, sample, type FloatImage } from './image-ops.ts';
+import { integral, type FloatImage } from './image-ops.ts';
 
 export interface Circle {
   x: number;
@@ -25,50 +25,102 @@ export function darkDiscCandidates(img: FloatImage, rMin: number, rMax: number, 
   const { width: w, height: h } = img;
   const s = integral(img);
   const W = w + 1;
-  // Box sums inline (this loop runs ~100,000 times): clip, four lookups.
-  const box = (x0: number, y0: number, x1: number, y1: number, out: { sum: number; n: number }): void => {
-    const a = Math.max(0, Math.min(w, Math.round(x0)));
-    const b = Math.max(0, Math.min(h, Math.round(y0)));
-    const c = Math.max(0, Math.min(w, Math.round(x1)));
-    const d = Math.max(0, Math.min(h, Math.round(y1)));
-    out.n = c > a && d > b ? (c - a) * (d - b) : 0;
-    out.sum = out.n ? s[d * W + c]! - s[b * W + c]! - s[d * W + a]! + s[b * W + a]! : 0;
-  };
-  const A = { sum: 0, n: 0 };
-  const B = { sum: 0, n: 0 };
-  const M = { sum: 0, n: 0 };
-  // The best few hundred, kept sorted (descending); enough to pick `keep` distinct ones from.
-  const cap = 256;
-  const top: ScoredCircle[] = [];
+  const clampX = (v: number) => Math.max(0, Math.min(w, Math.round(v)));
+  const clampY = (v: number) => Math.max(0, Math.min(h, Math.round(v)));
+  // The best few hundred, kept sorted (descending, ties in the order found); enough to pick `keep` distinct ones from.
+  const top = new TopScores(256);
+  // Box edges depend on x alone or y alone: computed once per column and per row of the grid.
+  const cols = { inA: new Int32Array(w), inC: new Int32Array(w), outA: new Int32Array(w), outC: new Int32Array(w), gapA: new Int32Array(w), gapC: new Int32Array(w) };
   for (let r = rMin; r <= rMax; r *= 1.12) {
     const step = Math.max(1, Math.round(r / 4));
     const inner = 0.7 * r;
     const outer = 1.6 * r;
     const gap = 1.1 * r;
+    const xFrom = Math.ceil(r);
+    for (let x = xFrom; x < w - r; x += step) {
+      cols.inA[x] = clampX(x - inner);
+      cols.inC[x] = clampX(x + inner);
+      cols.outA[x] = clampX(x - outer);
+      cols.outC[x] = clampX(x + outer);
+      cols.gapA[x] = clampX(x - gap);
+      cols.gapC[x] = clampX(x + gap);
+    }
     for (let y = Math.ceil(r); y < h - r; y += step) {
-      for (let x = Math.ceil(r); x < w - r; x += step) {
-        box(x - inner, y - inner, x + inner, y + inner, A);
-        if (A.n === 0) continue;
-        box(x - outer, y - outer, x + outer, y + outer, B);
-        box(x - gap, y - gap, x + gap, y + gap, M);
-        const n = B.n - M.n;
+      const inB = clampY(y - inner) * W;
+      const inD = clampY(y + inner) * W;
+      const inH = (clampY(y + inner) - clampY(y - inner));
+      const outB = clampY(y - outer) * W;
+      const outD = clampY(y + outer) * W;
+      const outH = clampY(y + outer) - clampY(y - outer);
+      const gapB = clampY(y - gap) * W;
+      const gapD = clampY(y + gap) * W;
+      const gapH = clampY(y + gap) - clampY(y - gap);
+      for (let x = xFrom; x < w - r; x += step) {
+        // Each box: its pixel count, and its sum from four corners of the summed-area table (0 when empty).
+        const ia = cols.inA[x]!;
+        const ic = cols.inC[x]!;
+        const aN = ic > ia && inH > 0 ? (ic - ia) * inH : 0;
+        if (aN === 0) continue;
+        const aSum = s[inD + ic]! - s[inB + ic]! - s[inD + ia]! + s[inB + ia]!;
+        const oa = cols.outA[x]!;
+        const oc = cols.outC[x]!;
+        const bN = oc > oa && outH > 0 ? (oc - oa) * outH : 0;
+        const bSum = bN ? s[outD + oc]! - s[outB + oc]! - s[outD + oa]! + s[outB + oa]! : 0;
+        const ga = cols.gapA[x]!;
+        const gc = cols.gapC[x]!;
+        const mN = gc > ga && gapH > 0 ? (gc - ga) * gapH : 0;
+        const mSum = mN ? s[gapD + gc]! - s[gapB + gc]! - s[gapD + ga]! + s[gapB + ga]! : 0;
+        const n = bN - mN;
         if (n <= 0) continue;
-        const score = (B.sum - M.sum) / n - A.sum / A.n;
-        if (top.length === cap && score <= top[cap - 1]!.score) continue;
-        let i = top.length;
-        while (i > 0 && top[i - 1]!.score < score) i--;
-        top.splice(i, 0, { x, y, r, score });
-        if (top.length > cap) top.pop();
+        top.offer((bSum - mSum) / n - aSum / aN, x, y, r);
       }
     }
   }
   // Keep distinct candidates: skip those whose centre lies inside a better one.
   const out: ScoredCircle[] = [];
-  for (const c of top) {
+  for (let i = 0; i < top.length; i++) {
+    const c = top.at(i);
     if (out.every((o) => Math.hypot(o.x - c.x, o.y - c.y) > Math.max(o.r, c.r))) out.push(c);
     if (out.length >= keep) break;
   }
   return out;
+}
+
+/** The `cap` highest scores offered, sorted descending; an equal score goes after those already kept. */
+class TopScores {
+  length = 0;
+  private readonly score: Float64Array;
+  private readonly x: Float64Array;
+  private readonly y: Float64Array;
+  private readonly r: Float64Array;
+
+  constructor(private readonly cap: number) {
+    this.score = new Float64Array(cap);
+    this.x = new Float64Array(cap);
+    this.y = new Float64Array(cap);
+    this.r = new Float64Array(cap);
+  }
+
+  offer(score: number, x: number, y: number, r: number): void {
+    const { cap } = this;
+    if (this.length === cap && score <= this.score[cap - 1]!) return;
+    let i = this.length;
+    while (i > 0 && this.score[i - 1]! < score) i--;
+    const end = Math.min(this.length, cap - 1);
+    this.score.copyWithin(i + 1, i, end);
+    this.x.copyWithin(i + 1, i, end);
+    this.y.copyWithin(i + 1, i, end);
+    this.r.copyWithin(i + 1, i, end);
+    this.score[i] = score;
+    this.x[i] = x;
+    this.y[i] = y;
+    this.r[i] = r;
+    if (this.length < cap) this.length++;
+  }
+
+  at(i: number): ScoredCircle {
+    return { x: this.x[i]!, y: this.y[i]!, r: this.r[i]!, score: this.score[i]! };
+  }
 }
 
 export interface RefineOptions {
@@ -113,20 +165,23 @@ export function refineCircle(img: FloatImage, start: { x: number; y: number }, o
   const arcList = o.arcs ?? [[0, 360]];
   const samples = o.samples ?? 64;
   const span = arcList.reduce((t, [a, b]) => t + (b - a), 0);
-  const groups: Array<Array<[number, number]>> = [];
+  const groups: Array<{ cos: number[]; sin: number[] }> = [];
   for (const [a, b] of arcList) {
     const k = Math.max(4, Math.round((samples * (b - a)) / span));
-    const g: Array<[number, number]> = [];
+    const g = { cos: [] as number[], sin: [] as number[] };
     for (let i = 0; i < k; i++) {
       const t = ((a + ((i + 0.5) * (b - a)) / k) * Math.PI) / 180;
-      g.push([Math.cos(t), Math.sin(t)]);
+      g.cos.push(Math.cos(t));
+      g.sin.push(Math.sin(t));
     }
     groups.push(g);
   }
-  const profiles = o.combine === 'weakest' ? groups : [groups.flat()];
+  const angleSets = o.combine === 'weakest' ? groups : [{ cos: groups.flatMap((g) => g.cos), sin: groups.flatMap((g) => g.sin) }];
+  // The sample offsets from the centre, radius by radius: the centre search only adds the centre to them.
+  const profiles = angleSets.map((g) => ringOffsets(g.cos, g.sin, nr, o.rMin, rStep));
   const sigma = o.sigma ?? 1.2;
   const kr = Math.max(1, Math.ceil(2 * sigma));
-  const kernel: number[] = [];
+  const kernel = new Float64Array(2 * kr + 1);
   let ks = 0;
   for (let i = -kr; i <= kr; i++) ks += kernel[i + kr] = Math.exp(-(i * i) / (2 * sigma * sigma));
   for (let i = 0; i < kernel.length; i++) kernel[i]! /= ks;
@@ -134,35 +189,17 @@ export function refineCircle(img: FloatImage, start: { x: number; y: number }, o
   const profile = new Float64Array(nr);
   const smooth = new Float64Array(nr);
   const scores = new Float64Array(nr);
-  let best: ScoredCircle = { x: start.x, y: start.y, r: o.rMin, score: -Infinity };
-  const byRadius: ScoredCircle[] = Array.from({ length: nr }, (_, k) => ({ x: start.x, y: start.y, r: o.rMin + k * rStep, score: -Infinity }));
-  const w = img.width;
-  const mask = o.mask;
+  let bestScore = -Infinity;
+  let bestX = start.x;
+  let bestY = start.y;
+  let bestR = o.rMin;
+  const byRadius = { score: new Float64Array(nr).fill(-Infinity), x: new Float64Array(nr).fill(start.x), y: new Float64Array(nr).fill(start.y) };
   const ry = o.centreRangeY ?? o.centreRange;
   for (let cy = start.y - ry; cy <= start.y + ry + 1e-9; cy += o.centreStep) {
     for (let cx = start.x - o.centreRange; cx <= start.x + o.centreRange + 1e-9; cx += o.centreStep) {
       scores.fill(Infinity);
-      for (const angles of profiles) {
-        for (let k = 0; k < nr; k++) {
-          const r = o.rMin + k * rStep;
-          let acc = 0;
-          let n = 0;
-          for (const [c, s] of angles) {
-            const x = cx + r * c;
-            const y = cy + r * s;
-            if (mask) {
-              const xi = Math.round(x);
-              const yi = Math.round(y);
-              if (xi >= 0 && yi >= 0 && xi < w && yi < img.height && mask[yi * w + xi]) continue;
-            }
-            const v = sample(img, x, y);
-            if (v === v) {
-              acc += v;
-              n++;
-            }
-          }
-          profile[k] = n >= angles.length / 3 ? acc / n : NaN;
-        }
+      for (const ring of profiles) {
+        ringProfile(img, o.mask, cx, cy, ring, nr, profile);
         for (let k = 0; k < nr; k++) {
           let acc = 0;
           let wsum = 0;
@@ -193,18 +230,89 @@ export function refineCircle(img: FloatImage, start: { x: number; y: number }, o
       }
       for (let k = 0; k < nr; k++) {
         const d = scores[k]!;
-        if (d > best.score) best = { x: cx, y: cy, r: o.rMin + k * rStep, score: d };
-        if (d > byRadius[k]!.score) byRadius[k] = { x: cx, y: cy, r: o.rMin + k * rStep, score: d };
+        if (d > bestScore) {
+          bestScore = d;
+          bestX = cx;
+          bestY = cy;
+          bestR = o.rMin + k * rStep;
+        }
+        if (d > byRadius.score[k]!) {
+          byRadius.score[k] = d;
+          byRadius.x[k] = cx;
+          byRadius.y[k] = cy;
+        }
       }
     }
   }
+  const best: ScoredCircle = { x: bestX, y: bestY, r: bestR, score: bestScore };
   if (o.pick !== 'innermost') return best;
   const floor = (o.innermostRatio ?? 0.55) * best.score;
+  const sc = byRadius.score;
   for (let k = 1; k < nr - 1; k++) {
-    const c = byRadius[k]!;
-    if (c.score >= floor && c.score >= byRadius[k - 1]!.score && c.score >= byRadius[k + 1]!.score) return c;
+    if (sc[k]! >= floor && sc[k]! >= sc[k - 1]! && sc[k]! >= sc[k + 1]!) return { x: byRadius.x[k]!, y: byRadius.y[k]!, r: o.rMin + k * rStep, score: sc[k]! };
   }
   return best;
+}
+
+interface RingOffsets {
+  /** Samples per ring. */
+  n: number;
+  /** nr x n offsets r cos(t), r sin(t). */
+  dx: Float64Array;
+  dy: Float64Array;
+}
+
+function ringOffsets(cos: number[], sin: number[], nr: number, rMin: number, rStep: number): RingOffsets {
+  const n = cos.length;
+  const dx = new Float64Array(nr * n);
+  const dy = new Float64Array(nr * n);
+  for (let k = 0; k < nr; k++) {
+    const r = rMin + k * rStep;
+    for (let a = 0; a < n; a++) {
+      dx[k * n + a] = r * cos[a]!;
+      dy[k * n + a] = r * sin[a]!;
+    }
+  }
+  return { n, dx, dy };
+}
+
+/**
+ * Mean intensity (bilinear) on each ring around (cx, cy), leaving out samples outside the image or on the mask;
+ * NaN for a ring with fewer than a third of its samples left.
+ */
+function ringProfile(img: FloatImage, mask: Uint8Array | undefined, cx: number, cy: number, ring: RingOffsets, nr: number, out: Float64Array): void {
+  const { width: w, height: h, data } = img;
+  const { n, dx, dy } = ring;
+  for (let k = 0, q = 0; k < nr; k++) {
+    let acc = 0;
+    let m = 0;
+    for (let a = 0; a < n; a++, q++) {
+      const x = cx + dx[q]!;
+      const y = cy + dy[q]!;
+      if (mask) {
+        const xi = Math.round(x);
+        const yi = Math.round(y);
+        if (xi >= 0 && yi >= 0 && xi < w && yi < h && mask[yi * w + xi]) continue;
+      }
+      // Bilinear, as image-ops `sample`.
+      if (!(x >= 0 && y >= 0 && x <= w - 1 && y <= h - 1)) continue;
+      const x0 = Math.min(w - 2, Math.floor(x));
+      const y0 = Math.min(h - 2, Math.floor(y));
+      const fx = x - x0;
+      const fy = y - y0;
+      const i = y0 * w + x0;
+      const p = data[i]!;
+      const pr = data[i + 1]!;
+      const pd = data[i + w]!;
+      const pdr = data[i + w + 1]!;
+      const v = (p + (pr - p) * fx) * (1 - fy) + (pd + (pdr - pd) * fx) * fy;
+      if (v === v) {
+        acc += v;
+        m++;
+      }
+    }
+    out[k] = m >= n / 3 ? acc / m : NaN;
+  }
 }
 
 /**

@@ -22,39 +22,101 @@ export function sample(img: FloatImage, x: number, y: number): number {
   return (a + (b - a) * fx) * (1 - fy) + (c + (d - c) * fx) * fy;
 }
 
-/** Separable Gaussian blur with edge replication. */
-export function gaussianBlur(img: FloatImage, sigma: number): FloatImage {
-  if (sigma <= 0) return { ...img, data: img.data.slice() };
+/** Normalised Gaussian taps, radius ceil(2.5 sigma). */
+function gaussianTaps(sigma: number): Float32Array {
   const r = Math.max(1, Math.ceil(2.5 * sigma));
   const taps = new Float32Array(2 * r + 1);
   let s = 0;
   for (let i = -r; i <= r; i++) s += taps[i + r] = Math.exp(-(i * i) / (2 * sigma * sigma));
   for (let i = 0; i < taps.length; i++) taps[i]! /= s;
+  return taps;
+}
+
+/** A pixel rectangle, both ends included. */
+export interface PixelBox {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** Separable Gaussian blur with edge replication. */
+export function gaussianBlur(img: FloatImage, sigma: number): FloatImage {
+  if (sigma <= 0) return { ...img, data: img.data.slice() };
+  return gaussianBlurWithin(img, sigma, { x0: 0, y0: 0, x1: img.width - 1, y1: img.height - 1 });
+}
+
+/**
+ * The same blur computed only inside `box` (clipped to the image); pixels outside it are 0. Every pixel inside
+ * has exactly the value gaussianBlur gives it: neighbours outside the box are read from the image as usual.
+ */
+export function gaussianBlurWithin(img: FloatImage, sigma: number, box: PixelBox): FloatImage {
   const { width: w, height: h } = img;
-  const tmp = new Float32Array(w * h);
   const out = new Float32Array(w * h);
-  for (let y = 0; y < h; y++) {
-    const row = y * w;
-    for (let x = 0; x < w; x++) {
-      let acc = 0;
-      for (let k = -r; k <= r; k++) {
-        const xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
-        acc += taps[k + r]! * img.data[row + xx]!;
-      }
-      tmp[row + x] = acc;
-    }
+  const x0 = Math.max(0, Math.floor(box.x0));
+  const x1 = Math.min(w - 1, Math.ceil(box.x1));
+  const y0 = Math.max(0, Math.floor(box.y0));
+  const y1 = Math.min(h - 1, Math.ceil(box.y1));
+  if (sigma <= 0) {
+    for (let y = y0; y <= y1; y++) out.set(img.data.subarray(y * w + x0, y * w + x1 + 1), y * w + x0);
+    return { width: w, height: h, data: out };
   }
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let acc = 0;
-      for (let k = -r; k <= r; k++) {
-        const yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
-        acc += taps[k + r]! * tmp[yy * w + x]!;
-      }
-      out[y * w + x] = acc;
-    }
-  }
+  if (x1 < x0 || y1 < y0) return { width: w, height: h, data: out };
+  const taps = gaussianTaps(sigma);
+  const r = (taps.length - 1) >> 1;
+  // The vertical pass needs the horizontal one r rows beyond the box.
+  const rowFrom = Math.max(0, y0 - r);
+  const rowTo = Math.min(h - 1, y1 + r);
+  const tmp = new Float32Array(w * h);
+  blurRows(img.data, tmp, w, taps, rowFrom, rowTo, x0, x1);
+  blurColumns(tmp, out, w, h, taps, y0, y1, x0, x1);
   return { width: w, height: h, data: out };
+}
+
+// Both passes sum the taps in the same order (k = -r..r) in double precision and store float32, so a fast path
+// without edge clamping gives the very same values as the clamped one.
+function blurRows(src: Float32Array, dst: Float32Array, w: number, taps: Float32Array, y0: number, y1: number, x0: number, x1: number): void {
+  const r = (taps.length - 1) >> 1;
+  const n = taps.length;
+  const safeFrom = Math.max(x0, r);
+  const safeTo = Math.min(x1, w - 1 - r);
+  for (let y = y0; y <= y1; y++) {
+    const row = y * w;
+    for (let x = x0; x <= x1; x++) {
+      let acc = 0;
+      if (x >= safeFrom && x <= safeTo) {
+        const base = row + x - r;
+        for (let k = 0; k < n; k++) acc += taps[k]! * src[base + k]!;
+      } else {
+        for (let k = -r; k <= r; k++) {
+          const xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
+          acc += taps[k + r]! * src[row + xx]!;
+        }
+      }
+      dst[row + x] = acc;
+    }
+  }
+}
+
+function blurColumns(src: Float32Array, dst: Float32Array, w: number, h: number, taps: Float32Array, y0: number, y1: number, x0: number, x1: number): void {
+  const r = (taps.length - 1) >> 1;
+  const n = taps.length;
+  for (let y = y0; y <= y1; y++) {
+    const safe = y >= r && y < h - r;
+    for (let x = x0; x <= x1; x++) {
+      let acc = 0;
+      if (safe) {
+        let i = (y - r) * w + x;
+        for (let k = 0; k < n; k++, i += w) acc += taps[k]! * src[i]!;
+      } else {
+        for (let k = -r; k <= r; k++) {
+          const yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
+          acc += taps[k + r]! * src[yy * w + x]!;
+        }
+      }
+      dst[y * w + x] = acc;
+    }
+  }
 }
 
 /** Summed-area table with one row and column of zeros in front: (w + 1) x (h + 1), float64. */
@@ -87,14 +149,16 @@ export function downscale(img: FloatImage, factor: number): FloatImage {
   if (factor <= 1) return img;
   const w = Math.floor(img.width / factor);
   const h = Math.floor(img.height / factor);
+  const src = img.data;
+  const stride = img.width;
   const out = new Float32Array(w * h);
   const inv = 1 / (factor * factor);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       let acc = 0;
       for (let dy = 0; dy < factor; dy++) {
-        const row = (y * factor + dy) * img.width + x * factor;
-        for (let dx = 0; dx < factor; dx++) acc += img.data[row + dx]!;
+        const row = (y * factor + dy) * stride + x * factor;
+        for (let dx = 0; dx < factor; dx++) acc += src[row + dx]!;
       }
       out[y * w + x] = acc * inv;
     }
