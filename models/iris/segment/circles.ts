@@ -9,7 +9,7 @@
  *   radially smoothed derivative of the mean intensity along its arcs, dark inside to bright outside. Arcs can be
  *   limited to angle ranges (the limbus uses the lateral parts, clear of the eyelids).
  */
-import { integral, type FloatImage } from './image-ops.ts';
+import { integral, type FloatImage, type PixelBox } from './image-ops.ts';
 
 export interface Circle {
   x: number;
@@ -161,7 +161,7 @@ export interface RefineOptions {
 /** The best circle near `start` by the integro-differential operator; score in grey levels (per pixel). */
 export function refineCircle(img: FloatImage, start: { x: number; y: number }, o: RefineOptions): ScoredCircle {
   const rStep = o.rStep ?? 1;
-  const nr = Math.max(3, Math.floor((o.rMax - o.rMin) / rStep) + 1);
+  const nr = radiusCount(o);
   const arcList = o.arcs ?? [[0, 360]];
   const samples = o.samples ?? 64;
   const span = arcList.reduce((t, [a, b]) => t + (b - a), 0);
@@ -252,6 +252,47 @@ export function refineCircle(img: FloatImage, start: { x: number; y: number }, o
     if (sc[k]! >= floor && sc[k]! >= sc[k - 1]! && sc[k]! >= sc[k + 1]!) return { x: byRadius.x[k]!, y: byRadius.y[k]!, r: o.rMin + k * rStep, score: sc[k]! };
   }
   return best;
+}
+
+function radiusCount(o: Pick<RefineOptions, 'rMin' | 'rMax' | 'rStep'>): number {
+  return Math.max(3, Math.floor((o.rMax - o.rMin) / (o.rStep ?? 1)) + 1);
+}
+
+/** The largest radius refineCircle tries with these options (at least three radii are always tried). */
+export function largestRadiusTried(o: Pick<RefineOptions, 'rMin' | 'rMax' | 'rStep'>): number {
+  return o.rMin + (radiusCount(o) - 1) * (o.rStep ?? 1);
+}
+
+/**
+ * Pixels that circles with centres within `centre` +- `range` and radii in `radii` read on `arcs` (degrees) with
+ * bilinear sampling, one box per arc, a pixel of margin around each.
+ */
+export function arcReach(centre: { x: number; y: number }, range: { x: number; y: number }, radii: readonly [number, number], arcs: Array<[number, number]>): PixelBox[] {
+  return arcs.map(([a, b]) => {
+    // cos and sin over [a, b] are extreme at its ends or at multiples of 90 degrees inside it.
+    const angles = [a, b];
+    for (let q = Math.ceil(a / 90) * 90; q < b; q += 90) angles.push(q);
+    let cosMin = Infinity;
+    let cosMax = -Infinity;
+    let sinMin = Infinity;
+    let sinMax = -Infinity;
+    for (const d of angles) {
+      const t = (d * Math.PI) / 180;
+      cosMin = Math.min(cosMin, Math.cos(t));
+      cosMax = Math.max(cosMax, Math.cos(t));
+      sinMin = Math.min(sinMin, Math.sin(t));
+      sinMax = Math.max(sinMax, Math.sin(t));
+    }
+    const [r0, r1] = radii;
+    const lo = (m: number) => Math.min(r0 * m, r1 * m);
+    const hi = (m: number) => Math.max(r0 * m, r1 * m);
+    return {
+      x0: Math.floor(centre.x - range.x + lo(cosMin)) - 1,
+      x1: Math.floor(centre.x + range.x + hi(cosMax)) + 2,
+      y0: Math.floor(centre.y - range.y + lo(sinMin)) - 1,
+      y1: Math.floor(centre.y + range.y + hi(sinMax)) + 2,
+    };
+  });
 }
 
 interface RingOffsets {

@@ -47,29 +47,30 @@ export function gaussianBlur(img: FloatImage, sigma: number): FloatImage {
 }
 
 /**
- * The same blur computed only inside `box` (clipped to the image); pixels outside it are 0. Every pixel inside
- * has exactly the value gaussianBlur gives it: neighbours outside the box are read from the image as usual.
+ * The same blur computed only inside `boxes` (each clipped to the image); pixels outside them are 0. Every pixel
+ * inside has exactly the value gaussianBlur gives it: neighbours outside a box are read from the image as usual.
  */
-export function gaussianBlurWithin(img: FloatImage, sigma: number, box: PixelBox): FloatImage {
+export function gaussianBlurWithin(img: FloatImage, sigma: number, boxes: PixelBox | PixelBox[]): FloatImage {
   const { width: w, height: h } = img;
   const out = new Float32Array(w * h);
-  const x0 = Math.max(0, Math.floor(box.x0));
-  const x1 = Math.min(w - 1, Math.ceil(box.x1));
-  const y0 = Math.max(0, Math.floor(box.y0));
-  const y1 = Math.min(h - 1, Math.ceil(box.y1));
-  if (sigma <= 0) {
-    for (let y = y0; y <= y1; y++) out.set(img.data.subarray(y * w + x0, y * w + x1 + 1), y * w + x0);
-    return { width: w, height: h, data: out };
+  const taps = sigma > 0 ? gaussianTaps(sigma) : null;
+  const r = taps ? (taps.length - 1) >> 1 : 0;
+  let tmp: Float32Array | null = null;
+  for (const box of Array.isArray(boxes) ? boxes : [boxes]) {
+    const x0 = Math.max(0, Math.floor(box.x0));
+    const x1 = Math.min(w - 1, Math.ceil(box.x1));
+    const y0 = Math.max(0, Math.floor(box.y0));
+    const y1 = Math.min(h - 1, Math.ceil(box.y1));
+    if (x1 < x0 || y1 < y0) continue;
+    if (!taps) {
+      for (let y = y0; y <= y1; y++) out.set(img.data.subarray(y * w + x0, y * w + x1 + 1), y * w + x0);
+      continue;
+    }
+    // The vertical pass needs the horizontal one r rows beyond the box.
+    tmp ??= new Float32Array(w * h);
+    blurRows(img.data, tmp, w, taps, Math.max(0, y0 - r), Math.min(h - 1, y1 + r), x0, x1);
+    blurColumns(tmp, out, w, h, taps, y0, y1, x0, x1);
   }
-  if (x1 < x0 || y1 < y0) return { width: w, height: h, data: out };
-  const taps = gaussianTaps(sigma);
-  const r = (taps.length - 1) >> 1;
-  // The vertical pass needs the horizontal one r rows beyond the box.
-  const rowFrom = Math.max(0, y0 - r);
-  const rowTo = Math.min(h - 1, y1 + r);
-  const tmp = new Float32Array(w * h);
-  blurRows(img.data, tmp, w, taps, rowFrom, rowTo, x0, x1);
-  blurColumns(tmp, out, w, h, taps, y0, y1, x0, x1);
   return { width: w, height: h, data: out };
 }
 
