@@ -30,7 +30,12 @@ export function darkDiscCandidates(img: FloatImage, rMin: number, rMax: number, 
   // The best few hundred, kept sorted (descending, ties in the order found); enough to pick `keep` distinct ones from.
   const top = new TopScores(256);
   // Box edges depend on x alone or y alone: computed once per column and per row of the grid.
-  const cols = { inA: new Int32Array(w), inC: new Int32Array(w), outA: new Int32Array(w), outC: new Int32Array(w), gapA: new Int32Array(w), gapC: new Int32Array(w) };
+  const inA = new Int32Array(w);
+  const inC = new Int32Array(w);
+  const outA = new Int32Array(w);
+  const outC = new Int32Array(w);
+  const gapA = new Int32Array(w);
+  const gapC = new Int32Array(w);
   for (let r = rMin; r <= rMax; r *= 1.12) {
     const step = Math.max(1, Math.round(r / 4));
     const inner = 0.7 * r;
@@ -38,17 +43,17 @@ export function darkDiscCandidates(img: FloatImage, rMin: number, rMax: number, 
     const gap = 1.1 * r;
     const xFrom = Math.ceil(r);
     for (let x = xFrom; x < w - r; x += step) {
-      cols.inA[x] = clampX(x - inner);
-      cols.inC[x] = clampX(x + inner);
-      cols.outA[x] = clampX(x - outer);
-      cols.outC[x] = clampX(x + outer);
-      cols.gapA[x] = clampX(x - gap);
-      cols.gapC[x] = clampX(x + gap);
+      inA[x] = clampX(x - inner);
+      inC[x] = clampX(x + inner);
+      outA[x] = clampX(x - outer);
+      outC[x] = clampX(x + outer);
+      gapA[x] = clampX(x - gap);
+      gapC[x] = clampX(x + gap);
     }
     for (let y = Math.ceil(r); y < h - r; y += step) {
       const inB = clampY(y - inner) * W;
       const inD = clampY(y + inner) * W;
-      const inH = (clampY(y + inner) - clampY(y - inner));
+      const inH = clampY(y + inner) - clampY(y - inner);
       const outB = clampY(y - outer) * W;
       const outD = clampY(y + outer) * W;
       const outH = clampY(y + outer) - clampY(y - outer);
@@ -57,22 +62,23 @@ export function darkDiscCandidates(img: FloatImage, rMin: number, rMax: number, 
       const gapH = clampY(y + gap) - clampY(y - gap);
       for (let x = xFrom; x < w - r; x += step) {
         // Each box: its pixel count, and its sum from four corners of the summed-area table (0 when empty).
-        const ia = cols.inA[x]!;
-        const ic = cols.inC[x]!;
+        const ia = inA[x]!;
+        const ic = inC[x]!;
         const aN = ic > ia && inH > 0 ? (ic - ia) * inH : 0;
         if (aN === 0) continue;
         const aSum = s[inD + ic]! - s[inB + ic]! - s[inD + ia]! + s[inB + ia]!;
-        const oa = cols.outA[x]!;
-        const oc = cols.outC[x]!;
+        const oa = outA[x]!;
+        const oc = outC[x]!;
         const bN = oc > oa && outH > 0 ? (oc - oa) * outH : 0;
         const bSum = bN ? s[outD + oc]! - s[outB + oc]! - s[outD + oa]! + s[outB + oa]! : 0;
-        const ga = cols.gapA[x]!;
-        const gc = cols.gapC[x]!;
+        const ga = gapA[x]!;
+        const gc = gapC[x]!;
         const mN = gc > ga && gapH > 0 ? (gc - ga) * gapH : 0;
         const mSum = mN ? s[gapD + gc]! - s[gapB + gc]! - s[gapD + ga]! + s[gapB + ga]! : 0;
         const n = bN - mN;
         if (n <= 0) continue;
-        top.offer((bSum - mSum) / n - aSum / aN, x, y, r);
+        const score = (bSum - mSum) / n - aSum / aN;
+        if (score > top.floor) top.offer(score, x, y, r);
       }
     }
   }
@@ -101,6 +107,9 @@ class TopScores {
     this.r = new Float64Array(cap);
   }
 
+  /** Scores at or below this are not kept (-Infinity until the list is full). */
+  floor = -Infinity;
+
   offer(score: number, x: number, y: number, r: number): void {
     const { cap } = this;
     if (this.length === cap && score <= this.score[cap - 1]!) return;
@@ -116,6 +125,7 @@ class TopScores {
     this.y[i] = y;
     this.r[i] = r;
     if (this.length < cap) this.length++;
+    if (this.length === cap) this.floor = this.score[cap - 1]!;
   }
 
   at(i: number): ScoredCircle {
