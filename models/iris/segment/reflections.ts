@@ -3,7 +3,7 @@
  * their neighbourhood. They are found, dilated, and filled from their borders inwards (onion peeling) so that a
  * glint in the pupil does not break the pupil's dark disc; the mask is kept so they never enter the iris code.
  */
-import { boxSum, integral, type FloatImage } from './image-ops.ts';
+import { integral, type FloatImage } from './image-ops.ts';
 
 export interface Reflections {
   /** The image with the glints filled. */
@@ -85,8 +85,13 @@ function glintSeeds(img: FloatImage, min: number, lift: number, half: number): n
       const v = data[y * w + x]!;
       if (v < min) continue;
       s ??= integral(img);
-      const { sum, n } = boxSum(s, w, h, x - half, y - half, x + half + 1, y + half + 1);
-      if (v - sum / n >= lift) seeds.push(y * w + x);
+      // boxSum inline: the window clipped to the image, four corners of the summed-area table.
+      const a = Math.max(0, x - half);
+      const b = Math.max(0, y - half);
+      const c = Math.min(w, x + half + 1);
+      const d = Math.min(h, y + half + 1);
+      const sum = s[d * (w + 1) + c]! - s[b * (w + 1) + c]! - s[d * (w + 1) + a]! + s[b * (w + 1) + a]!;
+      if (v - sum / ((c - a) * (d - b)) >= lift) seeds.push(y * w + x);
     }
   }
   return seeds;
