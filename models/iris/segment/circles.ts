@@ -205,11 +205,12 @@ export function refineCircle(img: FloatImage, start: { x: number; y: number }, o
   let bestR = o.rMin;
   const byRadius = { score: new Float64Array(nr).fill(-Infinity), x: new Float64Array(nr).fill(start.x), y: new Float64Array(nr).fill(start.y) };
   const ry = o.centreRangeY ?? o.centreRange;
+  const mask = o.mask ? maskWithBounds(o.mask, img.width) : null;
   for (let cy = start.y - ry; cy <= start.y + ry + 1e-9; cy += o.centreStep) {
     for (let cx = start.x - o.centreRange; cx <= start.x + o.centreRange + 1e-9; cx += o.centreStep) {
       scores.fill(Infinity);
       for (const ring of profiles) {
-        ringProfile(img, o.mask, cx, cy, ring, nr, profile);
+        ringProfile(img, mask, cx, cy, ring, nr, profile);
         for (let k = 0; k < nr; k++) {
           let acc = 0;
           let wsum = 0;
@@ -327,26 +328,54 @@ function ringOffsets(cos: number[], sin: number[], nr: number, rMin: number, rSt
   return { n, dx, dy };
 }
 
+interface BoundedMask {
+  mask: Uint8Array;
+  /** Where rounding a point can land on a set pixel: x in [x0, x1), y in [y0, y1); empty when none is set. */
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+}
+
+function maskWithBounds(mask: Uint8Array, w: number): BoundedMask {
+  let x0 = Infinity;
+  let x1 = -Infinity;
+  let y0 = Infinity;
+  let y1 = -Infinity;
+  for (let i = 0; i < mask.length; i++) {
+    if (!mask[i]) continue;
+    const x = i % w;
+    const y = (i - x) / w;
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+  }
+  return { mask, x0: x0 - 0.5, x1: x1 + 0.5, y0: y0 - 0.5, y1: y1 + 0.5 };
+}
+
 /**
  * Mean intensity (bilinear) on each ring around (cx, cy), leaving out samples outside the image or on the mask;
  * NaN for a ring with fewer than a third of its samples left.
  */
-function ringProfile(img: FloatImage, mask: Uint8Array | undefined, cx: number, cy: number, ring: RingOffsets, nr: number, out: Float64Array): void {
+function ringProfile(img: FloatImage, m: BoundedMask | null, cx: number, cy: number, ring: RingOffsets, nr: number, out: Float64Array): void {
   const { width: w, height: h, data } = img;
   const { n, dx, dy } = ring;
+  const mask = m ? m.mask : null;
+  const mx0 = m ? m.x0 : 0;
+  const mx1 = m ? m.x1 : 0;
+  const my0 = m ? m.y0 : 0;
+  const my1 = m ? m.y1 : 0;
   for (let k = 0, q = 0; k < nr; k++) {
     let acc = 0;
-    let m = 0;
+    let count = 0;
     for (let a = 0; a < n; a++, q++) {
       const x = cx + dx[q]!;
       const y = cy + dy[q]!;
-      if (mask) {
-        const xi = Math.round(x);
-        const yi = Math.round(y);
-        if (xi >= 0 && yi >= 0 && xi < w && yi < h && mask[yi * w + xi]) continue;
-      }
-      // Bilinear, as image-ops `sample`.
+      // Outside the image: no sample (and no mask pixel to test).
       if (!(x >= 0 && y >= 0 && x <= w - 1 && y <= h - 1)) continue;
+      if (mask && x >= mx0 && x < mx1 && y >= my0 && y < my1 && mask[Math.round(y) * w + Math.round(x)]) continue;
+      // Bilinear, as image-ops `sample`.
       const x0 = Math.min(w - 2, Math.floor(x));
       const y0 = Math.min(h - 2, Math.floor(y));
       const fx = x - x0;
@@ -359,10 +388,10 @@ function ringProfile(img: FloatImage, mask: Uint8Array | undefined, cx: number, 
       const v = (p + (pr - p) * fx) * (1 - fy) + (pd + (pdr - pd) * fx) * fy;
       if (v === v) {
         acc += v;
-        m++;
+        count++;
       }
     }
-    out[k] = m >= n / 3 ? acc / m : NaN;
+    out[k] = count >= n / 3 ? acc / count : NaN;
   }
 }
 
