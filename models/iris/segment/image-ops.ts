@@ -74,25 +74,24 @@ export function gaussianBlurWithin(img: FloatImage, sigma: number, boxes: PixelB
   return { width: w, height: h, data: out };
 }
 
-// Both passes sum the taps in the same order (k = -r..r) in double precision and store float32, so a fast path
-// without edge clamping gives the very same values as the clamped one.
+// Both passes sum the taps in the same order (k = -r..r) in double precision and store float32, so the fast
+// interior path (no edge clamping) gives the very same values as the clamped one.
 function blurRows(src: Float32Array, dst: Float32Array, w: number, taps: Float32Array, y0: number, y1: number, x0: number, x1: number): void {
   const r = (taps.length - 1) >> 1;
-  const n = taps.length;
   const safeFrom = Math.max(x0, r);
   const safeTo = Math.min(x1, w - 1 - r);
   for (let y = y0; y <= y1; y++) {
     const row = y * w;
     for (let x = x0; x <= x1; x++) {
+      if (x === safeFrom && safeFrom <= safeTo) {
+        tapRun(src, row + x - r, 1, dst, row + x, safeTo - safeFrom + 1, taps);
+        x = safeTo;
+        continue;
+      }
       let acc = 0;
-      if (x >= safeFrom && x <= safeTo) {
-        const base = row + x - r;
-        for (let k = 0; k < n; k++) acc += taps[k]! * src[base + k]!;
-      } else {
-        for (let k = -r; k <= r; k++) {
-          const xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
-          acc += taps[k + r]! * src[row + xx]!;
-        }
+      for (let k = -r; k <= r; k++) {
+        const xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
+        acc += taps[k + r]! * src[row + xx]!;
       }
       dst[row + x] = acc;
     }
@@ -101,22 +100,48 @@ function blurRows(src: Float32Array, dst: Float32Array, w: number, taps: Float32
 
 function blurColumns(src: Float32Array, dst: Float32Array, w: number, h: number, taps: Float32Array, y0: number, y1: number, x0: number, x1: number): void {
   const r = (taps.length - 1) >> 1;
-  const n = taps.length;
   for (let y = y0; y <= y1; y++) {
-    const safe = y >= r && y < h - r;
+    if (y >= r && y < h - r) {
+      tapRun(src, (y - r) * w + x0, w, dst, y * w + x0, x1 - x0 + 1, taps);
+      continue;
+    }
     for (let x = x0; x <= x1; x++) {
       let acc = 0;
-      if (safe) {
-        let i = (y - r) * w + x;
-        for (let k = 0; k < n; k++, i += w) acc += taps[k]! * src[i]!;
-      } else {
-        for (let k = -r; k <= r; k++) {
-          const yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
-          acc += taps[k + r]! * src[yy * w + x]!;
-        }
+      for (let k = -r; k <= r; k++) {
+        const yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
+        acc += taps[k + r]! * src[yy * w + x]!;
       }
       dst[y * w + x] = acc;
     }
+  }
+}
+
+/**
+ * `count` consecutive outputs dst[at + j] = sum over k of taps[k] * src[from + j + k * stride], k in order; written
+ * out for the usual 7 and 11 taps, where a loop over the taps costs more than the sums themselves.
+ */
+function tapRun(src: Float32Array, from: number, stride: number, dst: Float32Array, at: number, count: number, taps: Float32Array): void {
+  const n = taps.length;
+  if (n === 7) {
+    const [t0, t1, t2, t3, t4, t5, t6] = taps as unknown as number[];
+    for (let j = 0, i = from; j < count; j++, i++) {
+      dst[at + j] = t0! * src[i]! + t1! * src[i + stride]! + t2! * src[i + 2 * stride]! + t3! * src[i + 3 * stride]! + t4! * src[i + 4 * stride]! + t5! * src[i + 5 * stride]! + t6! * src[i + 6 * stride]!;
+    }
+    return;
+  }
+  if (n === 11) {
+    const [t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10] = taps as unknown as number[];
+    for (let j = 0, i = from; j < count; j++, i++) {
+      dst[at + j] =
+        t0! * src[i]! + t1! * src[i + stride]! + t2! * src[i + 2 * stride]! + t3! * src[i + 3 * stride]! + t4! * src[i + 4 * stride]! + t5! * src[i + 5 * stride]! +
+        t6! * src[i + 6 * stride]! + t7! * src[i + 7 * stride]! + t8! * src[i + 8 * stride]! + t9! * src[i + 9 * stride]! + t10! * src[i + 10 * stride]!;
+    }
+    return;
+  }
+  for (let j = 0, i = from; j < count; j++, i++) {
+    let acc = 0;
+    for (let k = 0, q = i; k < n; k++, q += stride) acc += taps[k]! * src[q]!;
+    dst[at + j] = acc;
   }
 }
 
