@@ -36,6 +36,7 @@ export function darkDiscCandidates(img: FloatImage, rMin: number, rMax: number, 
   const outC = new Int32Array(w);
   const gapA = new Int32Array(w);
   const gapC = new Int32Array(w);
+  let floor = top.floor;
   for (let r = rMin; r <= rMax; r *= 1.12) {
     const step = Math.max(1, Math.round(r / 4));
     const inner = 0.7 * r;
@@ -78,7 +79,7 @@ export function darkDiscCandidates(img: FloatImage, rMin: number, rMax: number, 
         const n = bN - mN;
         if (n <= 0) continue;
         const score = (bSum - mSum) / n - aSum / aN;
-        if (score > top.floor) top.offer(score, x, y, r);
+        if (score > floor) floor = top.offer(score, x, y, r);
       }
     }
   }
@@ -110,9 +111,10 @@ class TopScores {
   /** Scores at or below this are not kept (-Infinity until the list is full). */
   floor = -Infinity;
 
-  offer(score: number, x: number, y: number, r: number): void {
+  /** Keeps the score if it is high enough; returns the new floor. */
+  offer(score: number, x: number, y: number, r: number): number {
     const { cap } = this;
-    if (this.length === cap && score <= this.score[cap - 1]!) return;
+    if (this.length === cap && score <= this.score[cap - 1]!) return this.floor;
     let i = this.length;
     while (i > 0 && this.score[i - 1]! < score) i--;
     const end = Math.min(this.length, cap - 1);
@@ -126,6 +128,7 @@ class TopScores {
     this.r[i] = r;
     if (this.length < cap) this.length++;
     if (this.length === cap) this.floor = this.score[cap - 1]!;
+    return this.floor;
   }
 
   at(i: number): ScoredCircle {
