@@ -66,25 +66,29 @@ export function gaussianBlurWithin(img: FloatImage, sigma: number, boxes: PixelB
       for (let y = y0; y <= y1; y++) out.set(img.data.subarray(y * w + x0, y * w + x1 + 1), y * w + x0);
       continue;
     }
-    // The vertical pass needs the horizontal one r rows beyond the box.
-    tmp ??= new Float32Array(w * h);
-    blurRows(img.data, tmp, w, taps, Math.max(0, y0 - r), Math.min(h - 1, y1 + r), x0, x1);
-    blurColumns(tmp, out, w, h, taps, y0, y1, x0, x1);
+    // The vertical pass needs the horizontal one r rows beyond the box; `rows` holds just those rows.
+    const rowFrom = Math.max(0, y0 - r);
+    const rowTo = Math.min(h - 1, y1 + r);
+    const rows = tmp && tmp.length >= (rowTo - rowFrom + 1) * w ? tmp : (tmp = new Float32Array((rowTo - rowFrom + 1) * w));
+    blurRows(img.data, rows, w, taps, rowFrom, rowTo, x0, x1);
+    blurColumns(rows, rowFrom, out, w, h, taps, y0, y1, x0, x1);
   }
   return { width: w, height: h, data: out };
 }
 
 // Both passes sum the taps in the same order (k = -r..r) in double precision and store float32, so the fast
 // interior path (no edge clamping) gives the very same values as the clamped one.
+/** Rows y0..y1 of `src` blurred along x, into `dst` from its first row (dst row i = image row y0 + i). */
 function blurRows(src: Float32Array, dst: Float32Array, w: number, taps: Float32Array, y0: number, y1: number, x0: number, x1: number): void {
   const r = (taps.length - 1) >> 1;
   const safeFrom = Math.max(x0, r);
   const safeTo = Math.min(x1, w - 1 - r);
   for (let y = y0; y <= y1; y++) {
     const row = y * w;
+    const out = (y - y0) * w;
     for (let x = x0; x <= x1; x++) {
       if (x === safeFrom && safeFrom <= safeTo) {
-        tapRun(src, row + x - r, 1, dst, row + x, safeTo - safeFrom + 1, taps);
+        tapRun(src, row + x - r, 1, dst, out + x, safeTo - safeFrom + 1, taps);
         x = safeTo;
         continue;
       }
@@ -93,23 +97,24 @@ function blurRows(src: Float32Array, dst: Float32Array, w: number, taps: Float32
         const xx = x + k < 0 ? 0 : x + k >= w ? w - 1 : x + k;
         acc += taps[k + r]! * src[row + xx]!;
       }
-      dst[row + x] = acc;
+      dst[out + x] = acc;
     }
   }
 }
 
-function blurColumns(src: Float32Array, dst: Float32Array, w: number, h: number, taps: Float32Array, y0: number, y1: number, x0: number, x1: number): void {
+/** The box y0..y1 x x0..x1 blurred along y from `rows`, whose first row is image row `row0`. */
+function blurColumns(rows: Float32Array, row0: number, dst: Float32Array, w: number, h: number, taps: Float32Array, y0: number, y1: number, x0: number, x1: number): void {
   const r = (taps.length - 1) >> 1;
   for (let y = y0; y <= y1; y++) {
     if (y >= r && y < h - r) {
-      tapRun(src, (y - r) * w + x0, w, dst, y * w + x0, x1 - x0 + 1, taps);
+      tapRun(rows, (y - r - row0) * w + x0, w, dst, y * w + x0, x1 - x0 + 1, taps);
       continue;
     }
     for (let x = x0; x <= x1; x++) {
       let acc = 0;
       for (let k = -r; k <= r; k++) {
         const yy = y + k < 0 ? 0 : y + k >= h ? h - 1 : y + k;
-        acc += taps[k + r]! * src[yy * w + x]!;
+        acc += taps[k + r]! * rows[(yy - row0) * w + x]!;
       }
       dst[y * w + x] = acc;
     }
