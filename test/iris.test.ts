@@ -6,12 +6,17 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BadImageError, BadTemplateError } from '../protocol/errors.ts';
 import { mulberry32 } from '../models/common/prng.ts';
+import { decodeGray } from '../models/fingerprint/extract/decode.ts';
+import { decodeIrisImage } from '../models/iris/decode.ts';
 import { CODE_BYTES } from '../models/iris/encode.ts';
 import { IrisEngine, irisModelIdentity } from '../models/iris/engine.ts';
 import { NoIrisFoundError } from '../models/iris/errors.ts';
 import { hammingReference, normaliseHd } from '../models/iris/hamming.ts';
 import { assembleMatcherModule } from '../models/iris/hamming-wasm.ts';
 import { IRIS_DEFAULT_THRESHOLD, IRIS_MATCH, irisHamming, prepareIris } from '../models/iris/matcher.ts';
+import { sampledPixels, sampleSheet, sheetPoints } from '../models/iris/normalise.ts';
+import { arcReach, largestRadiusTried, refineCircle } from '../models/iris/segment/circles.ts';
+import { gaussianBlur, gaussianBlurWithin } from '../models/iris/segment/image-ops.ts';
 import { captureParams, irisMaster, renderCapture, syntheticIris } from '../models/iris/synth/generator.ts';
 import { decodeIrisTemplate, encodeIrisTemplate, MAX_IRIS_TEMPLATE_BYTES } from '../models/iris/template.ts';
 import { builtinMatchers, irisMatcher } from '../verifier/matchers.ts';
@@ -148,5 +153,51 @@ describe('iris engine on synthetic captures', () => {
     const a = await engine.extract(bytes);
     const b = await engine.extract(bytes);
     expect(Buffer.from(a.template).equals(Buffer.from(b.template))).toBe(true);
+  });
+});
+
+// The speed-ups of issue 16 compute less, never something else: the same pixels and circles as the plain forms.
+describe('iris image math: partial forms give the values of the whole', () => {
+  const rand = mulberry32(16);
+  const image = (w: number, h: number) => ({ width: w, height: h, data: Float32Array.from({ length: w * h }, () => rand() * 255) });
+
+  it('a blur inside boxes equals the whole-image blur there, edges included', () => {
+    for (const [w, h] of [[97, 61], [6, 4], [1, 9]] as const) {
+      const img = image(w, h);
+      for (const sigma of [0.5, 0.855, 1.2, 2, 3.3]) {
+        const whole = gaussianBlur(img, sigma);
+        const boxes = [{ x0: 0, y0: 0, x1: Math.floor(w / 3), y1: h - 1 }, { x0: Math.floor(w / 2), y0: Math.floor(h / 3), x1: w + 5, y1: h + 5 }];
+        const part = gaussianBlurWithin(img, sigma, boxes);
+        for (const b of boxes) {
+          for (let y = b.y0; y <= Math.min(h - 1, b.y1); y++) for (let x = b.x0; x <= Math.min(w - 1, b.x1); x++) expect(part.data[y * w + x]).toBe(whole.data[y * w + x]);
+        }
+      }
+    }
+  });
+
+  it('the limbus search reads only inside arcReach, and the sheet only inside sampledPixels', () => {
+    const img = image(160, 120);
+    const arcs: Array<[number, number]> = [[-20, 30], [150, 200]];
+    const o = { arcs, centreRange: 6, centreRangeY: 2.5, centreStep: 1.5, rMin: 30, rMax: 50, combine: 'weakest' as const, stepWidth: 3 };
+    const start = { x: 81.3, y: 58.7 };
+    const reach = arcReach(start, { x: 6, y: 2.5 }, [30, largestRadiusTried(o)], arcs);
+    expect(refineCircle(gaussianBlurWithin(img, 2, reach), start, o)).toEqual(refineCircle(gaussianBlur(img, 2), start, o));
+    const points = sheetPoints({ x: 70, y: 64, r: 14 }, { x: 72, y: 62, r: 52 }, { rows: 32, cols: 256, rhoRange: [0.04, 0.86] });
+    const inside = sampleSheet(gaussianBlurWithin(img, 0.9, sampledPixels(points, 160, 120)), points);
+    expect([...inside.data]).toEqual([...sampleSheet(gaussianBlur(img, 0.9), points).data]);
+  });
+
+  it('the iris decoder gives the shared decoder’s pixels and errors', async () => {
+    const grey = await png({ width: 40, height: 30, data: Uint8Array.from({ length: 1200 }, () => Math.floor(rand() * 256)) });
+    const colour = await sharp(Buffer.from(Uint8Array.from({ length: 40 * 30 * 3 }, () => Math.floor(rand() * 256))), { raw: { width: 40, height: 30, channels: 3 } }).png().toBuffer();
+    const turned = await sharp(colour).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+    for (const bytes of [grey, colour, turned]) {
+      const a = await decodeGray(new Uint8Array(bytes), { maxSide: 4096 });
+      const b = await decodeIrisImage(new Uint8Array(bytes), { maxSide: 4096 });
+      expect([b.width, b.height]).toEqual([a.width, a.height]);
+      expect(Buffer.from(b.data).equals(Buffer.from(a.data))).toBe(true);
+    }
+    const bad = grey.subarray(0, 60);
+    expect(String(await errorOf(decodeIrisImage(bad, { maxSide: 4096 })))).toBe(String(await errorOf(decodeGray(bad, { maxSide: 4096 }))));
   });
 });

@@ -73,11 +73,12 @@ export function quantise(re: Float32Array, im: Float32Array, cells: Float32Array
   const n = CODE_RINGS * CODE_COLS;
   // Fragile-bit thresholds: the o.fragile quantile of |component| over usable cells, per component.
   const mags = (a: Float32Array): number => {
-    const v: number[] = [];
-    for (let i = 0; i < n; i++) if (cells[i]! >= o.minCellValid) v.push(Math.abs(a[i]!));
-    if (v.length === 0) return Infinity;
-    v.sort((x, y) => x - y);
-    return v[Math.floor(o.fragile * (v.length - 1))]!;
+    const all = new Float32Array(n);
+    let m = 0;
+    for (let i = 0; i < n; i++) if (cells[i]! >= o.minCellValid) all[m++] = Math.abs(a[i]!);
+    if (m === 0) return Infinity;
+    const v = all.subarray(0, m).sort();
+    return v[Math.floor(o.fragile * (m - 1))]!;
   };
   const tRe = o.fragile > 0 ? mags(re) : 0;
   const tIm = o.fragile > 0 ? mags(im) : 0;

@@ -7,9 +7,9 @@
  * parameter changing), so a verifier can allow or refuse it like a face model.
  */
 import { createHash } from 'node:crypto';
-import { decodeGray } from '../fingerprint/extract/decode.ts';
 import type { ComparisonResult, Extraction, ModalityEngine } from '../modality.ts';
 import { FILTER } from './build.ts';
+import { decodeIrisImage } from './decode.ts';
 import { ENCODE, IrisExtractor } from './extractor.ts';
 import { compareIrises, IRIS_MATCH, prepareIrisTemplate, type PreparedIris } from './matcher.ts';
 import { IRIS_PARAMS } from './params.ts';
@@ -48,7 +48,7 @@ export class IrisEngine implements ModalityEngine {
 
   async extract(image: Uint8Array): Promise<Extraction> {
     const t0 = performance.now();
-    const gray = await decodeGray(image, { maxSide: IRIS_PARAMS.maxSide });
+    const gray = await decodeIrisImage(image, { maxSide: IRIS_PARAMS.maxSide });
     const t1 = performance.now();
     const r = await this.extractor.extract(gray);
     const t2 = performance.now();

@@ -14,12 +14,12 @@ import type { QualityReport } from '../modality.ts';
 import { cellValidity, padPolar, quantise, type IrisCode } from './encode.ts';
 import { NoIrisFoundError } from './errors.ts';
 import { loadIrisGraph, runFilter } from './graphs.ts';
-import { rubberSheet, type PolarImage } from './normalise.ts';
+import { sampledPixels, sampleSheet, sheetPoints, type PolarImage } from './normalise.ts';
 import { occlusionMask, type Occlusion } from './occlusion.ts';
 import { IRIS_PARAMS } from './params.ts';
 import { irisQuality } from './quality.ts';
 import type { Circle } from './segment/circles.ts';
-import { gaussianBlur, type FloatImage } from './segment/image-ops.ts';
+import { gaussianBlurWithin, type FloatImage } from './segment/image-ops.ts';
 import { segmentIris, type Segmentation } from './segment/segment.ts';
 
 export interface GrayImage {
@@ -72,15 +72,11 @@ export class IrisExtractor {
     const input: FloatImage = { width: image.width, height: image.height, data: Float32Array.from(image.data) };
     const seg = segmentIris(input, p);
     lap('segmentation');
-    // The sheet samples the outer ring at about (2 pi r / cols) px apart: smooth to that spacing.
+    const points = sheetPoints(seg.pupil, seg.iris, { rows: p.polarRows, cols: p.polarCols, rhoRange: p.rhoRange });
+    // The sheet samples the outer ring at about (2 pi r / cols) px apart: smooth to that spacing (only the pixels it reads).
     const spacing = (2 * Math.PI * seg.iris.r) / p.polarCols;
-    const source = spacing > 1.6 ? gaussianBlur(input, 0.35 * spacing) : input;
-    const polar = rubberSheet(source, seg.pupil, seg.iris, {
-      rows: p.polarRows,
-      cols: p.polarCols,
-      rhoRange: p.rhoRange,
-      glints: { mask: seg.glints, width: seg.working.width, height: seg.working.height, scale: seg.scale },
-    });
+    const source = spacing > 1.6 ? gaussianBlurWithin(input, 0.35 * spacing, sampledPixels(points, input.width, input.height)) : input;
+    const polar = sampleSheet(source, points, { mask: seg.glints, width: seg.working.width, height: seg.working.height, scale: seg.scale });
     lap('normalisation');
     const occ = occlusionMask(polar, p);
     if (occ.usable < 0.1) throw new NoIrisFoundError(`only ${(occ.usable * 100).toFixed(0)}% of the iris is visible`, { usable: occ.usable });

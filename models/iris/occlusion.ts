@@ -21,43 +21,49 @@ export interface Occlusion {
 
 export function occlusionMask(p: PolarImage, o: { brightSpread: number; darkSpread: number }): Occlusion {
   const { rows, cols, data } = p;
-  const ref: number[] = [];
   const sector = Math.round(cols / 12); // 30 degrees
-  for (let i = Math.floor(rows * 0.15); i < Math.ceil(rows * 0.75); i++) {
+  const firstRing = Math.floor(rows * 0.15);
+  const lastRing = Math.ceil(rows * 0.75);
+  const refAll = new Float64Array(Math.max(0, lastRing - firstRing) * (2 * sector + 1) * 2);
+  let nRef = 0;
+  for (let i = firstRing; i < lastRing; i++) {
     for (let d = -sector; d <= sector; d++) {
-      for (const centre of [0, cols / 2]) {
-        const j = (centre + d + cols) % cols;
+      for (let side = 0; side < 2; side++) {
+        const j = ((side ? cols / 2 : 0) + d + cols) % cols;
         const v = data[i * cols + j]!;
-        if (v === v && !p.glint[i * cols + j]) ref.push(v);
+        if (v === v && !p.glint[i * cols + j]) refAll[nRef++] = v;
       }
     }
   }
-  ref.sort((a, b) => a - b);
+  // Typed arrays sort numerically, as the comparator did.
+  const ref = refAll.subarray(0, nRef).sort();
   const median = ref.length ? ref[ref.length >> 1]! : 128;
-  const dev = ref.map((v) => Math.abs(v - median)).sort((a, b) => a - b);
+  const dev = ref.map((v) => Math.abs(v - median)).sort();
   const spread = Math.max(4, 1.4826 * (dev.length ? dev[dev.length >> 1]! : 16));
   const bright = median + o.brightSpread * spread;
   const dark = median - o.darkSpread * spread;
   const valid = new Uint8Array(rows * cols);
   const cut = new Int32Array(cols);
-  const isBright = (v: number) => !(v === v) || v > bright;
+  // NaN (outside the image) counts as bright.
+  const brightAt = new Uint8Array(rows * cols);
+  for (let k = 0; k < rows * cols; k++) brightAt[k] = !(data[k]! <= bright) ? 1 : 0;
   for (let j = 0; j < cols; j++) {
     // From the outside in: the innermost ring from which at least 60% of the samples outwards are bright (lid).
     let c = rows;
     let brightOut = 0;
     for (let i = rows - 1; i >= 0; i--) {
-      if (isBright(data[i * cols + j]!)) brightOut++;
-      if (isBright(data[i * cols + j]!) && brightOut >= 0.6 * (rows - i) && (i + 1 >= rows || isBright(data[(i + 1) * cols + j]!))) c = i;
+      if (!brightAt[i * cols + j]) continue;
+      brightOut++;
+      if (brightOut >= 0.6 * (rows - i) && (i + 1 >= rows || brightAt[(i + 1) * cols + j])) c = i;
     }
     cut[j] = c;
   }
   // Smooth the cut-off: the minimum of the median over +-4 columns and the column's own value (never unmask more).
   const smoothCut = new Int32Array(cols);
-  const win: number[] = [];
+  const win = new Int32Array(9);
   for (let j = 0; j < cols; j++) {
-    win.length = 0;
-    for (let d = -4; d <= 4; d++) win.push(cut[(j + d + cols) % cols]!);
-    win.sort((a, b) => a - b);
+    for (let d = -4; d <= 4; d++) win[d + 4] = cut[(j + d + cols) % cols]!;
+    win.sort();
     smoothCut[j] = Math.min(cut[j]!, win[4]!);
   }
   let usable = 0;

@@ -10,8 +10,8 @@
  */
 import { IRIS_PARAMS } from '../params.ts';
 import { NoIrisFoundError } from '../errors.ts';
-import { darkDiscCandidates, darkRegionCircle, refineCircle, type Circle, type ScoredCircle } from './circles.ts';
-import { downscale, gaussianBlur, type FloatImage } from './image-ops.ts';
+import { arcReach, darkDiscCandidates, darkRegionCircle, largestRadiusTried, refineCircle, type Circle, type ScoredCircle } from './circles.ts';
+import { downscale, gaussianBlur, gaussianBlurWithin, type FloatImage } from './image-ops.ts';
 import { removeReflections } from './reflections.ts';
 
 export interface Segmentation {
@@ -67,7 +67,6 @@ export function segmentIris(input: FloatImage, params = IRIS_PARAMS): Segmentati
   if (!(pupil.score >= params.minPupilEdge)) throw new NoIrisFoundError(`the pupil boundary is too faint (${pupil.score.toFixed(2)} < ${params.minPupilEdge})`, { pupilEdge: pupil.score });
 
   // Limbus.
-  const limbusImg = gaussianBlur(filled, 2);
   const [a0, a1] = params.limbusArc;
   const arcs: Array<[number, number]> = [[a0, a1], [180 - a1, 180 - a0]];
   const riMin = Math.max(params.irisToPupil[0] * pupil.r, pupil.r + 8, params.irisRadius[0] * side);
@@ -76,7 +75,12 @@ export function segmentIris(input: FloatImage, params = IRIS_PARAMS): Segmentati
   const limbus = { arcs, sigma: 1.5, mask: glints, combine: 'weakest' as const, stepWidth: Math.max(3, Math.round(0.06 * riMin)) };
   // Lateral arcs fix the horizontal centre and the radius well, the vertical centre weakly: search x wider than y.
   const off = params.centreOffset * pupil.r;
-  let iris = refineCircle(limbusImg, pupil, { ...limbus, centreRange: 0, centreStep: 1, rMin: riMin, rMax: riMax, rStep: Math.max(1, riMin / 40), pick: 'innermost' });
+  const concentric = { ...limbus, centreRange: 0, centreStep: 1, rMin: riMin, rMax: riMax, rStep: Math.max(1, riMin / 40), pick: 'innermost' as const };
+  // The three passes below read only the lateral arcs: centres within off + 1.5 (x) and 0.4 off + 1 (y) of the
+  // pupil's, radii from riMin to a few pixels over the largest the first pass tries. Smooth only there.
+  const reach = arcReach(pupil, { x: off + 2, y: 0.4 * off + 1.5 }, [riMin, Math.max(riMax, largestRadiusTried(concentric)) + 3], arcs);
+  const limbusImg = gaussianBlurWithin(filled, 2, reach);
+  let iris = refineCircle(limbusImg, pupil, concentric);
   iris = refineCircle(limbusImg, iris, { ...limbus, centreRange: off, centreRangeY: 0.4 * off, centreStep: Math.max(1, off / 5), rMin: Math.max(riMin, 0.92 * iris.r), rMax: Math.min(riMax, 1.08 * iris.r) });
   iris = refineCircle(limbusImg, iris, { ...limbus, centreRange: 1.5, centreRangeY: 1, centreStep: 0.5, rMin: Math.max(riMin, iris.r - 3), rMax: Math.min(riMax, iris.r + 3), rStep: 0.5, samples: 96 });
   if (!(iris.score >= params.minLimbusEdge)) throw new NoIrisFoundError(`the limbus is too faint (${iris.score.toFixed(2)} < ${params.minLimbusEdge})`, { limbusEdge: iris.score });
