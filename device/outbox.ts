@@ -128,12 +128,15 @@ export class Outbox {
     return (this.stmt.due.all(now, limit) as RawRow[]).map(fromRow);
   }
 
-  /** Records a send attempt and schedules the next one (backoff with jitter). Returns the next attempt time. */
+  /**
+   * Records a send attempt and schedules the next one (backoff with jitter). Returns the next attempt time. Not
+   * fsync'd: it runs before each publish, and lost in a power cut it only makes the entry due at once again.
+   */
   attempted(attId: string, now = Date.now(), error: string | null = null): number {
     const row = this.stmt.get.get(attId) as RawRow | undefined;
     if (!row) return -1;
     const next = now + backoffDelay(row.attempts + 1, this.backoff, this.random);
-    this.stmt.attempt.run(next, error, attId);
+    this.commitUnsynced(() => this.stmt.attempt.run(next, error, attId));
     return next;
   }
 
@@ -148,22 +151,30 @@ export class Outbox {
    * a power cut, the attestation is sent again and gets its stored verdict again, so the wait is not worth it.
    */
   acknowledge(attId: string, alongside?: () => void): boolean {
-    let row: { n: number } | undefined;
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      row = this.db.transaction(() => {
-        const r = this.stmt.remove.get(attId) as { n: number } | undefined;
-        if (r) alongside?.();
-        return r;
-      })();
-    } finally {
-      this.db.pragma('synchronous = FULL');
-    }
+    const row = this.commitUnsynced(() => {
+      const r = this.stmt.remove.get(attId) as { n: number } | undefined;
+      if (r) alongside?.();
+      return r;
+    });
     if (!row) return false;
     this.entries--;
     this.bytes -= row.n;
     if (this.entries < 0.8 * this.limits.maxEntries && this.bytes < 0.8 * this.limits.maxBytes) this.warned = false;
     return true;
+  }
+
+  /**
+   * Runs `fn` in one transaction whose commit does not wait for the disk (synchronous=NORMAL): for writes that
+   * may be lost in a power cut. They are not lost on their own: the WAL is one file, so the next fsync'd commit
+   * (an enqueue) makes them durable too.
+   */
+  commitUnsynced<T>(fn: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return this.db.transaction(fn)();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   get(attId: string): OutboxEntry | undefined {

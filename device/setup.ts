@@ -1,5 +1,6 @@
 /**
- * Opens a kiosk's state folder: its key store, durable outbox and seq counter.
+ * Opens a kiosk's state folder: its key store, durable outbox and seq counter (with the software key store, a
+ * table of the outbox's database, so that an attestation's count and its enqueue share one fsync).
  *
  * The key store: the TPM's when configured (`{ kind: 'tpm', tpm: 'swtpm:...' }`), and by default when the
  * kernel's TPM resource manager `/dev/tpmrm0` exists; the software store (a key file, development only) only when
@@ -63,7 +64,7 @@ export async function openKioskState(dir: string, options: KioskStateOptions = {
     const soft = await SoftwareKeyStore.open(join(dir, 'device-key.json'));
     const keystore: KioskKeyStore = Object.assign(soft, { description: `software key file ${join(dir, 'device-key.json')} (development only)` });
     const outbox = new Outbox(join(dir, 'outbox.db'), outboxOptions);
-    const seq = new SqliteSeqCounter(join(dir, 'state.db'), options.onNotice);
+    const seq = new SqliteSeqCounter(outbox, join(dir, 'state.db'), options.onNotice);
     return {
       keystore,
       outbox,
@@ -71,7 +72,6 @@ export async function openKioskState(dir: string, options: KioskStateOptions = {
       tpm: null,
       async close() {
         outbox.close();
-        seq.close();
       },
     };
   }

@@ -35,8 +35,10 @@ export class TreeHeadStore implements HeldHeads {
         ON CONFLICT (tree_size) DO UPDATE SET note = excluded.note, witnesses = excluded.witnesses WHERE length(excluded.witnesses) > length(log_checkpoints.witnesses)`),
       link: this.db.prepare('UPDATE log_checkpoints SET linked = 1 WHERE tree_size = ?'),
       all: this.db.prepare('SELECT * FROM log_checkpoints ORDER BY tree_size'),
-      trim: this.db.prepare(`DELETE FROM log_checkpoints WHERE tree_size NOT IN (SELECT tree_size FROM log_checkpoints ORDER BY tree_size DESC LIMIT ?)
-        AND tree_size <> coalesce((SELECT max(tree_size) FROM log_checkpoints WHERE linked = 1), -1)`),
+      // Below the maxHeads-th largest size, but never the latest linked head: both found by walking the key's
+      // index from the top, so a trim costs about the same with a thousand heads kept as with ten.
+      trim: this.db.prepare(`DELETE FROM log_checkpoints WHERE tree_size < (SELECT tree_size FROM log_checkpoints ORDER BY tree_size DESC LIMIT 1 OFFSET ?)
+        AND tree_size <> coalesce((SELECT tree_size FROM log_checkpoints WHERE linked = 1 ORDER BY tree_size DESC LIMIT 1), -1)`),
     };
   }
 
@@ -58,7 +60,7 @@ export class TreeHeadStore implements HeldHeads {
     this.db.transaction(() => {
       this.s.put.run(head.treeSize, head.rootHash, head.note, witnesses, advances ? 1 : 0, now);
       if (advances) this.s.link.run(head.treeSize);
-      this.s.trim.run(this.maxHeads);
+      this.s.trim.run(Math.max(0, this.maxHeads - 1));
     })();
   }
 

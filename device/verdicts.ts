@@ -9,7 +9,7 @@
 import type { JsonWebKey } from 'node:crypto';
 import { attestationHash } from '../protocol/attestation.ts';
 import type { VerdictClaims } from '../protocol/claims.ts';
-import { decodeEnvelope, type EnvelopeOf } from '../protocol/envelope.ts';
+import type { EnvelopeOf } from '../protocol/envelope.ts';
 import { BiokioskError } from '../protocol/errors.ts';
 import { isSealedReply, openReply } from '../protocol/reply.ts';
 import { jwkThumbprint, p256PublicJwk } from '../protocol/signer.ts';
@@ -50,9 +50,9 @@ function refuse(why: string): VerdictRefusedError {
   return new VerdictRefusedError(why);
 }
 
-/** The claims of our own attestation in an outbox entry (no check needed: we signed them). */
+/** The claims of our own attestation in an outbox entry (no schema check needed: we signed and stored them). */
 function ownClaims(entryPayload: Buffer): { jws: string; logSize: number } {
-  const jws = decodeEnvelope(entryPayload, 'attestation').body;
+  const jws = (JSON.parse(entryPayload.toString('utf8')) as { body: string }).body;
   const claims = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as { log_size?: number };
   return { jws, logSize: claims.log_size ?? 0 };
 }

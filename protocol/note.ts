@@ -117,7 +117,7 @@ export function verifiedSigners(note: { text: string; signatures: NoteSignature[
   for (const s of note.signatures) {
     const v = verifiers.find((k) => k.name === s.name && k.keyId === s.keyId);
     if (!v) continue; // unknown keys are ignored (SPEC: signed-note)
-    const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, v.publicKey]), format: 'der', type: 'spki' });
+    const key = ed25519Key(v.publicKey);
     let ok: boolean;
     if (v.type === SIG_ED25519) ok = s.signature.length === 64 && verify(null, Buffer.from(note.text, 'utf8'), key, s.signature);
     else {
@@ -138,6 +138,21 @@ function cosignedMessage(text: string, timestamp: number): Buffer {
 
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410): the raw 32-byte key follows it. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/** Public keys imported for verification, by their bytes: OpenSSL's import costs several times the verify itself. */
+const importedKeys = new Map<string, KeyObject>();
+const MAX_IMPORTED_KEYS = 1024;
+
+function ed25519Key(publicKey: Buffer): KeyObject {
+  const id = publicKey.toString('base64');
+  let key = importedKeys.get(id);
+  if (!key) {
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
+    if (importedKeys.size >= MAX_IMPORTED_KEYS) importedKeys.delete(importedKeys.keys().next().value!);
+    importedKeys.set(id, key);
+  }
+  return key;
+}
 
 /** An Ed25519 signer for notes: a log key (type 0x01) or a witness cosigner (type 0x04). */
 export class NoteSigner {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +100,18 @@ describe('SoftwareKeyStore', () => {
     expect((await verifyCompactJws(jws, () => ks.publicJwk, { maxBytes: 1024, typ: ATTESTATION_TYP })).payload).toEqual({ hello: 'tpm-shaped signer' });
     // Many signatures, to exercise the nonce and blinding paths.
     for (let i = 0; i < 50; i++) await compactVerify(await signCompactJws({ kid: ks.kid, typ: ATTESTATION_TYP }, { i }, ks), ks.publicJwk);
+  });
+
+  it('signs whole messages through node:crypto and digests through the Signer interface, both standard ES256', async () => {
+    const ks = SoftwareKeyStore.ephemeral();
+    const msg = Buffer.from('base64url(header).base64url(payload)');
+    const key = createPublicKey({ key: ks.publicJwk, format: 'jwk' });
+    const whole = await ks.signMessage(msg);
+    const digest = await ks.sign(createHash('sha256').update(msg).digest());
+    for (const sig of [whole, digest]) {
+      expect(sig.byteLength).toBe(64);
+      expect(verify('sha256', msg, { key, dsaEncoding: 'ieee-p1363' }, sig)).toBe(true);
+    }
   });
 
   it('never shows its private key in JSON or inspect output', () => {

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { compactDecrypt } from 'jose';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { SoftwareKeyStore } from '../device/keystore/software.ts';
+import { TreeHeadStore } from '../device/tree-heads.ts';
 import { verdictChecker } from '../device/verdicts.ts';
 import { attestationHash } from '../protocol/attestation.ts';
 import type { DecisionRecord, Receipt, VerdictClaims } from '../protocol/claims.ts';
@@ -197,4 +199,21 @@ describe('a log rewritten and re-signed between two verdicts', () => {
     expect(fine.code, fine.stderr).toBe(0);
     expect(fine.stdout).toMatch(/1 independent checkpoints \(witnessed, or kept by kiosks\) all match/);
   }, 90_000);
+});
+
+describe('the tree heads a kiosk keeps', () => {
+  it('are bounded, the newest and the latest linked one kept, also across reopening', async () => {
+    const db = new Database(join(await tempDir('bk-heads-'), 'outbox.db'));
+    const head = (n: number) => ({ treeSize: n, rootHash: `root-${n}`, note: `note ${n}`, witnesses: [] });
+    const heads = new TreeHeadStore(db, 3);
+    for (let n = 1; n <= 6; n++) heads.accept(head(n), true);
+    expect(heads.all().map((h) => h.treeSize)).toEqual([4, 5, 6]);
+    heads.accept(head(6), true); // the same head again writes nothing
+    expect(heads.all().map((h) => h.treeSize)).toEqual([4, 5, 6]);
+    const again = new TreeHeadStore(db, 3);
+    for (let n = 7; n <= 10; n++) again.accept(head(n), false);
+    expect(again.all().map((h) => h.treeSize)).toEqual([6, 8, 9, 10]);
+    expect(again.latestSize()).toBe(6);
+    db.close();
+  });
 });

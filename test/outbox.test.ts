@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../models/common/prng.ts';
+import Database from 'better-sqlite3';
 import { backoffDelay, Outbox, OutboxFullError } from '../device/outbox.ts';
+import { SqliteSeqCounter } from '../device/seq-counter.ts';
 
 const tmp = () => mkdtemp(join(tmpdir(), 'bk-outbox-'));
 
@@ -86,6 +88,28 @@ describe('durable outbox', () => {
     const ids = new Set(box.all().map((e) => e.attId));
     for (let i = 0; i <= acknowledged; i++) expect(ids.has(`att-${i}`), `att-${i}`).toBe(true);
     box.close();
+  });
+
+  it("counts seq in the outbox's database, on from an earlier build's state.db, and only upwards across reopening", async () => {
+    const dir = await tmp();
+    const legacy = new Database(join(dir, 'state.db'));
+    legacy.exec('CREATE TABLE seq_counter (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL); INSERT INTO seq_counter VALUES (1, 41)');
+    legacy.close();
+    const a = new Outbox(join(dir, 'outbox.db'));
+    const seqA = new SqliteSeqCounter(a, join(dir, 'state.db'));
+    expect([await seqA.next(), await seqA.next()]).toEqual([42, 43]);
+    a.enqueue('att-43', 43, Buffer.from('x'));
+    a.close();
+    // Taken over once: the old file no longer counts.
+    const stale = new Database(join(dir, 'state.db'));
+    stale.exec('UPDATE seq_counter SET value = 7');
+    stale.close();
+    const b = new Outbox(join(dir, 'outbox.db'));
+    expect(await new SqliteSeqCounter(b, join(dir, 'state.db')).next()).toBe(44);
+    b.close();
+    const fresh = new Outbox(join(await tmp(), 'outbox.db'));
+    expect(await new SqliteSeqCounter(fresh).next()).toBe(1);
+    fresh.close();
   });
 
   it('backoffDelay stays within [10%, 100%] of the exponential cap', () => {

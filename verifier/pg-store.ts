@@ -179,6 +179,8 @@ export class PgVerifierStore implements VerifierStore {
   async issueNonce(ueid: string, nonce: string, expiresAt: number, opts: { now?: number; maxPerDevice?: number } = {}): Promise<void> {
     const now = opts.now ?? Date.now();
     await this.transaction(async (c) => {
+      // Not waited for (see the interface): a later synchronous commit flushes the WAL past it.
+      await c.query('SET LOCAL synchronous_commit = off');
       // Expired nonces go (after a grace period, so a late attestation hears "expired", not "unknown"); a device
       // keeps at most maxPerDevice outstanding, the newest.
       await c.query('DELETE FROM nonces WHERE expires_at < $1', [now - NONCE_GRACE_MS]);

@@ -173,15 +173,21 @@ export class SqliteVerifierStore implements VerifierStore {
 
   async issueNonce(ueid: string, nonce: string, expiresAt: number, opts: { now?: number; maxPerDevice?: number } = {}): Promise<void> {
     const now = opts.now ?? Date.now();
-    await this.exclusive(() =>
-      this.db.transaction(() => {
-        // Expired nonces go (after a grace period, so a late attestation hears "expired", not "unknown"); a device
-        // keeps at most maxPerDevice outstanding, the newest.
-        this.s['pruneNonces']!.run(now - NONCE_GRACE_MS);
-        this.s['issueNonce']!.run(ueid, nonce, expiresAt);
-        this.s['capNonces']!.run(ueid, ueid, opts.maxPerDevice ?? 16);
-      }).immediate(),
-    );
+    await this.exclusive(() => {
+      // Not fsync'd (see the interface): the next durable commit on this WAL makes it durable as well.
+      this.db.pragma('synchronous = NORMAL');
+      try {
+        this.db.transaction(() => {
+          // Expired nonces go (after a grace period, so a late attestation hears "expired", not "unknown"); a device
+          // keeps at most maxPerDevice outstanding, the newest.
+          this.s['pruneNonces']!.run(now - NONCE_GRACE_MS);
+          this.s['issueNonce']!.run(ueid, nonce, expiresAt);
+          this.s['capNonces']!.run(ueid, ueid, opts.maxPerDevice ?? 16);
+        }).immediate();
+      } finally {
+        this.db.pragma('synchronous = FULL');
+      }
+    });
   }
 
   async nonceCount(): Promise<number> {

@@ -197,7 +197,11 @@ export interface VerifierStore {
   devicesByKids(kids: readonly string[]): Promise<Map<string, DeviceRecord>>;
   devices(): Promise<DeviceRecord[]>;
 
-  /** Stores a nonce, pruning expired ones and keeping at most `maxPerDevice` (default 16) per device. */
+  /**
+   * Stores a nonce, pruning expired ones and keeping at most `maxPerDevice` (default 16) per device. Its commit
+   * does not wait for the disk: a nonce lost in a power cut only gets its attestation refused as `nonce_unknown`
+   * (nothing becomes acceptable that was not), and the batch that consumes it commits durably, covering it too.
+   */
   issueNonce(ueid: string, nonce: string, expiresAt: number, opts?: { now?: number; maxPerDevice?: number }): Promise<void>;
   nonceCount(): Promise<number>;
 

@@ -2,8 +2,9 @@
  * ECDSA P-256 over a precomputed SHA-256 digest, for the development software key store only.
  *
  * node:crypto cannot sign a digest (`crypto.sign` always hashes its input), and a TPM signs digests, so the
- * `Signer` interface takes one. The software store therefore signs with @noble/curves (audited, RFC 6979
- * deterministic nonces, low-s), with prehashing off. Output: r||s, 64 bytes, as ES256 wants.
+ * `Signer` interface takes one. The software store answers that with @noble/curves (audited, RFC 6979
+ * deterministic nonces, low-s), with prehashing off; its JWS signatures take the whole-message path
+ * (`signMessage`, node:crypto) instead, which is much faster. Output: r||s, 64 bytes, as ES256 wants.
  */
 import { p256 } from '@noble/curves/nist.js';
 

@@ -8,7 +8,7 @@
  * half a key). A file that group or others can read or write is refused, as ssh refuses such keys.
  */
 import { constants, promises as fs } from 'node:fs';
-import { createECDH, generateKeyPairSync, randomBytes, type JsonWebKey } from 'node:crypto';
+import { createECDH, createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { dirname } from 'node:path';
 import { decodeBase64url, encodeBase64url } from '../../protocol/base64url.ts';
 import { BiokioskError } from '../../protocol/errors.ts';
@@ -37,8 +37,9 @@ export class SoftwareKeyStore implements Signer {
   readonly developmentOnly = true;
   readonly kid: string;
   readonly publicJwk: P256PublicJwk;
-  /** The private scalar; an ES private field so it never shows up in JSON.stringify or util.inspect. */
+  /** The private scalar, and the same key for OpenSSL; ES private fields, so neither shows up in JSON.stringify or util.inspect. */
   readonly #d: Buffer;
+  readonly #key: KeyObject;
 
   private constructor(
     privateScalar: Buffer,
@@ -51,6 +52,7 @@ export class SoftwareKeyStore implements Signer {
     // Derived from d, never read from the file: a JWK's x/y could belong to another key.
     this.publicJwk = publicFromScalar(privateScalar);
     this.kid = jwkThumbprint(this.publicJwk);
+    this.#key = createPrivateKey({ key: { ...this.publicJwk, d: encodeBase64url(privateScalar) }, format: 'jwk' });
   }
 
   /** Opens the key file at `path`, creating it (mode 0600) when absent. */
@@ -68,6 +70,11 @@ export class SoftwareKeyStore implements Signer {
 
   async sign(digest: Uint8Array): Promise<Uint8Array> {
     return signDigestP256(this.#d, digest);
+  }
+
+  /** ES256 over the whole message by node:crypto (what signCompactJws prefers): a fraction of the JavaScript curve's cost. */
+  async signMessage(message: Uint8Array): Promise<Uint8Array> {
+    return cryptoSign('sha256', message, { key: this.#key, dsaEncoding: 'ieee-p1363' });
   }
 }
 
