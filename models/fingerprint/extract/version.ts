@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 5;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = 'd9d51958a5bbff4fe95db855b08ff66aa0483a7e2b2daa7d34a4d424d37627c9';
+export const EXTRACTOR_SOURCE_DIGEST = '3fccc93d55cf2e02b2248bc1f8351caaa665a521fc128284ef39889d12a844cd';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
