@@ -5,6 +5,7 @@ import { buildFingerprintGraphs, GABOR, gaborKernel } from '../models/fingerprin
 import { decodeGray, FingerprintExtractor, type ExtractedMinutia, type FingerprintExtraction } from '../models/fingerprint/extract/index.ts';
 import { blur, makePattern, type Pattern, type PatternMinutia } from '../models/fingerprint/extract/test-pattern.ts';
 import { axialDifference } from '../models/fingerprint/extract/orientation.ts';
+import { blockFieldAt, blockGrid, blocksToPixels } from '../models/fingerprint/extract/fields.ts';
 import { renderImpression, synthesizeFinger } from '../models/fingerprint/synth/index.ts';
 import { BadImageError, UsageError } from '../protocol/errors.ts';
 
@@ -83,6 +84,18 @@ describe('fingerprint extraction graphs', () => {
       expect(maxErr).toBeLessThan(1e-5);
     }
     await session.release();
+  });
+});
+
+describe('block fields', () => {
+  it('a block field looked up at one pixel is the per-pixel field there, to the bit', () => {
+    const grid = blockGrid(203, 157, 12);
+    let seed = 7;
+    const values = Float32Array.from({ length: grid.cols * grid.rows }, () => 6 + ((seed = (seed * 1103515245 + 12345) >>> 0) % 7000) / 1000);
+    const field = blocksToPixels(values, grid, 203, 157);
+    let differ = 0;
+    for (let y = 0; y < 157; y++) for (let x = 0; x < 203; x++) if (blockFieldAt(values, grid, x, y) !== field[y * 203 + x]) differ++;
+    expect(differ).toBe(0);
   });
 });
 

@@ -31,7 +31,7 @@ export async function readManifest(modelsDir = MODELS_DIR): Promise<ManifestFile
   }
 }
 
-export async function loadNet(name: string, options: { modelsDir?: string; threads?: number; optimization?: 'disabled' | 'basic' | 'extended' | 'all' } = {}): Promise<LoadedNet> {
+export async function loadNet(name: string, options: { modelsDir?: string; threads?: number; optimization?: 'disabled' | 'basic' | 'extended' | 'all'; spinning?: boolean } = {}): Promise<LoadedNet> {
   const modelsDir = options.modelsDir ?? MODELS_DIR;
   const entry = (await readManifest(modelsDir)).models[name];
   if (!entry) throw new BiokioskError('ModelMissing', `model ${name} is not in ${join(modelsDir, 'manifest.json')}`, { kind: 'internal' });
@@ -51,6 +51,7 @@ export async function loadNet(name: string, options: { modelsDir?: string; threa
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: options.optimization ?? 'all',
+    ...(options.spinning === false ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   });
   return { name, sha256, session };
 }

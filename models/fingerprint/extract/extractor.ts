@@ -27,7 +27,7 @@ import { blockDeviation, blockGrid, blockValueAt, distanceToBackground } from '.
 import { binarise } from './binarise.ts';
 import { selectResponses } from './enhance.ts';
 import { removeSpurious } from './filter.ts';
-import { blockPeriods, completeFrequency } from './frequency.ts';
+import { blockPeriods, completeFrequency, periodAt, periodField } from './frequency.ts';
 import { loadFingerprintGraphs, runGaborStrips, runOrientation, type FingerprintGraphs } from './graphs.ts';
 import { detectMinutiae } from './minutiae.ts';
 import { normalise } from './normalise.ts';
@@ -102,18 +102,20 @@ export class FingerprintExtractor {
     const grid = blockGrid(width, height, PARAMS.block);
     const everywhere = new Uint8Array(grid.cols * grid.rows).fill(1);
     const periods = blockPeriods(norm, field.normal, grid, width, height);
-    const provisional = completeFrequency(periods, everywhere, grid, width, height);
+    const provisionalPeriod = periodField(completeFrequency(periods, everywhere, grid), width, height);
     lap('frequency');
 
     const enhanced = new Float32Array(gray.length);
-    const selector = { normal: field.normal, period: provisional.period, mask: new Uint8Array(gray.length).fill(1), width };
+    const selector = { normal: field.normal, period: provisionalPeriod, mask: new Uint8Array(gray.length).fill(1), width };
     await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => selectResponses(selector, r, sh, top, rows, haloTop, enhanced));
     lap('enhancement');
 
     const clarity = blockClarity(norm, enhanced, everywhere, grid, width, height);
     const seg = segment(gray, field.certainty, clarity, width, height, contrast);
     for (let i = 0; i < norm.length; i++) if (!seg.mask[i]) (norm[i] = 0), (enhanced[i] = 0);
-    const freq = completeFrequency(periods, seg.blocks, seg.grid, width, height);
+    const freq = completeFrequency(periods, seg.blocks, seg.grid);
+    // Later stages look the final period up only at candidate minutiae: no per-pixel field unless it is asked for.
+    const finalPeriodAt = (x: number, y: number) => periodAt(freq, x, y);
     lap('segmentation');
 
     const binary = binarise(enhanced, seg.mask, width, height);
@@ -126,7 +128,7 @@ export class FingerprintExtractor {
     const candidates = detectMinutiae(skeleton, {
       width,
       height,
-      period: freq.period,
+      periodAt: finalPeriodAt,
       normal: field.normal,
       tracePeriods: Math.max(PARAMS.bridgePeriods, PARAMS.shortRidgePeriods, PARAMS.spurPeriods),
       directionPeriods: PARAMS.directionPeriods,
@@ -136,7 +138,7 @@ export class FingerprintExtractor {
     lap('minutiae');
 
     for (const c of candidates) c.quality = minutiaQuality(field.certainty[c.y * width + c.x]!, blockValueAt(clarity, seg.grid, c.x, c.y));
-    const kept = removeSpurious(candidates, { width, period: freq.period, borderDistance });
+    const kept = removeSpurious(candidates, { width, periodAt: finalPeriodAt, borderDistance });
     const minutiae: ExtractedMinutia[] = kept.map((c) => ({
       x: round2((c.x + box.x + 0.5) / scale - 0.5),
       y: round2((c.y + box.y + 0.5) / scale - 0.5),
@@ -175,7 +177,7 @@ export class FingerprintExtractor {
               scale,
               normal: uncrop(field.normal, box, full.width, full.height),
               coherence: uncrop(field.certainty, box, full.width, full.height),
-              period: uncrop(freq.period, box, full.width, full.height),
+              period: uncrop(periodField(freq, width, height), box, full.width, full.height),
               normalised: uncrop(norm, box, full.width, full.height),
               enhanced: uncrop(enhanced, box, full.width, full.height),
               skeleton: uncrop(skeleton, box, full.width, full.height),

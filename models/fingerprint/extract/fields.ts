@@ -54,6 +54,25 @@ export function blockValueAt(values: Float32Array, grid: BlockGrid, x: number, y
   );
 }
 
+/**
+ * The value blocksToPixels gives at pixel (x, y), for that pixel alone (same arithmetic, so the same float32 value):
+ * for stages that only look a field up at a few points.
+ */
+export function blockFieldAt(values: Float32Array, grid: BlockGrid, x: number, y: number): number {
+  const c = grid.cols;
+  const fx = Math.min(c - 1, Math.max(0, (x + 0.5) / grid.block - 0.5));
+  const x0 = Math.floor(fx);
+  const x1 = Math.min(c - 1, x0 + 1);
+  const ax = Math.fround(fx - x0);
+  const fy = Math.min(grid.rows - 1, Math.max(0, (y + 0.5) / grid.block - 0.5));
+  const y0 = Math.floor(fy);
+  const r0 = y0 * c, r1 = Math.min(grid.rows - 1, y0 + 1) * c;
+  const ay = fy - y0;
+  const top = values[r0 + x0]! + ax * (values[r0 + x1]! - values[r0 + x0]!);
+  const bottom = values[r1 + x0]! + ax * (values[r1 + x1]! - values[r1 + x0]!);
+  return Math.fround(top + ay * (bottom - top));
+}
+
 /** Per-pixel field from per-block values (bilinear between block centres, as blockValueAt; columns precomputed). */
 export function blocksToPixels(values: Float32Array, grid: BlockGrid, width: number, height: number): Float32Array {
   const out = new Float32Array(width * height);

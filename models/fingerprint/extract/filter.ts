@@ -14,7 +14,8 @@ import { PARAMS } from './params.ts';
 
 export interface FilterContext {
   width: number;
-  period: Float32Array;
+  /** Ridge period at a pixel. */
+  periodAt: (x: number, y: number) => number;
   /** Distance (pixels) to the nearest background pixel or image edge. */
   borderDistance: Float32Array;
 }
@@ -33,7 +34,7 @@ export function removeSpurious(cands: Candidate[], ctx: FilterContext): Candidat
     for (let dy = -radius; dy <= radius; dy++) for (let dx = -radius; dx <= radius; dx++) for (const c of byPixel.get((y + dy) * width + x + dx) ?? []) if (c.type === type) found.push(c);
     return found;
   };
-  const T = (c: Candidate) => ctx.period[c.y * width + c.x]!;
+  const T = (c: Candidate) => ctx.periodAt(c.x, c.y);
   const kill: Candidate[] = [];
   for (const c of cands) {
     const p = T(c);

@@ -4,13 +4,12 @@
  * period apart. Blocks without a clear, plausible period take the mean of their valid neighbours (repeatedly), then
  * the block field is smoothed and interpolated bilinearly to pixels.
  */
-import { blocksToPixels, type BlockGrid } from './fields.ts';
+import { blockFieldAt, blocksToPixels, type BlockGrid } from './fields.ts';
 import { PARAMS } from './params.ts';
 
 export interface FrequencyField {
-  /** Ridge period per pixel, working pixels. */
-  period: Float32Array;
-  /** Per-block period (after interpolation and smoothing). */
+  grid: BlockGrid;
+  /** Per-block period (after interpolation and smoothing); per pixel see periodField and periodAt. */
   blockPeriod: Float32Array;
   /** Fraction of foreground blocks whose period was interpolated. */
   interpolatedFraction: number;
@@ -68,8 +67,8 @@ export function blockPeriods(normalised: Float32Array, normal: Float32Array, gri
   return { raw, valid };
 }
 
-/** Fills the foreground blocks without a valid period from their neighbours, smooths, and interpolates to pixels. */
-export function completeFrequency(rawField: RawFrequency, blocks: Uint8Array, grid: BlockGrid, width: number, height: number): FrequencyField {
+/** Fills the foreground blocks without a valid period from their neighbours and smooths (pixels: periodField, periodAt). */
+export function completeFrequency(rawField: RawFrequency, blocks: Uint8Array, grid: BlockGrid): FrequencyField {
   const n = grid.cols * grid.rows;
   const raw = rawField.raw;
   const valid = Uint8Array.from(rawField.valid, (v, i) => (v && blocks[i] ? 1 : 0));
@@ -85,11 +84,21 @@ export function completeFrequency(rawField: RawFrequency, blocks: Uint8Array, gr
   let count = 0;
   for (let i = 0; i < n; i++) if (blocks[i]) (sum += smooth[i]!, count++);
   return {
-    period: blocksToPixels(smooth, grid, width, height),
+    grid,
     blockPeriod: smooth,
     interpolatedFraction: foreground ? 1 - validCount / foreground : 1,
     meanPeriod: count ? sum / count : PARAMS.defaultPeriod,
   };
+}
+
+/** Ridge period per pixel, working pixels (bilinear between block centres). */
+export function periodField(f: FrequencyField, width: number, height: number): Float32Array {
+  return blocksToPixels(f.blockPeriod, f.grid, width, height);
+}
+
+/** The period periodField gives at pixel (x, y), without the whole field. */
+export function periodAt(f: FrequencyField, x: number, y: number): number {
+  return blockFieldAt(f.blockPeriod, f.grid, x, y);
 }
 
 /** Period of an x-signature from its maxima (parabolic sub-sample peaks), or 0 when it has no clear, plausible one. */

@@ -16,7 +16,10 @@ export async function loadFingerprintGraphs(options: { modelsDir?: string; threa
   // onnxruntime's full optimisation rewrites the orientation graph's many small convolutions and element-wise ops into
   // its blocked (NCHWc) layout, with a reorder around each: several times slower than the graph as written. The
   // Gabor bank's two large convolutions gain from that layout, so it keeps the full level.
-  const [orientation, gabor] = await Promise.all([loadNet('fp_orientation', { ...options, optimization: 'basic' }), loadNet('fp_gabor', options)]);
+  // The pool's threads must not spin between runs: the JavaScript stages between the graph runs share the cores with
+  // them, and spinning threads took those cores (every stage slowed, not only the graphs).
+  const shared = { ...options, spinning: false };
+  const [orientation, gabor] = await Promise.all([loadNet('fp_orientation', { ...shared, optimization: 'basic' }), loadNet('fp_gabor', shared)]);
   return { orientation, gabor };
 }
 

@@ -31,8 +31,8 @@ export interface Candidate {
 export interface DetectOptions {
   width: number;
   height: number;
-  /** Per-pixel ridge period, for the trace lengths. */
-  period: Float32Array;
+  /** Ridge period at a pixel, for the trace lengths. */
+  periodAt: (x: number, y: number) => number;
   /** Per-pixel ridge-normal angle, for direction refinement. */
   normal: Float32Array;
   /** Maximum trace length and direction length, in periods. */
@@ -67,7 +67,7 @@ export function detectMinutiae(skeleton: Uint8Array, opts: DetectOptions): Candi
     const x = i % width;
     const y = (i - x) / width;
     const c = cn[i]!;
-    const T = opts.period[i]!;
+    const T = opts.periodAt(x, y);
     if (opts.borderDistance && opts.borderDistance[i]! < (opts.skipWithinPeriods ?? 0) * T) continue;
     const maxSteps = Math.ceil(opts.tracePeriods * T);
     const dirSteps = Math.max(3, Math.round(opts.directionPeriods * T));
