@@ -64,7 +64,9 @@ export class FacePipeline {
     }
     const minDetectionScore = options.minDetectionScore ?? 0.5;
     if (!(minDetectionScore > 0 && minDetectionScore < 1)) throw new BiokioskError('BadConfig', `minimum detection score must be in (0, 1), got ${minDetectionScore}`);
-    const o = { modelsDir: options.modelsDir, threads: options.threads };
+    // Pool threads that spin between runs take the cores from everything the kiosk does between frames (and from
+    // the graphs' own JavaScript stages): measured slower with it, not faster.
+    const o = { modelsDir: options.modelsDir, threads: options.threads, spinning: false };
     const [d, l, e] = await Promise.all([loadNet('face_detector_tiny', o), loadNet('face_landmarks_68', o), loadNet('face_descriptor_resnet29', o)]);
     return new FacePipeline(d, l, e, { ...options, detectorSize, minDetectionScore });
   }
