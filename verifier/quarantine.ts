@@ -101,8 +101,13 @@ export class Quarantine {
     this.quarantine(ueid, reason, now).catch((e: unknown) => this.hooks.onError?.(e));
   }
 
-  /** True for a moment after this node cut the device off: what the broker queued before the cut can be dropped unread. */
+  /**
+   * True while this node is cutting the device off and for a moment after: what the broker queued before the cut
+   * can be dropped unread.
+   */
   isCut(ueid: string, now = Date.now()): boolean {
+    // From the moment the budget ran out: the broker may take a while to answer while the flood is still arriving.
+    if (this.pending.has(ueid)) return true;
     const at = this.cut.get(ueid);
     return at !== undefined && now - at < CUT_MEMORY_MS;
   }
