@@ -73,9 +73,8 @@ export function blockFieldAt(values: Float32Array, grid: BlockGrid, x: number, y
   return Math.fround(top + ay * (bottom - top));
 }
 
-/** Per-pixel field from per-block values (bilinear between block centres, as blockValueAt; columns precomputed). */
-export function blocksToPixels(values: Float32Array, grid: BlockGrid, width: number, height: number): Float32Array {
-  const out = new Float32Array(width * height);
+/** For each pixel column: the block columns either side of it and the weight between them (bilinear between centres). */
+export function blockColumns(grid: BlockGrid, width: number): { x0s: Int32Array; x1s: Int32Array; axs: Float32Array } {
   const c = grid.cols;
   const x0s = new Int32Array(width), x1s = new Int32Array(width), axs = new Float32Array(width);
   for (let x = 0; x < width; x++) {
@@ -84,6 +83,14 @@ export function blocksToPixels(values: Float32Array, grid: BlockGrid, width: num
     x1s[x] = Math.min(c - 1, x0s[x]! + 1);
     axs[x] = fx - x0s[x]!;
   }
+  return { x0s, x1s, axs };
+}
+
+/** Per-pixel field from per-block values (bilinear between block centres, as blockValueAt; columns precomputed). */
+export function blocksToPixels(values: Float32Array, grid: BlockGrid, width: number, height: number): Float32Array {
+  const out = new Float32Array(width * height);
+  const c = grid.cols;
+  const { x0s, x1s, axs } = blockColumns(grid, width);
   for (let y = 0; y < height; y++) {
     const fy = Math.min(grid.rows - 1, Math.max(0, (y + 0.5) / grid.block - 0.5));
     const y0 = Math.floor(fy);

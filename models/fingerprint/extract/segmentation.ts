@@ -11,7 +11,7 @@
  * keeping the largest component, and an opening against thin appendages. The pixel mask interpolates the block mask
  * bilinearly.
  */
-import { blockDeviation, blockGrid, type BlockGrid } from './fields.ts';
+import { blockColumns, blockDeviation, blockGrid, type BlockGrid } from './fields.ts';
 import { PARAMS } from './params.ts';
 
 export interface Segmentation {
@@ -76,13 +76,7 @@ export function segment(gray: Float32Array, certainty: Float32Array, clarity: Fl
 function blocksToMask(blocks: Uint8Array, grid: BlockGrid, width: number, height: number): Uint8Array {
   const mask = new Uint8Array(width * height);
   const c = grid.cols;
-  const x0s = new Int32Array(width), x1s = new Int32Array(width), axs = new Float32Array(width);
-  for (let x = 0; x < width; x++) {
-    const fx = Math.min(c - 1, Math.max(0, (x + 0.5) / grid.block - 0.5));
-    x0s[x] = Math.floor(fx);
-    x1s[x] = Math.min(c - 1, x0s[x]! + 1);
-    axs[x] = fx - x0s[x]!;
-  }
+  const { x0s, x1s, axs } = blockColumns(grid, width);
   for (let y = 0; y < height; y++) {
     const fy = Math.min(grid.rows - 1, Math.max(0, (y + 0.5) / grid.block - 0.5));
     const y0 = Math.floor(fy);

@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 5;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '3fccc93d55cf2e02b2248bc1f8351caaa665a521fc128284ef39889d12a844cd';
+export const EXTRACTOR_SOURCE_DIGEST = '055ee9484edac4d220cf870d6623ee9a3e1e7857d7245fc3d058f949876b46d9';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
