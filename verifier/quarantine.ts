@@ -88,7 +88,7 @@ export class Quarantine {
 
   /** One failure on a device's topic; the device is quarantined once its budget is gone. */
   failure(ueid: string, now = Date.now()): void {
-    if (this.pending.has(ueid) || this.isCut(ueid, now)) return;
+    if (this.isCut(ueid, now)) return;
     let b = this.budgets.get(ueid);
     if (!b) {
       if (this.budgets.size >= this.maxDevices) this.budgets.delete(this.budgets.keys().next().value!);
@@ -97,7 +97,7 @@ export class Quarantine {
     }
     if (b.take(now)) return;
     this.budgets.delete(ueid);
-    const reason = `more than ${this.policy.failures.burst} failed messages at over ${this.policy.failures.perSecond}/s`;
+    const reason = `more than ${this.policy.failures.burst} messages its key did not sign, at over ${this.policy.failures.perSecond}/s`;
     this.quarantine(ueid, reason, now).catch((e: unknown) => this.hooks.onError?.(e));
   }
 
