@@ -25,7 +25,7 @@ import { WitnessClient } from '../witness/client.ts';
 import { formatVkey, parseVkey, type NoteVerifier } from '../protocol/note.ts';
 import { readFile, writeFile } from 'node:fs/promises';
 import { BrokerAdmin } from '../verifier/registry/broker-admin.ts';
-import { DEFAULT_QUARANTINE, Quarantine } from '../verifier/quarantine.ts';
+import { Quarantine, quarantinePolicy } from '../verifier/quarantine.ts';
 import { loadTrustedCas } from '../verifier/registry/ek-ca.ts';
 import { issueEnrollmentToken, Registry } from '../verifier/registry/registry.ts';
 import { serveRegistry } from '../verifier/registry/server.ts';
@@ -165,9 +165,8 @@ export function registerVerifier(program: Command): void {
             })
           : undefined;
       const admin = await brokerAdminOf(o, o.broker);
-      const firstMs = o.quarantineMinutes * 60_000;
       const quarantine = admin
-        ? new Quarantine(inst.store, admin, { ...DEFAULT_QUARANTINE, firstMs, sweepMs: Math.min(DEFAULT_QUARANTINE.sweepMs, Math.max(1000, firstMs / 4)) }, {
+        ? new Quarantine(inst.store, admin, quarantinePolicy(o.quarantineMinutes * 60_000), {
             onQuarantine: (q) => process.stderr.write(`verifier: ALERT: kiosk ${q.ueid} quarantined at the broker until ${new Date(q.until).toISOString()} (strike ${q.strikes}): ${q.reason}\n`),
             onRelease: (ueid) => process.stderr.write(`verifier: kiosk ${ueid} released from quarantine\n`),
             onError: (e) => onError(e, 'quarantine'),

@@ -42,6 +42,11 @@ export const DEFAULT_QUARANTINE: QuarantinePolicy = {
 
 const CUT_MEMORY_MS = 1000;
 
+/** The default policy with another first length; ends are looked for at least four times per first length. */
+export function quarantinePolicy(firstMs: number): QuarantinePolicy {
+  return { ...DEFAULT_QUARANTINE, firstMs, sweepMs: Math.min(DEFAULT_QUARANTINE.sweepMs, Math.max(1000, firstMs / 4)) };
+}
+
 /** What cuts a kiosk's broker login off and gives it back (BrokerAdmin on the fleet broker). */
 export interface DeviceLoginSwitch {
   quarantineDevice(ueid: string): Promise<void>;
