@@ -1,9 +1,10 @@
 /**
  * Issue 10 benchmarks, run by bench/run.ts in their own process (prints one JSON line):
- * - flood: an honest kiosk's attempt-to-verdict latency (attest, relay, verify, decrypt, match, log, verdict back
- *   and opened), one attempt at a time, on the fleet broker (mutual TLS, access rules), while a compromised
- *   kiosk's process publishes 10,000 junk messages on its own topic as fast as it can, several rounds; next to
- *   the same attempts without the flood;
+ * - flood: honest kiosks' attempt-to-verdict latency (attest, relay, verify, decrypt, match, log, verdict back
+ *   and opened), one attempt at a time, on the fleet broker (mutual TLS, access rules, per-client rate limit),
+ *   while a compromised kiosk's process publishes 10,000 junk messages on its own topic as fast as it can,
+ *   several rounds: the verifier's intake alone, with the quarantine, and with the quarantine on the same broker
+ *   without the rate limit; next to the same attempts without the flood;
  * - tls: one verifier node's throughput end to end (50 kiosks' connections, in a process of their own,
  *   publishing pre-made attestations; verdicts counted as they are published), on a plain-text mosquitto and on
  *   the fleet broker, alternating rounds.
@@ -33,7 +34,12 @@ const DEVICES = 50;
 const PER = Number(process.env['BENCH_TLS_PER_DEVICE'] ?? 40);
 const result: Record<string, unknown> = {};
 
-async function attempt(k: TestKiosk): Promise<number> {
+// Honest attempts come one at a time, from kiosks taking turns: one kiosk alone would check in a hundred people a
+// second, over the fleet broker's per-client rate (and its own relay's pace).
+const HONEST = ['honest-0', 'honest-1', 'honest-2', 'honest-3'];
+let turn = 0;
+async function attempt(kiosks: TestKiosk[]): Promise<number> {
+  const k = kiosks[turn++ % kiosks.length]!;
   const t0 = performance.now();
   const before = k.verdicts.length;
   await k.attester.attest({ subject: 'alice', modality: 'face', template: faceTemplate(1, 0.03), templateFormat: 'biokiosk-face/1', quality: 80, model: MODEL });
@@ -47,91 +53,103 @@ async function attempt(k: TestKiosk): Promise<number> {
 
 const tputDevices = Array.from({ length: DEVICES }, (_, d) => `tput-${d}`);
 const ADMIN_PASSWORD = 'a long random password for the bench node';
-const broker = await FleetBroker.start({ devices: ['honest', 'rogue', ...tputDevices], verifiers: ['verifier-1'], admins: [{ id: 'bench-node', password: ADMIN_PASSWORD }] });
+const broker = await FleetBroker.start({ devices: [...HONEST, 'rogue', ...tputDevices], verifiers: ['verifier-1'], admins: [{ id: 'bench-node', password: ADMIN_PASSWORD }] });
+// The same fleet configuration without the rate-limit plugin: how the flood fares on the verifier's defences alone.
+const unlimitedBroker = await FleetBroker.start({ devices: HONEST.map((id) => `u-${id}`).concat('rogue'), verifiers: ['verifier-1'], admins: [{ id: 'bench-node', password: ADMIN_PASSWORD }], rateLimit: false });
 const plain = await Mosquitto.start();
 try {
   // --- flood ---------------------------------------------------------------------------------------------
   if (process.env['BENCH_HOSTILE_ONLY'] !== 'tls') {
     const v = await openVerifier(await dir('bk-bench-h-'), { allowedModels: [MODEL.sha256], precheckWorkers: WORKERS });
-    // As `biokiosk verifier run --broker-admin`: its own admin login on the broker's password listener.
-    const admin = new BrokerAdmin(broker.passwordUrl, { ca: readFileSync(broker.caPath), rejectUnauthorized: true, username: 'admin:bench-node', password: ADMIN_PASSWORD });
-    let quarantines = 0;
-    let floodStart = 0;
-    const quarantineAt: number[] = [];
-    const quarantine = new Quarantine(v.store, admin, undefined, { onQuarantine: () => (quarantines++, quarantineAt.push(performance.now() - floodStart)) });
-    quarantine.start(); // as the CLI does: the admin login connected ahead of need
-    const node = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'bench-verifier', protocolVersion: 5, mqtt: broker.tls('verifiers', 'verifier-1') });
-    const guarded = new VerifierNode(v.verifier, v.store, { brokerUrl: broker.url, clientId: 'bench-verifier-q', protocolVersion: 5, mqtt: broker.tls('verifiers', 'verifier-1'), quarantine });
     await v.store.enroll({ subject: 'alice', modality: 'face', template: faceTemplate(1), templateFormat: 'biokiosk-face/1', modelSha256: MODEL.sha256 });
     const rogueKey = SoftwareKeyStore.ephemeral();
     await v.store.registerDevice({ ueid: 'rogue', kid: rogueKey.kid, publicJwk: rogueKey.publicJwk as never, site: 'bench' });
-    const k = await startKiosk(broker.url, v, 'honest', { mqtt: broker.tls('devices', 'honest') });
-    await waitFor(() => k.relay.connected, 10_000, 'kiosk connected');
-    const f = broker.files('devices', 'rogue');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'junk-publisher.ts'), JSON.stringify({ url: broker.url, ca: f.ca, cert: f.cert, key: f.key, ueid: 'rogue', kid: rogueKey.kid, count: JUNK })], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines: string[] = [];
-    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
-    await waitFor(() => lines.includes('ready'), 30_000, 'the junk publisher');
-    // One node at a time on the stream: the intake alone, then the same with the quarantine.
-    const flood = async (n: VerifierNode, round: number, label: string): Promise<{ ms: number[]; publisher: { sent: number; accepted: number; refused: number; ms: number }; received: number }> => {
+    let floodStart = 0;
+    // A lane: a broker, its honest kiosks, the rogue's publisher process, and the verifier's nodes on it (the same
+    // verifier and store): the intake alone, and with the quarantine as `verifier run --broker-admin` (its own
+    // admin login on the broker's password listener, connected ahead of need as the CLI does).
+    const lane = async (b: FleetBroker, prefix: string) => {
+      const admin = new BrokerAdmin(b.passwordUrl, { ca: readFileSync(b.caPath), rejectUnauthorized: true, username: 'admin:bench-node', password: ADMIN_PASSWORD });
+      const quarantineAt: number[] = [];
+      const quarantine = new Quarantine(v.store, admin, undefined, { onQuarantine: () => void quarantineAt.push(performance.now() - floodStart) });
+      quarantine.start();
+      const intake = new VerifierNode(v.verifier, v.store, { brokerUrl: b.url, clientId: `bench-verifier-${prefix}`, protocolVersion: 5, mqtt: b.tls('verifiers', 'verifier-1') });
+      const guarded = new VerifierNode(v.verifier, v.store, { brokerUrl: b.url, clientId: `bench-verifier-q-${prefix}`, protocolVersion: 5, mqtt: b.tls('verifiers', 'verifier-1'), quarantine });
+      const kiosks: TestKiosk[] = [];
+      for (const id of HONEST) kiosks.push(await startKiosk(b.url, v, `${prefix}${id}`, { mqtt: b.tls('devices', `${prefix}${id}`) }));
+      await waitFor(() => kiosks.every((k) => k.relay.connected), 10_000, 'kiosks connected');
+      const f = b.files('devices', 'rogue');
+      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'junk-publisher.ts'), JSON.stringify({ url: b.url, ca: f.ca, cert: f.cert, key: f.key, ueid: 'rogue', kid: rogueKey.kid, count: JUNK })], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const lines: string[] = [];
+      child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().trim().split('\n')));
+      await waitFor(() => lines.includes('ready'), 30_000, 'the junk publisher');
+      return { broker: b, admin, quarantine, quarantineAt, intake, guarded, kiosks, child, lines };
+    };
+    type Lane = Awaited<ReturnType<typeof lane>>;
+    const limited = await lane(broker, '');
+    const unlimited = await lane(unlimitedBroker, 'u-');
+    // One node at a time on a stream.
+    const flood = async (l: Lane, n: VerifierNode, round: number, label: string) => {
       await n.start();
-      for (let i = 0; i < 20; i++) await attempt(k); // warm-up (and the subscription settled)
+      for (let i = 0; i < 20; i++) await attempt(l.kiosks); // warm-up (and the subscription settled)
       const received0 = n.stats.received;
-      const done0 = lines.length;
+      const done0 = l.lines.length;
       const ms: number[] = [];
-      child.stdin!.write('go\n');
+      l.child.stdin!.write('go\n');
       const t0 = performance.now();
       floodStart = t0;
-      // From the moment the publisher starts until it is done (acknowledged, or cut off) and the verifier has
-      // decided or dropped everything the broker passed on.
-      while (lines.length === done0 || n.queued > 0) {
-        const one = await attempt(k);
+      // From the moment the publisher starts until it is done (acknowledged, refused, or cut off) and the verifier
+      // has decided or dropped everything the broker passed on.
+      while (l.lines.length === done0 || n.queued > 0) {
+        const one = await attempt(l.kiosks);
         ms.push(one);
         if (process.env['BENCH_TRACE']) process.stderr.write(`${label} round ${round} at ${(performance.now() - t0).toFixed(0)} ms: ${one.toFixed(1)} ms (queued ${n.queued}, received ${n.stats.received - received0})\n`);
       }
       await n.settled();
-      const publisher = JSON.parse(lines.at(-1)!) as { sent: number; accepted: number; refused: number; ms: number };
+      const publisher = JSON.parse(l.lines.at(-1)!) as { sent: number; accepted: number; refused: number; ms: number };
       const received = n.stats.received - received0;
       await n.stop();
       return { ms, publisher, received };
     };
     const quiet: number[] = [];
-    const flooded: number[] = [];
-    const guardedMs: number[] = [];
-    const publishMs: number[] = [];
-    const cut: Array<{ accepted: number; received: number }> = [];
-    await node.start();
-    for (let i = 0; i < 20; i++) await attempt(k);
+    const runs = { intake: [] as Array<Awaited<ReturnType<typeof flood>>>, guarded: [] as Array<Awaited<ReturnType<typeof flood>>>, unlimited: [] as Array<Awaited<ReturnType<typeof flood>>> };
+    await limited.intake.start();
+    for (let i = 0; i < 20; i++) await attempt(limited.kiosks);
     for (let round = 0; round < ROUNDS; round++) {
       // Without the flood.
-      for (let i = 0; i < 60; i++) quiet.push(await attempt(k));
-      await node.stop();
-      const a = await flood(node, round, 'intake');
-      flooded.push(...a.ms);
-      publishMs.push(a.publisher.ms);
-      const b = await flood(guarded, round, 'quarantine');
-      guardedMs.push(...b.ms);
-      cut.push({ accepted: b.publisher.accepted, received: b.received });
+      for (let i = 0; i < 60; i++) quiet.push(await attempt(limited.kiosks));
+      await limited.intake.stop();
+      runs.intake.push(await flood(limited, limited.intake, round, 'intake'));
+      runs.guarded.push(await flood(limited, limited.guarded, round, 'quarantine'));
+      runs.unlimited.push(await flood(unlimited, unlimited.guarded, round, 'no rate limit'));
       // The quarantine's end, early: the next round floods again from a released login.
-      await quarantine.release('rogue');
-      await node.start();
+      await limited.quarantine.release('rogue');
+      await unlimited.quarantine.release('rogue');
+      await limited.intake.start();
     }
-    await node.stop();
-    child.kill();
+    await limited.intake.stop();
+    const summary = (r: Array<Awaited<ReturnType<typeof flood>>>) => {
+      const ms = r.flatMap((x) => x.ms);
+      return { n: ms.length, p50: pct(ms, 0.5), p99: pct(ms, 0.99), max: Math.max(...ms), acceptedByBroker: median(r.map((x) => x.publisher.accepted)), receivedByVerifier: median(r.map((x) => x.received)), publishMs: median(r.map((x) => x.publisher.ms)) };
+    };
     result['flood'] = {
       junkPerRound: JUNK,
       rounds: ROUNDS,
-      publishRatePerSecond: median(publishMs.map((ms) => JUNK / (ms / 1000))),
       quiet: { n: quiet.length, p50: pct(quiet, 0.5), p99: pct(quiet, 0.99), max: Math.max(...quiet) },
-      flooded: { n: flooded.length, p50: pct(flooded, 0.5), p99: pct(flooded, 0.99), max: Math.max(...flooded) },
-      quarantined: { n: guardedMs.length, p50: pct(guardedMs, 0.5), p99: pct(guardedMs, 0.99), max: Math.max(...guardedMs), quarantines, quarantinedAfterMs: median(quarantineAt), acceptedByBroker: median(cut.map((c) => c.accepted)), receivedByVerifier: median(cut.map((c) => c.received)), dropped: guarded.stats.dropped },
+      flooded: summary(runs.intake),
+      quarantined: { ...summary(runs.guarded), quarantines: limited.quarantineAt.length, dropped: limited.guarded.stats.dropped },
+      unlimited: { ...summary(runs.unlimited), quarantines: unlimited.quarantineAt.length, quarantinedAfterMs: median(unlimited.quarantineAt), publishRatePerSecond: median(runs.unlimited.map((x) => JUNK / (x.publisher.ms / 1000))), dropped: unlimited.guarded.stats.dropped },
       logEntries: await v.store.audit.size(),
-      honestAttempts: quiet.length + flooded.length + guardedMs.length + 20 * (1 + 2 * ROUNDS),
-      dropped: node.stats.dropped,
+      honestAttempts: quiet.length + 20 + ROUNDS * 3 * 20 + runs.intake.concat(runs.guarded, runs.unlimited).reduce((t, x) => t + x.ms.length, 0),
+      dropped: limited.intake.stats.dropped,
       refused: (await v.store.rejectionReport()).counts,
+      brokerDisconnects: broker.output.split('\n').filter((l) => l.includes('biokiosk_rate_limit') && l.includes('disconnected')).length,
     };
-    await k.stop();
-    await admin.close();
+    for (const l of [limited, unlimited]) {
+      l.child.kill();
+      for (const k of l.kiosks) await k.stop();
+      await l.admin.close();
+    }
     await v.close();
   }
 
@@ -198,6 +216,7 @@ try {
   }
 } finally {
   await broker.stop();
+  await unlimitedBroker.stop();
   await plain.stop();
 }
 process.stdout.write(JSON.stringify(result) + '\n');

@@ -58,7 +58,7 @@ export interface KioskConfig {
    * log's checkpoint keys with the witnesses whose cosignatures count (C2SP vkeys).
    */
   verifiers: { trusted: TrustedVerifier[]; fleetKey: JsonWebKey; log: { keys: string[]; witnesses?: string[] } };
-  broker: { url: string; protocolVersion?: 4 | 5; mqtt?: Partial<IClientOptions>; pumpIntervalMs?: number; maxInFlight?: number };
+  broker: { url: string; protocolVersion?: 4 | 5; mqtt?: Partial<IClientOptions>; pumpIntervalMs?: number; maxInFlight?: number; publishRate?: { perSecond: number; burst: number } };
   capture?: CaptureConfig[];
   /** Engines to use instead of creating them (tests, benchmarks). */
   engines?: Partial<Record<Modality, ModalityEngine>>;
@@ -180,6 +180,7 @@ export class Kiosk extends EventEmitter<KioskEvents> {
       mqtt: config.broker.mqtt,
       pumpIntervalMs: config.broker.pumpIntervalMs,
       maxInFlight: config.broker.maxInFlight,
+      publishRate: config.broker.publishRate,
       ...verdictChecker(config.ueid, config.verifiers.trusted, heads, logTrustOf(config.verifiers.log)),
     });
     const identity: DeviceIdentity = { ueid: config.ueid, site: config.site, sensor: devices[0]?.sensor ?? { make: 'biokiosk', model: 'none', serial: config.ueid, firmware: '1' } };

@@ -9,6 +9,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { noDelay } from '../protocol/mqtt-socket.ts';
 import { randomUUID } from 'node:crypto';
 import { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION, requestProperties, statusPublishes } from '../protocol/envelope.ts';
+import { TokenBucket } from '../protocol/token-bucket.ts';
 import type { Outbox } from './outbox.ts';
 import type { VerdictCheck, VerdictInfo } from './verdicts.ts';
 
@@ -35,6 +36,11 @@ export interface RelayOptions {
   version: string;
   /** Attestations published but not yet answered, at most. */
   maxInFlight?: number;
+  /**
+   * How fast the relay publishes, at most: under the fleet broker's per-client limit (deploy/mosquitto/fleet.conf:
+   * 50/s, 300 at once), so a kiosk emptying a long offline backlog is never refused by it.
+   */
+  publishRate?: { perSecond: number; burst: number };
   pumpIntervalMs?: number;
   mqtt?: Partial<IClientOptions>;
 }
@@ -46,17 +52,28 @@ export interface RelayEvents {
   offline: [];
 }
 
+/** Below the fleet broker's 50/s and 300 at once, with room for the status and nonce requests beside. */
+export const DEFAULT_PUBLISH_RATE = { perSecond: 40, burst: 250 };
+
 export class Relay extends EventEmitter<RelayEvents> {
   private client: MqttClient | null = null;
   private timer: NodeJS.Timeout | null = null;
   private readonly inFlight = new Set<string>();
   private pumping = false;
   private stopped = false;
-  readonly stats = { published: 0, republished: 0, verdicts: 0, badVerdicts: 0, unknownVerdicts: 0 };
+  /** `refused`: publishes the broker answered with an error (MQTT 5), e.g. over its rate limit; the outbox sends them again. */
+  readonly stats = { published: 0, republished: 0, refused: 0, verdicts: 0, badVerdicts: 0, unknownVerdicts: 0 };
+  private readonly pace: TokenBucket;
 
   constructor(private readonly o: RelayOptions) {
     super();
+    const rate = o.publishRate ?? DEFAULT_PUBLISH_RATE;
+    this.pace = new TokenBucket(rate.perSecond, rate.burst);
   }
+
+  private readonly onPublished = (err?: Error): void => {
+    if (err) this.stats.refused++;
+  };
 
   get connected(): boolean {
     return this.client?.connected ?? false;
@@ -124,7 +141,8 @@ export class Relay extends EventEmitter<RelayEvents> {
     });
     const payload = encodeEnvelope({ v: ENVELOPE_VERSION, kind: 'challenge_request', corr: reqId, body: { req_id: reqId, ueid: this.o.ueid } });
     const props = (this.o.protocolVersion ?? 5) === 5 ? { properties: requestProperties(reqId, challengeResponse) } : {};
-    client.publish(challengeRequest, payload, { qos: 1, ...props });
+    this.pace.charge(Date.now());
+    client.publish(challengeRequest, payload, { qos: 1, ...props }, this.onPublished);
     return answer;
   }
 
@@ -148,16 +166,17 @@ export class Relay extends EventEmitter<RelayEvents> {
     if (this.pumping || this.stopped || !client?.connected) return;
     this.pumping = true;
     try {
-      const room = (this.o.maxInFlight ?? 256) - this.inFlight.size;
-      if (room <= 0) return;
       const now = Date.now();
+      const room = Math.min((this.o.maxInFlight ?? 256) - this.inFlight.size, Math.floor(this.pace.available(now)));
+      if (room <= 0) return;
       for (const e of this.o.outbox.due(now, room)) {
         if (!client.connected) break;
         if (this.inFlight.has(e.attId)) this.stats.republished++;
         this.inFlight.add(e.attId);
         this.o.outbox.attempted(e.attId, now, e.attempts > 0 ? 'no verdict yet' : null);
         const props = (this.o.protocolVersion ?? 5) === 5 ? { properties: { responseTopic: this.o.topics.verdicts, correlationData: Buffer.from(e.attId) } } : {};
-        client.publish(this.o.topics.attestations, e.payload, { qos: 1, ...props });
+        this.pace.take(now);
+        client.publish(this.o.topics.attestations, e.payload, { qos: 1, ...props }, this.onPublished);
         this.stats.published++;
       }
     } finally {

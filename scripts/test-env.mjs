@@ -13,6 +13,8 @@ const REQUIRED = {
   socat: 'socat',
   // The fleet broker's development PKI (scripts/dev-pki.sh).
   openssl: 'openssl',
+  // The fleet broker's rate-limit plugin, compiled for the mosquitto installed (scripts/build-broker-plugin.sh).
+  cc: 'gcc',
   // A kiosk whose clock is far off (provisioning tests): libfaketime moves one process's clock.
   faketime: 'faketime',
   // Verifiers on separate hosts: network namespaces (test/helpers/netns.ts), PostgreSQL run as the user postgres.
@@ -31,6 +33,9 @@ const REQUIRED_FILES = {
   // fonts let the Simplified Chinese screens render (and be screenshotted) as people see them.
   '/usr/bin/chromium': 'chromium',
   '/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc': 'fonts-noto-cjk',
+  // mosquitto's plugin headers, for the rate-limit plugin.
+  '/usr/include/mosquitto_plugin.h': 'mosquitto-dev',
+  '/usr/include/mosquitto.h': 'libmosquitto-dev',
 };
 
 // Daemons such as mosquitto install to /usr/sbin, which is not on every user's PATH.
@@ -65,4 +70,7 @@ if (spawnSync('sh', ['-c', 'ls /usr/lib/*/mosquitto_dynamic_security.so'], { std
   console.error('test-env: mosquitto_dynamic_security.so is missing (Debian package mosquitto 2.x)');
   process.exit(1);
 }
+// Built here once, so the first test that starts the fleet broker does not pay for it (test/helpers/fleet-broker.ts
+// rebuilds it when its source is newer).
+execFileSync('sh', [new URL('./build-broker-plugin.sh', import.meta.url).pathname], { stdio: ['ignore', 'ignore', 'inherit'] });
 console.error('test-env: system tools present: ' + [...Object.keys(REQUIRED), ...Object.values(REQUIRED_FILES)].join(', '));

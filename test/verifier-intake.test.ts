@@ -11,7 +11,7 @@ import { DeviceGate, FairQueue } from '../verifier/intake.ts';
 import { VerifierNode } from '../verifier/node.ts';
 import { prescreen } from '../verifier/precheck.ts';
 import { openVerifier } from '../verifier/setup.ts';
-import { TokenBucket } from '../verifier/token-bucket.ts';
+import { TokenBucket } from '../protocol/token-bucket.ts';
 import { signedMessage } from './helpers/attest.ts';
 import { faceTemplate, MODEL, tempDir, waitFor, logSize } from './helpers/e2e.ts';
 import { Mosquitto } from './helpers/mosquitto.ts';

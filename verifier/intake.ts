@@ -9,7 +9,7 @@
  *   produces few rejections; a flood of junk is cut to the refill rate after its first burst. Bounded in the
  *   number of devices it remembers (least recently seen forgotten first).
  */
-import { TokenBucket } from './token-bucket.ts';
+import { TokenBucket } from '../protocol/token-bucket.ts';
 
 export class FairQueue<T> {
   private readonly queues = new Map<string, T[]>();

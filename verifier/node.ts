@@ -18,7 +18,7 @@ import { DeviceGate, FairQueue, type FailureBudget } from './intake.ts';
 import { prescreen } from './precheck.ts';
 import type { Quarantine } from './quarantine.ts';
 import type { VerifierStore } from './store.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { TokenBucket } from '../protocol/token-bucket.ts';
 import type { CommittedBatch, IncomingMessage, PreparedBatch, Verifier, VerdictOut } from './verifier.ts';
 import type { Witnessing } from './witnessing.ts';
 

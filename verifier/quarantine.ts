@@ -14,7 +14,7 @@
  */
 import type { FailureBudget } from './intake.ts';
 import type { QuarantineRow, VerifierStore } from './store.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { TokenBucket } from '../protocol/token-bucket.ts';
 
 export interface QuarantinePolicy {
   /**

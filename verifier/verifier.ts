@@ -51,7 +51,7 @@ import { galleryKey, type AttemptRow, type BatchTx, type DeviceKeyStore, type Re
 import { attemptsHorizonMs, decide, type DecisionOutput } from './decide.ts';
 import type { DecisionPolicy } from './decision-policy.ts';
 import type { EligibilitySource } from './eligibility.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { TokenBucket } from '../protocol/token-bucket.ts';
 
 export interface VerifierConfig {
   id: string;

@@ -59,7 +59,7 @@ export async function startKiosk(
   brokerUrl: string,
   v: VerifierInstance,
   ueid: string,
-  opts: { site?: string; version?: 4 | 5; dir?: string; register?: boolean; witnesses?: string[]; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions>; capture?: KioskConfig['capture']; policy?: KioskConfig['policy']; engines?: KioskConfig['engines'] } = {},
+  opts: { site?: string; version?: 4 | 5; dir?: string; register?: boolean; witnesses?: string[]; keyStore?: KeyStoreChoice; mqtt?: Partial<IClientOptions>; capture?: KioskConfig['capture']; policy?: KioskConfig['policy']; engines?: KioskConfig['engines']; publishRate?: KioskConfig['broker']['publishRate'] } = {},
 ): Promise<TestKiosk> {
   const kiosk = await Kiosk.create({
     dir: opts.dir ?? (await tempDir('bk-kiosk-')),
@@ -68,7 +68,7 @@ export async function startKiosk(
     version: 'test',
     keyStore: opts.keyStore ?? { kind: 'software' },
     verifiers: kioskTrust(v, opts.witnesses),
-    broker: { url: brokerUrl, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt },
+    broker: { url: brokerUrl, protocolVersion: opts.version ?? 5, mqtt: opts.mqtt, publishRate: opts.publishRate },
     capture: opts.capture,
     policy: opts.policy,
     engines: opts.engines,

@@ -4,8 +4,8 @@
  * one listener, TLS with username and password on the other. Fails (never skips) when mosquitto, its
  * dynamic-security plugin or openssl is missing: `npm test` installs them (scripts/test-env.mjs).
  */
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,11 +26,27 @@ export function dynsecPlugin(): string {
   throw new Error("mosquitto's dynamic-security plugin is not installed: run `npm test` (it installs the Debian package mosquitto)");
 }
 
+/**
+ * The fleet's rate-limit plugin (deploy/mosquitto/rate-limit/), built for this mosquitto when missing or older than
+ * its source (`npm test` builds it first: scripts/test-env.mjs).
+ */
+export function rateLimitPlugin(): string {
+  const out = join(ROOT, 'build', 'mosquitto', 'biokiosk_rate_limit.so');
+  const src = join(ROOT, 'deploy', 'mosquitto', 'rate-limit', 'biokiosk_rate_limit.c');
+  if (!existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs) {
+    if (!existsSync('/usr/include/mosquitto_plugin.h')) throw new Error("the fleet broker's rate-limit plugin needs mosquitto's plugin headers: run `npm test` (it installs the Debian packages mosquitto-dev and libmosquitto-dev)");
+    execFileSync('sh', [join(ROOT, 'scripts', 'build-broker-plugin.sh'), out], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return out;
+}
+
 export interface FleetBrokerOptions {
   devices: Array<string | BrokerIdentity>;
   verifiers: string[];
   /** Registries that add and remove logins while the broker runs (username admin:<id>, password login). */
   admins?: BrokerIdentity[];
+  /** The rate-limit plugin's settings in place of fleet.conf's (plugin_opt_rate, plugin_opt_burst); false: without the plugin. */
+  rateLimit?: { rate: number; burst: number } | false;
 }
 
 export class FleetBroker {
@@ -48,11 +64,16 @@ export class FleetBroker {
     await writeFile(join(dir, 'dynamic-security.json'), JSON.stringify(fleetBrokerSecurity({ devices, verifiers: o.verifiers.map((id) => ({ id })), admins: o.admins }), null, 2), { mode: 0o600 });
     await mkdir(join(dir, 'data'));
     const [port, passwordPort] = [await freePort(), await freePort()];
-    const conf = (await readFile(join(ROOT, 'deploy', 'mosquitto', 'fleet.conf'), 'utf8'))
+    let conf = await readFile(join(ROOT, 'deploy', 'mosquitto', 'fleet.conf'), 'utf8');
+    if (o.rateLimit === false) conf = conf.replace(/^plugin .*biokiosk_rate_limit\.so$(\nplugin_opt_.*$)*/m, '');
+    conf = conf
       .replaceAll('/etc/biokiosk/pki', join(dir, 'pki'))
       .replaceAll('/etc/biokiosk/mosquitto/dynamic-security.json', join(dir, 'dynamic-security.json'))
       .replaceAll('/var/lib/biokiosk/mosquitto/', `${join(dir, 'data')}/`)
-      .replace(/^plugin .*$/m, `plugin ${dynsecPlugin()}`)
+      .replace(/^plugin .*mosquitto_dynamic_security\.so$/m, `plugin ${dynsecPlugin()}`)
+      .replace(/^plugin .*biokiosk_rate_limit\.so$/m, `plugin ${rateLimitPlugin()}`)
+      .replace(/^plugin_opt_rate .*$/m, (l) => (o.rateLimit ? `plugin_opt_rate ${o.rateLimit.rate}` : l))
+      .replace(/^plugin_opt_burst .*$/m, (l) => (o.rateLimit ? `plugin_opt_burst ${o.rateLimit.burst}` : l))
       .replace('listener 8883 0.0.0.0', `listener ${port} 127.0.0.1`)
       .replace('listener 8884 0.0.0.0', `listener ${passwordPort} 127.0.0.1`);
     // As root, mosquitto would drop to the mosquitto user, who cannot read this folder's keys.
