@@ -78,11 +78,12 @@ describe('the fleet broker limits each client on the kiosks topics', () => {
     // The burst and what refilled meanwhile, no more; the refusals are MQTT 5's "not authorised".
     expect(r.accepted, said).toBeGreaterThanOrEqual(BURST);
     expect(r.accepted, said).toBeLessThan(BURST + 2 * RATE);
-    expect(r.refused.length, said).toBeGreaterThanOrEqual(100);
+    expect(r.refused.length, said).toBeGreaterThan(0);
     expect(new Set(r.refused), said).toEqual(new Set([135]));
     expect(seen.rogue).toBe(r.accepted);
-    // Refused 100 times in a row, it was disconnected (what it had written by then is refused all the same).
+    // Refused 100 times in a row, it was disconnected there and then: the rest of what it had written was never read.
     await waitFor(() => !rogue.connected, 5000, 'the flooder disconnected');
+    expect(r.unanswered, said).toBeGreaterThan(1000);
     expect(broker.output).toMatch(/biokiosk_rate_limit: client rogue disconnected after 100 publishes/);
   });
 

@@ -40,7 +40,6 @@
 #include <mosquitto_plugin.h>
 
 #define MAX_TOPICS 16
-#define MAX_PENDING_KICKS 64
 
 struct bucket {
 	char *id; /* NULL: empty slot */
@@ -49,7 +48,6 @@ struct bucket {
 	double last; /* seconds, monotonic */
 	unsigned long refused_run; /* publishes refused since the last one let through */
 	bool warned;
-	bool kick_pending;
 };
 
 struct limiter {
@@ -59,8 +57,6 @@ struct limiter {
 	char *topics[MAX_TOPICS];
 	int topic_count;
 	unsigned long disconnect_after; /* 0: never */
-	char *kicks[MAX_PENDING_KICKS];
-	int kick_count;
 	size_t max_clients;
 	size_t capacity; /* power of two, at least twice max_clients */
 	size_t count;
@@ -152,7 +148,6 @@ static struct bucket *bucket_for(struct limiter *l, const char *id, double now)
 	b->last = now;
 	b->warned = false;
 	b->refused_run = 0;
-	b->kick_pending = false;
 	l->count++;
 	return b;
 }
@@ -191,37 +186,17 @@ static int on_message(int event, void *event_data, void *userdata)
 		mosquitto_log_printf(MOSQ_LOG_WARNING, "biokiosk_rate_limit: client %s is over %g messages/s (burst %g): its publishes on the kiosks' topics are refused until it slows down", id, l->rate, l->burst);
 		b->warned = true;
 	}
-	if(l->disconnect_after > 0 && b->refused_run >= l->disconnect_after && !b->kick_pending && l->kick_count < MAX_PENDING_KICKS){
-		/* Refusing costs the broker a read and an answer per message, and a connection that keeps writing keeps
-		 * it busy long after the client was told no. Closing the connection drops whatever it has not read yet.
-		 * Not from here: the client's packet is still being handled; the next tick does it. */
-		char *copy = strdup(id);
-		if(copy != NULL){
-			l->kicks[l->kick_count++] = copy;
-			b->kick_pending = true;
-		}
+	if(l->disconnect_after > 0 && b->refused_run >= l->disconnect_after){
+		/* Refusing costs the broker a read and an answer per message, and mosquitto reads all a connection has
+		 * buffered before it serves anyone else: a flood already written would hold every other client up for as
+		 * long as it takes to refuse it. Closing the connection now drops what has not been read. mosquitto's own
+		 * dynamic-security plugin kicks a client from inside that client's publish the same way (an admin deleting
+		 * itself); the client's id is freed by the kick, so it is logged first. */
+		mosquitto_log_printf(MOSQ_LOG_WARNING, "biokiosk_rate_limit: client %s disconnected after %lu publishes in a row over its rate", id, l->disconnect_after);
+		b->refused_run = 0;
+		mosquitto_kick_client_by_clientid(id, false);
 	}
 	return MOSQ_ERR_ACL_DENIED;
-}
-
-static int on_tick(int event, void *event_data, void *userdata)
-{
-	(void)event;
-	(void)event_data;
-	struct limiter *l = userdata;
-	for(int i = 0; i < l->kick_count; i++){
-		if(mosquitto_kick_client_by_clientid(l->kicks[i], false) == MOSQ_ERR_SUCCESS){
-			mosquitto_log_printf(MOSQ_LOG_WARNING, "biokiosk_rate_limit: client %s disconnected after %lu publishes in a row over its rate", l->kicks[i], l->disconnect_after);
-		}
-		struct bucket *b = slot_for(l->table, l->capacity, l->kicks[i], hash_id(l->kicks[i]));
-		if(b->id != NULL){
-			b->kick_pending = false;
-			b->refused_run = 0;
-		}
-		free(l->kicks[i]);
-	}
-	l->kick_count = 0;
-	return MOSQ_ERR_SUCCESS;
 }
 
 static int parse_positive(const char *key, const char *value, double *out)
@@ -277,7 +252,6 @@ static void free_limiter(struct limiter *l)
 		free(l->table);
 	}
 	for(int i = 0; i < l->topic_count; i++) free(l->topics[i]);
-	for(int i = 0; i < l->kick_count; i++) free(l->kicks[i]);
 	free(l);
 }
 
@@ -342,10 +316,6 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
 		if(l->table == NULL) rc = MOSQ_ERR_NOMEM;
 	}
 	if(rc == MOSQ_ERR_SUCCESS) rc = mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, l);
-	if(rc == MOSQ_ERR_SUCCESS){
-		rc = mosquitto_callback_register(identifier, MOSQ_EVT_TICK, on_tick, NULL, l);
-		if(rc != MOSQ_ERR_SUCCESS) mosquitto_callback_unregister(identifier, MOSQ_EVT_MESSAGE, on_message, NULL);
-	}
 	if(rc != MOSQ_ERR_SUCCESS){
 		free_limiter(l);
 		return rc;
@@ -362,7 +332,6 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
 	struct limiter *l = userdata;
 	if(l == NULL) return MOSQ_ERR_SUCCESS;
 	mosquitto_callback_unregister(l->pid, MOSQ_EVT_MESSAGE, on_message, NULL);
-	mosquitto_callback_unregister(l->pid, MOSQ_EVT_TICK, on_tick, NULL);
 	free_limiter(l);
 	return MOSQ_ERR_SUCCESS;
 }
