@@ -107,9 +107,10 @@ try {
       }
       await n.settled();
       const publisher = JSON.parse(l.lines.at(-1)!) as { sent: number; accepted: number; refused: number; ms: number };
+      // What the verifier read besides the honest attempts: the junk the broker passed on.
       const received = n.stats.received - received0;
       await n.stop();
-      return { ms, publisher, received };
+      return { ms, publisher, received, junkReceived: received - ms.length };
     };
     const quiet: number[] = [];
     const runs = { intake: [] as Array<Awaited<ReturnType<typeof flood>>>, guarded: [] as Array<Awaited<ReturnType<typeof flood>>>, unlimited: [] as Array<Awaited<ReturnType<typeof flood>>> };
@@ -131,7 +132,7 @@ try {
     await limited.intake.stop();
     const summary = (r: Array<Awaited<ReturnType<typeof flood>>>) => {
       const ms = r.flatMap((x) => x.ms);
-      return { n: ms.length, p50: pct(ms, 0.5), p99: pct(ms, 0.99), max: Math.max(...ms), acceptedByBroker: median(r.map((x) => x.publisher.accepted)), receivedByVerifier: median(r.map((x) => x.received)), publishMs: median(r.map((x) => x.publisher.ms)) };
+      return { n: ms.length, p50: pct(ms, 0.5), p99: pct(ms, 0.99), max: Math.max(...ms), acceptedByBroker: median(r.map((x) => x.publisher.accepted)), receivedByVerifier: median(r.map((x) => x.received)), junkReceived: median(r.map((x) => x.junkReceived)), publishMs: median(r.map((x) => x.publisher.ms)) };
     };
     result['flood'] = {
       junkPerRound: JUNK,
