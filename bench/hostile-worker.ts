@@ -213,7 +213,7 @@ try {
     }
     pubs.plain.child.kill();
     pubs.tls.child.kill();
-    result['tls'] = { attestationsPerRound: DEVICES * PER, devices: DEVICES, workers: WORKERS, plainRounds: plainRates, tlsRounds: tlsRates, plainPerSecond: median(plainRates), tlsPerSecond: median(tlsRates), ratio: median(tlsRates) / median(plainRates) };
+    result['tls'] = { attestationsPerRound: DEVICES * PER, devices: DEVICES, workers: WORKERS, plainRounds: plainRates, tlsRounds: tlsRates, plainPerSecond: median(plainRates), tlsPerSecond: median(tlsRates), ratio: median(tlsRates) / median(plainRates), pairedRatio: median(tlsRates.map((r, i) => r / plainRates[i]!)) };
     await v.close();
   }
 } finally {
