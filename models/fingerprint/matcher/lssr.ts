@@ -29,6 +29,8 @@ export interface GeometrySide {
 export interface CompatTables {
   /** Z(d1) sampled every 1/D1_SCALE px. */
   d1: Float32Array;
+  /** The index (in 1/D1_SCALE px) from which every sample of Z(d1) is below RHO_EPSILON: pairs of pairs whose distances differ by that much are incompatible. */
+  d1Cut: number;
   /** Z(d2), Z(d3) for 0..128 units of 1/256 turn. */
   d2: Float32Array;
   d3: Float32Array;
@@ -47,7 +49,10 @@ export function compatTables(p: MccParams): CompatTables {
     d2[i] = sigmoid(a, p.mu2, p.tau2);
     d3[i] = sigmoid(a, p.mu3, p.tau3);
   }
-  return { d1, d2, d3 };
+  // From d1Cut on every sample is below RHO_EPSILON (none such: no cut).
+  let d1Cut = d1.length;
+  while (d1Cut > 0 && d1[d1Cut - 1]! < RHO_EPSILON) d1Cut--;
+  return { d1, d2, d3, d1Cut: d1Cut === d1.length ? Infinity : d1Cut };
 }
 
 /** nP of the paper: between minNP and maxNP, growing with the smaller template. */
@@ -129,14 +134,20 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
   // Top nR pairs by local similarity, each minutia used at most once (greedy, best first): histogram the values to
   // find a cut that leaves a few times nR candidates, sort those exactly, then take them in order.
   hist.fill(0);
-  for (let i = 0; i < len; i++) hist[(vals[i]! * 1024) | 0]!++;
+  let top1 = 0;
+  for (let i = 0; i < len; i++) {
+    const b = (vals[i]! * 1024) | 0;
+    hist[b]!++;
+    if (b > top1) top1 = b;
+  }
   const want = p.uniquePairs ? 3 * nR : nR;
-  let cut = 1024, acc = 0;
+  // The walk down the bins starts at the highest one in use (local similarities rarely come near 1).
+  let cut = top1, acc = 0;
   while (cut > 0 && acc + hist[cut]! < want) acc += hist[cut--]!;
   // Bucket the candidates by histogram bin, best bin first: the insertion sort then only reorders within bins.
   const cand = s.cand;
-  binStart[1024] = 0;
-  for (let b = 1024; b > cut; b--) binStart[b - 1] = binStart[b]! + hist[b]!;
+  binStart[top1] = 0;
+  for (let b = top1; b > cut; b--) binStart[b - 1] = binStart[b]! + hist[b]!;
   const nc = cut >= 0 ? binStart[cut]! + hist[cut]! : 0;
   for (let i = 0; i < len; i++) {
     const b = (vals[i]! * 1024) | 0;
@@ -171,24 +182,28 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
   // Pairwise compatibility rho(k, h) = rho(h, k) of the selected pairs, kept as an edge list: most pairs of pairs
   // are incompatible, so relaxation only visits the few that support each other.
   const { d1, d2, d3 } = t;
-  const d1Max = d1.length - 1;
+  const d1Max = d1.length - 1, d1Cut = t.d1Cut;
   const eu = s.eu, ev = s.ev, ew = s.ew;
+  const sr = s.r, sc = s.c;
+  const aDist = a.dist, bDist = b.dist, aDir = a.dirRel, bDir = b.dirRel, aRad = a.radRel, bRad = b.radRel;
   let e = 0;
   for (let k = 0; k < n; k++) {
-    const rk = s.r[k]!, ck = s.c[k]!;
+    const rk = sr[k]!, ck = sc[k]!;
     const rowA = rk * na, rowB = ck * nb;
     for (let h = k + 1; h < n; h++) {
-      const rh = s.r[h]!, ch = s.c[h]!;
+      const rh = sr[h]!, ch = sc[h]!;
       if (rk === rh || ck === ch) continue;
       const ia = rowA + rh, ib = rowB + ch;
-      const dd = Math.abs(a.dist[ia]! - b.dist[ib]!) * D1_SCALE;
+      // Most pairs of pairs fail on distance alone: the cut (where Z(d1) falls below RHO_EPSILON) spares the lookup.
+      const dd = Math.abs(aDist[ia]! - bDist[ib]!) * D1_SCALE;
+      if (dd >= d1Cut) continue;
       const z1 = d1[dd < d1Max ? dd | 0 : d1Max]!;
       if (z1 < RHO_EPSILON) continue;
-      let q2 = (a.dirRel[ia]! - b.dirRel[ib]!) & 255;
+      let q2 = (aDir[ia]! - bDir[ib]!) & 255;
       if (q2 > 128) q2 = 256 - q2;
       const z2 = z1 * d2[q2]!;
       if (z2 < RHO_EPSILON) continue;
-      let q3 = (a.radRel[ia]! - b.radRel[ib]!) & 255;
+      let q3 = (aRad[ia]! - bRad[ib]!) & 255;
       if (q3 > 128) q3 = 256 - q3;
       const rho = z2 * d3[q3]!;
       if (rho < RHO_EPSILON) continue;

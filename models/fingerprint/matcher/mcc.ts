@@ -114,7 +114,7 @@ const perParams = new WeakMap<MccParams, { tables: CompatTables; layout: Cylinde
 let simList: SimilarityList = similarityList(64 * 64);
 let dense = new Float32Array(64 * 64);
 let top: TopPairs = { a: new Int32Array(64), b: new Int32Array(64), similarity: new Float64Array(64), relaxed: new Float64Array(64), count: 0 };
-let anchorOrder = new Int32Array(64);
+let picked = new Uint8Array(64);
 let anchorA = new Int32Array(64), anchorB = new Int32Array(64);
 
 export interface ScoreParts {
@@ -180,22 +180,27 @@ function fusedScore(a: PreparedFingerprint, b: PreparedFingerprint, pairing: Pai
 function pairStage(a: PreparedFingerprint, b: PreparedFingerprint, list: SimilarityList, top: TopPairs, p: MccParams, out: PairingResult): PairingResult {
   const cells = a.count * b.count;
   if (dense.length < cells) dense = new Float32Array(cells);
-  dense.fill(0, 0, cells);
-  // The list's pair index is i * b.count + j: the dense matrix's own index.
-  for (let e = 0; e < list.length; e++) dense[list.index[e]!] = list.value[e]!;
+  // The list's pair index is i * b.count + j: the dense matrix's own index. Only the entries set here are cleared
+  // afterwards, so the matrix is all zeros between calls without a fill of every cell.
+  const index = list.index, value = list.value, len = list.length;
+  for (let e = 0; e < len; e++) dense[index[e]!] = value[e]!;
   const anchors = Math.min(top.count, p.anchors);
   if (anchorA.length < anchors) (anchorA = new Int32Array(anchors)), (anchorB = new Int32Array(anchors));
-  // Anchors: the pairs that held up best in the relaxation (supported by the most others), best first.
-  if (anchorOrder.length < top.count) anchorOrder = new Int32Array(top.count);
-  for (let k = 0; k < top.count; k++) {
-    let m = k;
-    const v = top.relaxed[k]!;
-    while (m > 0 && top.relaxed[anchorOrder[m - 1]!]! < v) (anchorOrder[m] = anchorOrder[m - 1]!), m--;
-    anchorOrder[m] = k;
-  }
+  // Anchors: the pairs that held up best in the relaxation (supported by the most others), best first (ties: the
+  // earlier pair), picked one by one: only a few of the relaxed pairs are needed.
+  if (picked.length < top.count) picked = new Uint8Array(top.count);
   const ia = a.cyl.index, ib = b.cyl.index;
-  for (let k = 0; k < anchors; k++) (anchorA[k] = ia[top.a[anchorOrder[k]!]!]!), (anchorB[k] = ib[top.b[anchorOrder[k]!]!]!);
-  return pairMinutiae(a.all, b.all, dense, b.count, anchorA, anchorB, anchors, p, out);
+  for (let k = 0; k < anchors; k++) {
+    let best = -1;
+    for (let m = 0; m < top.count; m++) if (!picked[m] && (best < 0 || top.relaxed[m]! > top.relaxed[best]!)) best = m;
+    picked[best] = 1;
+    anchorA[k] = ia[top.a[best]!]!;
+    anchorB[k] = ib[top.b[best]!]!;
+  }
+  picked.fill(0, 0, top.count);
+  pairMinutiae(a.all, b.all, dense, b.count, anchorA, anchorB, anchors, p, out);
+  for (let e = 0; e < len; e++) dense[index[e]!] = 0;
+  return out;
 }
 
 export interface FingerprintMatchOptions {

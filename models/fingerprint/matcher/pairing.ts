@@ -106,8 +106,8 @@ export function pairMinutiae(
   let best = -1, bestPairs = 0, bestAnchor = -1;
   for (let k = 0; k < anchors; k++) {
     const i = anchorA[k]!, j = anchorB[k]!;
-    const rot = a.T[i]! - b.T[j]!;
-    const c = Math.cos(rot), s = Math.sin(rot);
+    // The rotation taking B's anchor direction onto A's, as cos and sin of the difference of the two directions.
+    const c = aC[i]! * bC[j]! + aS[i]! * bS[j]!, s = aS[i]! * bC[j]! - aC[i]! * bS[j]!;
     const ax = aX[i]!, ay = aY[i]!, bx = bX[j]!, by = bY[j]!;
     let nc = 0;
     for (let q = 0; q < nB; q++) {
@@ -161,8 +161,7 @@ export function pairMinutiae(
   // Overlap for the winning anchor: B's hull vertices moved into A's frame (a rigid motion keeps it convex), and A's
   // hull moved into B's.
   const i = anchorA[bestAnchor]!, j = anchorB[bestAnchor]!;
-  const rot = a.T[i]! - b.T[j]!;
-  const c = Math.cos(rot), s = Math.sin(rot);
+  const c = aC[i]! * bC[j]! + aS[i]! * bS[j]!, s = aS[i]! * bC[j]! - aC[i]! * bS[j]!;
   const ax = a.X[i]!, ay = a.Y[i]!, bx = b.X[j]!, by = b.Y[j]!;
   const nh = Math.max(a.hull.length, b.hull.length);
   if (hullX.length < nh) (hullX = new Float64Array(2 * nh)), (hullY = new Float64Array(2 * nh));
