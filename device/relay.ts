@@ -208,7 +208,12 @@ export class Relay extends EventEmitter<RelayEvents> {
       this.emit('rejectedVerdict', { reason: e instanceof Error ? e.message : String(e), error: e });
       return;
     }
-    this.o.outbox.acknowledge(v.attId, v.keep);
+    // Two copies of one verdict (the attestation was sent twice) can both pass the check: the one that removes the
+    // entry settles it, the other is a duplicate.
+    if (!this.o.outbox.acknowledge(v.attId, v.keep)) {
+      this.stats.unknownVerdicts++;
+      return;
+    }
     this.inFlight.delete(v.attId);
     this.stats.verdicts++;
     this.emit('verdict', v);

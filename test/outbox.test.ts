@@ -7,6 +7,10 @@ import { mulberry32 } from '../models/common/prng.ts';
 import Database from 'better-sqlite3';
 import { backoffDelay, Outbox, OutboxFullError } from '../device/outbox.ts';
 import { SqliteSeqCounter } from '../device/seq-counter.ts';
+import { Relay, type VerdictInfo } from '../device/relay.ts';
+import { newAttestationId } from '../protocol/attestation.ts';
+import { encodeEnvelope, ENVELOPE_VERSION } from '../protocol/envelope.ts';
+import { deviceTopics } from '../protocol/topics.ts';
 
 const tmp = () => mkdtemp(join(tmpdir(), 'bk-outbox-'));
 
@@ -120,5 +124,37 @@ describe('durable outbox', () => {
       expect(d).toBeGreaterThanOrEqual(Math.floor(0.1 * cap));
       expect(d).toBeLessThanOrEqual(cap);
     }
+  });
+});
+
+describe('the relay settling verdicts', () => {
+  it('settles an attempt once when two copies of its verdict are checked at the same time (the attestation went out twice)', async () => {
+    const box = new Outbox(join(await tmp(), 'o.db'));
+    const attId = newAttestationId();
+    box.enqueue(attId, 1, new Uint8Array([1, 2, 3]));
+    let kept = 0;
+    // The verdict check itself (signature, receipt) is verdicts.ts's, tested apart: here it only takes time, as it does.
+    const relay = new Relay({
+      brokerUrl: 'mqtt://127.0.0.1:9',
+      clientId: 'kiosk-1',
+      topics: deviceTopics('kiosk-1'),
+      outbox: box,
+      ueid: 'kiosk-1',
+      version: 'test',
+      checkVerdict: async (_env, entry) => {
+        await new Promise((r) => setTimeout(r, 10));
+        return { attId: entry.attId, attHash: 'h', decision: 'match', claims: {} as VerdictInfo['claims'], keep: () => void kept++ };
+      },
+    });
+    const settled: VerdictInfo[] = [];
+    relay.on('verdict', (v) => settled.push(v));
+    const payload = encodeEnvelope({ v: ENVELOPE_VERSION, kind: 'verdict', corr: attId, body: 'e30.e30.c2ln' });
+    const onVerdict = (relay as unknown as { onVerdict(p: Buffer): Promise<void> }).onVerdict.bind(relay);
+    await Promise.all([onVerdict(payload), onVerdict(payload)]);
+    expect(settled.map((v) => v.attId)).toEqual([attId]);
+    expect(kept).toBe(1);
+    expect(relay.stats).toMatchObject({ verdicts: 1, unknownVerdicts: 1 });
+    expect(box.get(attId)).toBeUndefined();
+    box.close();
   });
 });
