@@ -2,7 +2,7 @@
  * A compromised kiosk flooding its own attestation topic (bench/hostile-worker.ts runs it as a separate process):
  * `count` junk messages of four kinds, as fast as one mqtt.js client sends them (QoS 1, not awaited one by one).
  * Prints one JSON line per flood: how many were sent, acknowledged and refused by the broker, in how many milliseconds
- * (until the last acknowledgement, or until the broker dropped the connection).
+ * (until the last acknowledgement, or until the broker dropped the connection), and whether it was dropped.
  *   node --import tsx bench/junk-publisher.ts '<json>'
  */
 import { readFileSync } from 'node:fs';
@@ -46,7 +46,9 @@ process.stdin.on('data', async () => {
   });
   await settled;
   const ms = performance.now() - t0;
+  // Whether the broker dropped the connection before answering everything (a quarantine, or its rate limit).
+  const cutOff = !client.connected;
   client.end(true);
-  process.stdout.write(JSON.stringify({ sent, accepted, refused, ms }) + '\n');
+  process.stdout.write(JSON.stringify({ sent, accepted, refused, ms, cutOff }) + '\n');
 });
 process.stdout.write('ready\n');

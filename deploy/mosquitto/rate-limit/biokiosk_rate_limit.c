@@ -62,7 +62,6 @@ struct limiter {
 	size_t count;
 	struct bucket *table;
 	bool warned_full;
-	unsigned long refused;
 };
 
 static double now_seconds(void)
@@ -179,7 +178,6 @@ static int on_message(int event, void *event_data, void *userdata)
 		if(b->tokens >= l->burst / 2) b->warned = false;
 		return MOSQ_ERR_SUCCESS;
 	}
-	l->refused++;
 	b->refused_run++;
 	if(!b->warned){
 		/* Once per episode: a flood must not become a flood of log lines. */
