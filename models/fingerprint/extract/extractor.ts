@@ -8,6 +8,9 @@
  *  frequency      oriented x-signature per block -> ridge period where there is a clear one, completed
  *  enhancement    ONNX fp_gabor bank + per-pixel blend of the filters matching the local orientation and period,
  *                 over the whole (cropped) image
+ *  refinement     ONNX fp_orientation again, on the enhanced image (its ridges are clean where creases, dry dots
+ *                 and smudges misled the raw image's gradients), and the same bank responses selected again with
+ *                 that orientation
  *  segmentation   per block: ridge score (clarity of the enhanced wave + orientation certainty) against a threshold
  *                 that adapts to the image, and a contrast floor; morphological cleanup -> foreground mask; the period
  *                 field is completed again over the foreground only
@@ -23,6 +26,7 @@
  * directions do not depend on normalisation).
  */
 import { BadImageError, UsageError } from '../../../protocol/errors.ts';
+import { GABOR } from '../build.ts';
 import { blockDeviation, blockGrid, blockValueAt, distanceToBackground } from './fields.ts';
 import { binarise } from './binarise.ts';
 import { selectResponses } from './enhance.ts';
@@ -105,10 +109,27 @@ export class FingerprintExtractor {
     const provisionalPeriod = periodField(completeFrequency(periods, everywhere, grid), width, height);
     lap('frequency');
 
+    // The bank's responses do not depend on the orientation: kept (when small enough) for the refined selection.
     const enhanced = new Float32Array(gray.length);
     const selector = { normal: field.normal, period: provisionalPeriod, mask: new Uint8Array(gray.length).fill(1), width };
-    await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => selectResponses(selector, r, sh, top, rows, haloTop, enhanced));
+    const keep = width * height * GABOR_CHANNELS <= PARAMS.keepResponsesFloats;
+    const strips: GaborStrip[] = [];
+    await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => {
+      selectResponses(selector, r, sh, top, rows, haloTop, enhanced);
+      if (keep) strips.push({ r, sh, top, rows, haloTop });
+    });
     lap('enhancement');
+
+    // Orientation again, on the enhanced image: creases, dots of dry ridges and smudges that misled the gradients of
+    // the raw image are gone from it. The certainty stays the raw image's (it says how trustworthy the capture is).
+    const refinedInput = new Float32Array(gray.length);
+    for (let i = 0; i < gray.length; i++) refinedInput[i] = Math.max(0, Math.min(1, 0.5 + PARAMS.refineGain * enhanced[i]!));
+    field.normal = orientationFromGraph(await runOrientation(this.graphs.orientation, refinedInput, width, height), width, height).normal;
+    selector.normal = field.normal;
+    if (keep) for (const st of strips) selectResponses(selector, st.r, st.sh, st.top, st.rows, st.haloTop, enhanced);
+    else await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => selectResponses(selector, r, sh, top, rows, haloTop, enhanced));
+    strips.length = 0;
+    lap('refinement');
 
     const clarity = blockClarity(norm, enhanced, everywhere, grid, width, height);
     const seg = segment(gray, field.certainty, clarity, width, height, contrast);
@@ -187,6 +208,17 @@ export class FingerprintExtractor {
     };
   }
 }
+
+/** One strip of the Gabor bank's responses, as runGaborStrips hands it over. */
+interface GaborStrip {
+  r: Float32Array;
+  sh: number;
+  top: number;
+  rows: number;
+  haloTop: number;
+}
+
+const GABOR_CHANNELS = GABOR.orientations * GABOR.periods.length;
 
 /** Working pixels per square millimetre (500 dpi). */
 const PIXELS_PER_MM2 = (WORKING_DPI / 25.4) ** 2;

@@ -40,6 +40,13 @@ export const PARAMS = Object.freeze({
   /** Gabor rows per ONNX run (strips bound the K*F-channel response tensor on large images). */
   gaborStripPixels: 600_000,
   /**
+   * Refinement (orientation again on the enhanced image, then the bank's responses selected again): the responses are
+   * kept between the two selections up to this many floats (32 MB: a whole 640x480 frame), beyond it the bank runs
+   * twice (same result, less memory). The enhanced image (about +-2) enters the orientation graph as 0.5 + gain x value.
+   */
+  keepResponsesFloats: 8_000_000,
+  refineGain: 0.25,
+  /**
    * Minutiae: margin to the mask border and image edge, in ridge periods. The Gabor responses fade within a filter
    * radius of the zeroed background, so ridges seem to end there; 1.2 periods keeps most true minutiae of partial
    * impressions and drops those artefacts (synthetic sets, seeds 1-4: EER 0.79-0.93% at 1.2 vs 0.86-1.04% at 1.6,
