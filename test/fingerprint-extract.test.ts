@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFingerprintGraphs, GABOR, gaborKernel } from '../models/fingerprint/build.ts';
 import { decodeGray, FingerprintExtractor, type ExtractedMinutia, type FingerprintExtraction } from '../models/fingerprint/extract/index.ts';
 import { blur, makePattern, type Pattern, type PatternMinutia } from '../models/fingerprint/extract/test-pattern.ts';
-import { axialDifference } from '../models/fingerprint/extract/orientation.ts';
+import { axialDifference, orientationFromGraph } from '../models/fingerprint/extract/orientation.ts';
+import { loadFingerprintGraphs, runOrientation } from '../models/fingerprint/extract/graphs.ts';
 import { blockFieldAt, blockGrid, blocksToPixels } from '../models/fingerprint/extract/fields.ts';
 import { renderImpression, synthesizeFinger } from '../models/fingerprint/synth/index.ts';
 import { BadImageError, UsageError } from '../protocol/errors.ts';
@@ -209,6 +210,53 @@ describe('fingerprint extraction on analytic patterns', () => {
     expect(Buffer.from(decoded.data).equals(Buffer.from(clean.data))).toBe(true);
     const r = await extractor.extract(decoded);
     expect(r.minutiae).toEqual(result.minutiae);
+  });
+});
+
+describe('fingerprint extraction: the refinement', () => {
+  // Creases: light bands 3 px wide every 14 px, across the ridges at about 57 degrees (as flexion creases cross a
+  // print). Their edges are strong gradients in the wrong direction, which pull the raw image's orientation off.
+  const creased = makePattern({ noise: 6, seed: 3 });
+  const along = { c: Math.cos(1), s: Math.sin(1) };
+  for (let y = 0; y < creased.height; y++) {
+    for (let x = 0; x < creased.width; x++) {
+      const i = y * creased.width + x;
+      if (creased.foreground[i] && (((x * along.c + y * along.s) % 14) + 14) % 14 < 3) creased.data[i] = 235;
+    }
+  }
+  const meanError = (normal: Float32Array, mask: Uint8Array) => {
+    let sum = 0;
+    let n = 0;
+    for (let i = 0; i < normal.length; i++) {
+      if (!creased.foreground[i] || !mask[i]) continue;
+      sum += axialDifference(normal[i]!, creased.normal[i]!);
+      n++;
+    }
+    return (sum / n) * (180 / Math.PI);
+  };
+
+  it('takes the orientation from the enhanced image, where creases no longer mislead it', async () => {
+    const r = await extractor.extract(gray(creased), { keepFields: true });
+    const graphs = await loadFingerprintGraphs();
+    try {
+      const unit = Float32Array.from(creased.data, (v) => v / 255);
+      const raw = orientationFromGraph(await runOrientation(graphs.orientation, unit, creased.width, creased.height), creased.width, creased.height);
+      const rawError = meanError(raw.normal, r.mask.data);
+      const refinedError = meanError(r.fields!.normal, r.mask.data);
+      expect(rawError).toBeGreaterThan(6);
+      expect(refinedError).toBeLessThan(4);
+      expect(refinedError).toBeLessThan(rawError / 2);
+    } finally {
+      await graphs.orientation.session.release();
+      await graphs.gabor.session.release();
+    }
+  });
+
+  it('gives the same result whether the bank responses are kept or the bank runs again', async () => {
+    const kept = await extractor.extract(gray(creased), { keepResponses: true });
+    const rerun = await extractor.extract(gray(creased), { keepResponses: false });
+    expect(rerun.minutiae).toEqual(kept.minutiae);
+    expect(rerun.quality).toEqual(kept.quality);
   });
 });
 

@@ -68,7 +68,12 @@ export class FingerprintExtractor {
     await this.graphs.gabor.session.release();
   }
 
-  async extract(image: GrayImage, options: ExtractOptions & { keepFields?: boolean } = {}): Promise<FingerprintExtraction> {
+  /**
+   * `keepFields`: the per-pixel fields at the working resolution are returned too (debugging, tests). `keepResponses`
+   * (tests): whether the Gabor bank's responses are kept for the refinement or the bank runs again; by default they are
+   * kept when they fit PARAMS.keepResponsesFloats. Both ways give the same result.
+   */
+  async extract(image: GrayImage, options: ExtractOptions & { keepFields?: boolean; keepResponses?: boolean } = {}): Promise<FingerprintExtraction> {
     const dpi = options.dpi ?? WORKING_DPI;
     if (!Number.isFinite(dpi) || dpi < PARAMS.minDpi || dpi > PARAMS.maxDpi) throw new UsageError(`dpi must be between ${PARAMS.minDpi} and ${PARAMS.maxDpi}, got ${dpi}`);
     checkImage(image);
@@ -112,7 +117,7 @@ export class FingerprintExtractor {
     // The bank's responses do not depend on the orientation: kept (when small enough) for the refined selection.
     const enhanced = new Float32Array(gray.length);
     const selector = { normal: field.normal, period: provisionalPeriod, mask: new Uint8Array(gray.length).fill(1), width };
-    const keep = width * height * GABOR_CHANNELS <= PARAMS.keepResponsesFloats;
+    const keep = options.keepResponses ?? width * height * GABOR_CHANNELS <= PARAMS.keepResponsesFloats;
     const strips: GaborStrip[] = [];
     await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => {
       selectResponses(selector, r, sh, top, rows, haloTop, enhanced);

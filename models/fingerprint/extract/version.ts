@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 6;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '7964137f1077e8f43df6c170af30d7fec045e2ab696a8897401a8c392c68161c';
+export const EXTRACTOR_SOURCE_DIGEST = '36176530323ad4d0b5e1558a682344b55da3bb6bd22b7c06938394cac379b20a';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
