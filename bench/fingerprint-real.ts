@@ -32,15 +32,10 @@ import { FingerprintEngine } from '../models/fingerprint/engine.ts';
 import { decodeGray } from '../models/fingerprint/extract/index.ts';
 import { RETRY_BELOW } from '../models/fingerprint/extract/quality.ts';
 import { FINGERPRINT_DEFAULT_THRESHOLD } from '../models/fingerprint/matcher/mcc.ts';
+import { CALIBRATION_SETS, TUNED_SETS } from './fingerprint-sets.ts';
 
 const run = promisify(execFile);
 
-/**
- * The sets the extractor's and matcher's parameters were chosen on, and those the default threshold was calibrated
- * on (pooled). Every other set is held out: nobody looked at it while choosing (BENCHMARKS.md, issue 12).
- */
-const TUNED_SETS = ['FVC2000_DB2_B', 'FVC2000_DB3_B', 'FVC2004_DB1_B', 'FVC2004_DB2_B'];
-const CALIBRATION_SETS = TUNED_SETS;
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
