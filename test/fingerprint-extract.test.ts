@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFingerprintGraphs, GABOR, gaborKernel } from '../models/fingerprint/build.ts';
 import { decodeGray, FingerprintExtractor, type ExtractedMinutia, type FingerprintExtraction } from '../models/fingerprint/extract/index.ts';
 import { blur, makePattern, type Pattern, type PatternMinutia } from '../models/fingerprint/extract/test-pattern.ts';
-import { axialDifference, orientationFromGraph } from '../models/fingerprint/extract/orientation.ts';
+import { axialDifference, normalFromGraph, orientationFromGraph } from '../models/fingerprint/extract/orientation.ts';
+import { atan2, atan2Approx } from '../models/fingerprint/extract/atan2.ts';
 import { loadFingerprintGraphs, runOrientation } from '../models/fingerprint/extract/graphs.ts';
 import { blockFieldAt, blockGrid, blocksToPixels } from '../models/fingerprint/extract/fields.ts';
 import { renderImpression, synthesizeFinger } from '../models/fingerprint/synth/index.ts';
@@ -250,6 +251,30 @@ describe('fingerprint extraction: the refinement', () => {
       await graphs.orientation.session.release();
       await graphs.gabor.session.release();
     }
+  });
+
+  it("reads the refined field with an arctangent within 1e-6 rad of Math.atan2, and the raw field's exactly", () => {
+    let worst = 0;
+    let exactWorst = 0;
+    let seed = 7;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+    for (let k = 0; k < 100_000; k++) {
+      const y = next() * 10 ** (3 * next()), x = next() * 10 ** (3 * next());
+      worst = Math.max(worst, Math.abs(atan2Approx(y, x) - Math.atan2(y, x)));
+      exactWorst = Math.max(exactWorst, Math.abs(atan2(y, x) - Math.atan2(y, x)));
+    }
+    expect(worst).toBeLessThan(1e-6);
+    expect(exactWorst).toBeLessThan(1e-14);
+    for (const [y, x] of [[0, 0], [0, -1], [-0, -1], [1, 0], [-1, 0], [Infinity, 1], [1, -Infinity], [NaN, 1]] as const) {
+      expect(Object.is(atan2Approx(y, x), Math.atan2(y, x)) || Math.abs(atan2Approx(y, x) - Math.atan2(y, x)) < 1e-6, `${y}, ${x}`).toBe(true);
+    }
+    // The refined field's angles are the raw reading's to within that error.
+    const half = { data: Float32Array.from({ length: 4 * 20 * 15 }, (_, i) => Math.sin(i * 0.37) * 0.6), width: 20, height: 15 };
+    const exact = orientationFromGraph(half, 40, 30).normal;
+    const approx = normalFromGraph(half, 40, 30);
+    let fieldWorst = 0;
+    for (let i = 0; i < exact.length; i++) fieldWorst = Math.max(fieldWorst, axialDifference(exact[i]!, approx[i]!));
+    expect(fieldWorst).toBeLessThan(1e-6);
   });
 
   it('gives the same result whether the bank responses are kept or the bank runs again', async () => {

@@ -31,3 +31,22 @@ export function atan2(y: number, x: number): number {
   if (x < 0) a = Math.PI - a;
   return y < 0 ? -a : a;
 }
+
+/**
+ * A faster atan2, within 1e-6 rad of Math.atan2 (an odd minimax polynomial of degree 15 in t = min / max, one
+ * division): for the refinement's field, whose angles only choose and blend filters, where the last float32 bit of
+ * atan2 above buys nothing and its second division and table lookup cost a third of the stage's field time.
+ */
+export function atan2Approx(y: number, x: number): number {
+  const ax = x < 0 ? -x : x;
+  const ay = y < 0 ? -y : y;
+  const max = ax > ay ? ax : ay;
+  // Zeros (signed), infinities and NaN keep Math.atan2's exact conventions, as atan2 above does.
+  if (ay === 0 || !(max > 0) || !(max < Infinity)) return Math.atan2(y, x);
+  const t = (ax > ay ? ay : ax) / max;
+  const s = t * t;
+  let a = t + t * s * (-0.3332985605 + s * (0.1994653599 + s * (-0.1390853351 + s * (0.0964200441 + s * (-0.055909886 + s * (0.0218612288 + s * -0.004054058))))));
+  if (ay > ax) a = HALF_PI - a;
+  if (x < 0) a = Math.PI - a;
+  return y < 0 ? -a : a;
+}

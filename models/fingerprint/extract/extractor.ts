@@ -35,7 +35,7 @@ import { blockPeriods, completeFrequency, periodAt, periodField } from './freque
 import { loadFingerprintGraphs, runGaborStrips, runOrientation, type FingerprintGraphs } from './graphs.ts';
 import { detectMinutiae } from './minutiae.ts';
 import { normalise } from './normalise.ts';
-import { orientationFromGraph } from './orientation.ts';
+import { normalFromGraph, orientationFromGraph } from './orientation.ts';
 import { PARAMS, WORKING_DPI } from './params.ts';
 import { blockClarity, imageQuality, minutiaQuality } from './quality.ts';
 import { resampleGray } from './resample.ts';
@@ -129,7 +129,7 @@ export class FingerprintExtractor {
     // the raw image are gone from it. The certainty stays the raw image's (it says how trustworthy the capture is).
     const refinedInput = new Float32Array(gray.length);
     for (let i = 0; i < gray.length; i++) refinedInput[i] = Math.max(0, Math.min(1, 0.5 + PARAMS.refineGain * enhanced[i]!));
-    field.normal = orientationFromGraph(await runOrientation(this.graphs.orientation, refinedInput, width, height), width, height).normal;
+    field.normal = normalFromGraph(await runOrientation(this.graphs.orientation, refinedInput, width, height), width, height);
     selector.normal = field.normal;
     if (keep) for (const st of strips) selectResponses(selector, st.r, st.sh, st.top, st.rows, st.haloTop, enhanced);
     else await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => selectResponses(selector, r, sh, top, rows, haloTop, enhanced));

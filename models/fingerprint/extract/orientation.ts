@@ -3,7 +3,7 @@
  * vectors (so opposite gradients reinforce instead of cancelling); here each pixel gets the ridge-normal angle
  * 0.5 * atan2(V, U) (image coordinates, y down, modulo pi) and the certainty |(U, V)| in [0, 1].
  */
-import { atan2 } from './atan2.ts';
+import { atan2, atan2Approx } from './atan2.ts';
 export interface OrientationField {
   /** Ridge-normal angle, radians in (-pi/2, pi/2]. The ridge itself runs at normal + pi/2. */
   normal: Float32Array;
@@ -18,12 +18,27 @@ export interface OrientationField {
  * Interpolating the vectors, not the angles, keeps the wrap-around at +-pi/2 harmless.
  */
 export function orientationFromGraph(half: { data: Float32Array; width: number; height: number }, width: number, height: number): OrientationField {
+  const normal = new Float32Array(width * height);
+  const certainty = new Float32Array(width * height);
+  interpolateField(half, width, height, normal, certainty);
+  return { normal, certainty };
+}
+
+/**
+ * The ridge-normal angle alone, as orientationFromGraph gives it but with atan2Approx (within 1e-6 rad) and no
+ * certainty: the refinement's field, which only selects filters.
+ */
+export function normalFromGraph(half: { data: Float32Array; width: number; height: number }, width: number, height: number): Float32Array {
+  const normal = new Float32Array(width * height);
+  interpolateField(half, width, height, normal, null);
+  return normal;
+}
+
+/** Fills `normal` (and `certainty` when given: then with the exact atan2) from the graph's half-resolution output. */
+function interpolateField(half: { data: Float32Array; width: number; height: number }, width: number, height: number, normal: Float32Array, certainty: Float32Array | null): void {
   const { width: hw, height: hh } = half;
   const plane = hw * hh;
   const data = pickScale(half.data, plane);
-  const n = width * height;
-  const normal = new Float32Array(n);
-  const certainty = new Float32Array(n);
   // Per column: the two half-resolution columns and the weight of the right one (edges clamp).
   const x0s = new Int32Array(width);
   const x1s = new Int32Array(width);
@@ -52,11 +67,12 @@ export function orientationFromGraph(half: { data: Float32Array; width: number; 
       const u = u0 + fy * (u1 - u0);
       const v = v0 + fy * (v1 - v0);
       const i = y * width + x;
-      normal[i] = 0.5 * atan2(v, u);
-      certainty[i] = Math.min(1, Math.sqrt(u * u + v * v));
+      if (certainty) {
+        normal[i] = 0.5 * atan2(v, u);
+        certainty[i] = Math.min(1, Math.sqrt(u * u + v * v));
+      } else normal[i] = 0.5 * atan2Approx(v, u);
     }
   }
-  return { normal, certainty };
 }
 
 /** [U, V] planes of the more certain scale per pixel, from the four planes [U, V, Uc, Vc]. */
