@@ -16,6 +16,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadDataset } from '../models/evaluation/dataset.ts';
 import { errorRates } from '../models/evaluation/metrics.ts';
+import { genuinePairs, impostorPairs, type Pairs } from '../models/evaluation/pairs.ts';
 import { FingerprintEngine } from '../models/fingerprint/engine.ts';
 import { EXTRACTOR_SOURCES } from '../models/fingerprint/extract/version.ts';
 import { FINGERPRINT_DEFAULT_THRESHOLD } from '../models/fingerprint/matcher/mcc.ts';
@@ -84,20 +85,20 @@ async function main(): Promise<void> {
     for (const set of TUNED_SETS) {
       const caps = await captures(engine, key, root, set, cacheDir);
       const templates = caps.map((c) => (c.template ? new Uint8Array(Buffer.from(c.template, 'base64')) : null));
-      const genuine: number[] = [];
-      const impostor: number[] = [];
+      const fingers = caps.map((c) => c.finger);
+      const scores = (pairs: Pairs) =>
+        Array.from(pairs.a, (i, k) => {
+          const a = templates[i], b = templates[pairs.b[k]!];
+          return a && b ? engine.compare(a, b).score : 0;
+        });
+      const genuineList = genuinePairs(fingers);
+      const genuine = scores(genuineList);
+      const impostor = scores(impostorPairs(fingers, { kind: 'all' }));
       const failsByFinger: Record<string, number> = {};
-      for (let i = 0; i < caps.length; i++) {
-        for (let j = i + 1; j < caps.length; j++) {
-          const a = templates[i], b = templates[j];
-          const score = a && b ? engine.compare(a, b).score : 0;
-          if (caps[i]!.finger !== caps[j]!.finger) impostor.push(score);
-          else {
-            genuine.push(score);
-            if (score < threshold) failsByFinger[caps[i]!.finger] = (failsByFinger[caps[i]!.finger] ?? 0) + 1;
-          }
-        }
-      }
+      genuine.forEach((score, k) => {
+        const f = fingers[genuineList.a[k]!]!;
+        if (score < threshold) failsByFinger[f] = (failsByFinger[f] ?? 0) + 1;
+      });
       pooled.genuine.push(...genuine);
       pooled.impostor.push(...impostor);
       rows.push(line(set, genuine, impostor, threshold));

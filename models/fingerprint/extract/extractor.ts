@@ -119,8 +119,9 @@ export class FingerprintExtractor {
     const selector = { normal: field.normal, period: provisionalPeriod, mask: new Uint8Array(gray.length).fill(1), width };
     const keep = options.keepResponses ?? width * height * GABOR_CHANNELS <= PARAMS.keepResponsesFloats;
     const strips: GaborStrip[] = [];
+    const select = (r: Float32Array, sh: number, top: number, rows: number, haloTop: number) => selectResponses(selector, r, sh, top, rows, haloTop, enhanced);
     await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => {
-      selectResponses(selector, r, sh, top, rows, haloTop, enhanced);
+      select(r, sh, top, rows, haloTop);
       if (keep) strips.push({ r, sh, top, rows, haloTop });
     });
     lap('enhancement');
@@ -131,9 +132,9 @@ export class FingerprintExtractor {
     for (let i = 0; i < gray.length; i++) refinedInput[i] = Math.max(0, Math.min(1, 0.5 + PARAMS.refineGain * enhanced[i]!));
     field.normal = normalFromGraph(await runOrientation(this.graphs.orientation, refinedInput, width, height), width, height);
     selector.normal = field.normal;
-    if (keep) for (const st of strips) selectResponses(selector, st.r, st.sh, st.top, st.rows, st.haloTop, enhanced);
-    else await runGaborStrips(this.graphs.gabor, norm, width, height, (r, sh, top, rows, haloTop) => selectResponses(selector, r, sh, top, rows, haloTop, enhanced));
-    strips.length = 0;
+    if (keep) for (const st of strips) select(st.r, st.sh, st.top, st.rows, st.haloTop);
+    else await runGaborStrips(this.graphs.gabor, norm, width, height, select);
+    strips.length = 0; // the responses are not needed past here: free them before the later stages
     lap('refinement');
 
     const clarity = blockClarity(norm, enhanced, everywhere, grid, width, height);

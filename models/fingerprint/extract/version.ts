@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 6;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '968c0a1e44351c7bcd9b402b89044a657d7170ab5f7076bb33c174e2c9cd204d';
+export const EXTRACTOR_SOURCE_DIGEST = '9b2b10be370b34441debdb9136142f59ca76365dfffabd699b398a22977f57be';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
