@@ -82,7 +82,7 @@ export class FingerprintEngine implements ModalityEngine {
       width: gray.width,
       height: gray.height,
       resolution: { x: dpi, y: dpi },
-      minutiae: r.minutiae.map((m) => ({ x: m.x, y: m.y, angle: m.angle, type: m.type, quality: m.quality })),
+      minutiae: r.minutiae.map((m) => ({ x: m.x, y: m.y, angle: m.angle, type: m.type, quality: m.quality, descriptor: m.descriptor })),
       quality: r.quality.score,
     };
     const template = encodeFingerprintTemplate({ model: this.model, quality: r.quality.score, record });

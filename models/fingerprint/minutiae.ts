@@ -26,6 +26,8 @@ export interface Minutia {
   type: MinutiaType;
   /** 0-100; 0 means "not reported". */
   quality: number;
+  /** The orientation descriptor (descriptor.ts: DESCRIPTOR_SAMPLES codes), when the template carries them. */
+  descriptor?: Uint8Array;
 }
 
 export interface FingerRecord {

@@ -17,7 +17,7 @@
  *  binarisation   sign of the Gabor output, 3x3 majority
  *  thinning       Zhang-Suen (lookup tables) + staircase cleanup
  *  minutiae       crossing number, ridge tracing for direction
- *  filtering      spurious-minutiae rules (filter.ts)
+ *  filtering      spurious-minutiae rules (filter.ts); each kept minutia's orientation descriptor (../descriptor.ts)
  *  quality        per-minutia and NFIQ-style image quality (quality.ts)
  *
  * Enhancement runs before segmentation because the best evidence that a block is finger is that the Gabor filters
@@ -26,6 +26,7 @@
  * directions do not depend on normalisation).
  */
 import { BadImageError, UsageError } from '../../../protocol/errors.ts';
+import { describeMinutia } from '../descriptor.ts';
 import { GABOR } from '../build.ts';
 import { blockDeviation, blockGrid, blockValueAt, distanceToBackground } from './fields.ts';
 import { binarise } from './binarise.ts';
@@ -166,13 +167,18 @@ export class FingerprintExtractor {
 
     for (const c of candidates) c.quality = minutiaQuality(field.certainty[c.y * width + c.x]!, blockValueAt(clarity, seg.grid, c.x, c.y));
     const kept = removeSpurious(candidates, { width, periodAt: finalPeriodAt, borderDistance });
-    const minutiae: ExtractedMinutia[] = kept.map((c) => ({
-      x: round2((c.x + box.x + 0.5) / scale - 0.5),
-      y: round2((c.y + box.y + 0.5) / scale - 0.5),
-      angle: imageVectorToAngle(c.dx, c.dy),
-      type: c.type,
-      quality: c.quality,
-    }));
+    const minutiae: ExtractedMinutia[] = kept.map((c) => {
+      const angle = imageVectorToAngle(c.dx, c.dy);
+      return {
+        x: round2((c.x + box.x + 0.5) / scale - 0.5),
+        y: round2((c.y + box.y + 0.5) / scale - 0.5),
+        angle,
+        type: c.type,
+        quality: c.quality,
+        // The flow around it, at the working resolution (radii in 500 dpi pixels whatever the input's dpi).
+        descriptor: describeMinutia(c.x, c.y, angle, field.normal, seg.mask, width, height),
+      };
+    });
     lap('filtering');
 
     let fg = 0;

@@ -39,6 +39,8 @@ export interface ExtractedMinutia {
   type: ExtractedMinutiaType;
   /** 0-100 from the local orientation certainty and ridge clarity around the minutia. */
   quality: number;
+  /** The ridge flow around it: DESCRIPTOR_SAMPLES codes (models/fingerprint/descriptor.ts). */
+  descriptor: Uint8Array;
 }
 
 export interface ExtractOptions {

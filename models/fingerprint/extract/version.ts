@@ -5,10 +5,10 @@
  * below is bumped and the digest updated (the test prints the new digest). Comment-only edits count too: the rule is
  * simple and errs on the safe side.
  */
-export const EXTRACTOR_CODE_VERSION = 6;
+export const EXTRACTOR_CODE_VERSION = 7;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = '9b2b10be370b34441debdb9136142f59ca76365dfffabd699b398a22977f57be';
+export const EXTRACTOR_SOURCE_DIGEST = 'a642cb23a28cf0337519e4d497b851a1f69266a4f21f978f3ad2aaf3d3f54392';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
@@ -16,6 +16,7 @@ export const EXTRACTOR_SOURCES: readonly string[] = [
   'models/common/bmp.ts',
   'models/common/netpbm.ts',
   'models/fingerprint/build.ts',
+  'models/fingerprint/descriptor.ts',
   'models/fingerprint/engine.ts',
   'models/fingerprint/iso19794-2.ts',
   'models/fingerprint/minutiae.ts',

@@ -12,7 +12,7 @@
  * 1/256 turns), so a comparison needs no trigonometry.
  */
 import { sigmoid, type MccParams } from './params.ts';
-import type { SimilarityList } from './similarity.ts';
+import { descriptorWeight, type DescriptorPair, type SimilarityList } from './similarity.ts';
 
 export interface GeometrySide {
   /** Number of minutiae with a valid cylinder. */
@@ -69,6 +69,9 @@ interface Scratch {
   /** Compatible pairs of pairs (k < h) and their rho. */
   eu: Int32Array; ev: Int32Array; ew: Float64Array;
   order: Int32Array; eff: Float64Array;
+  /** Candidates' similarities weighted by their descriptors (indexed like the list). */
+  key: Float64Array;
+  cand2: Int32Array;
   usedA: Uint8Array; usedB: Uint8Array;
 }
 let scratch: Scratch | undefined;
@@ -78,11 +81,11 @@ const binStart = new Int32Array(1025);
 const RHO_EPSILON = 1e-3;
 
 function ensure(n: number, listLength: number, na: number, nb: number): Scratch {
-  if (scratch && scratch.cap >= n && scratch.cand.length >= listLength && scratch.usedA.length >= na && scratch.usedB.length >= nb) return scratch;
+  if (scratch && scratch.cap >= n && scratch.cand.length >= listLength && scratch.key.length >= listLength && scratch.cand2.length >= listLength && scratch.usedA.length >= na && scratch.usedB.length >= nb) return scratch;
   const cap = Math.max(n, 64);
   const m = Math.max(na, nb, 64);
   scratch = {
-    cap, cand: new Int32Array(Math.max(listLength, 4096)),
+    cap, cand: new Int32Array(Math.max(listLength, 4096)), key: new Float64Array(Math.max(listLength, 4096)), cand2: new Int32Array(Math.max(listLength, 4096)),
     r: new Int32Array(cap), c: new Int32Array(cap), l0: new Float64Array(cap), l: new Float64Array(cap), l2: new Float64Array(cap),
     eu: new Int32Array(cap * cap), ev: new Int32Array(cap * cap), ew: new Float64Array(cap * cap),
     order: new Int32Array(cap), eff: new Float64Array(cap),
@@ -122,7 +125,7 @@ export interface TopPairs {
  * Score in [0, 1] from the pairs of positive local similarity (`list`, indices i * b.count + j). When `top` is given,
  * it receives the pairs selected for the relaxation (the pairing stage anchors on them).
  */
-export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityList, p: MccParams, t: CompatTables, top?: TopPairs): number {
+export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityList, p: MccParams, t: CompatTables, top?: TopPairs, descriptors?: DescriptorPair | null): number {
   const na = a.count, nb = b.count;
   const len = list.length;
   if (top) top.count = 0;
@@ -140,7 +143,8 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
     hist[b]!++;
     if (b > top1) top1 = b;
   }
-  const want = p.uniquePairs ? 3 * nR : nR;
+  // With descriptors more candidates are taken, as weighting them reorders them.
+  const want = (descriptors ? p.descriptorCandidates : p.uniquePairs ? 3 : 1) * nR;
   // The walk down the bins starts at the highest one in use (local similarities rarely come near 1).
   let cut = top1, acc = 0;
   while (cut > 0 && acc + hist[cut]! < want) acc += hist[cut--]!;
@@ -153,11 +157,43 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
     const b = (vals[i]! * 1024) | 0;
     if (b >= cut) cand[binStart[b]!++] = i;
   }
-  sortDesc(cand, nc, vals);
+  // With descriptors, the candidates (the highest local similarities) are weighted by them, and the best of those by
+  // weight are bucketed again the same way, so the insertion sort still only reorders within bins.
+  let key: ArrayLike<number> = vals;
+  let ranked = cand, count = nc;
+  if (descriptors) {
+    const k = s.key;
+    hist.fill(0);
+    let top2 = 0;
+    for (let q = 0; q < nc; q++) {
+      const e = cand[q]!;
+      const idx = idxs[e]!;
+      const r = (idx / nb) | 0;
+      const w = vals[e]! * descriptorWeight(descriptors, r, idx - r * nb, vals[e]!, p);
+      k[e] = w;
+      const bin = (w * 1024) | 0;
+      hist[bin]!++;
+      if (bin > top2) top2 = bin;
+    }
+    const want2 = (p.uniquePairs ? 3 : 1) * nR;
+    let cut2 = top2, acc2 = 0;
+    while (cut2 > 0 && acc2 + hist[cut2]! < want2) acc2 += hist[cut2--]!;
+    binStart[top2] = 0;
+    for (let b = top2; b > cut2; b--) binStart[b - 1] = binStart[b]! + hist[b]!;
+    count = binStart[cut2]! + hist[cut2]!;
+    ranked = s.cand2;
+    for (let q = 0; q < nc; q++) {
+      const e = cand[q]!;
+      const bin = (k[e]! * 1024) | 0;
+      if (bin >= cut2) ranked[binStart[bin]!++] = e;
+    }
+    key = k;
+  }
+  sortDesc(ranked, count, key);
   const usedA = s.usedA, usedB = s.usedB;
   let n = 0;
-  for (let q = 0; q < nc && n < nR; q++) {
-    const e = cand[q]!;
+  for (let q = 0; q < count && n < nR; q++) {
+    const e = ranked[q]!;
     const idx = idxs[e]!;
     const r = (idx / nb) | 0, c = idx - r * nb;
     if (p.uniquePairs) {
@@ -167,8 +203,8 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
     }
     s.r[n] = r;
     s.c[n] = c;
-    s.l0[n] = vals[e]!;
-    s.l[n] = vals[e]!;
+    s.l0[n] = key[e]!;
+    s.l[n] = key[e]!;
     n++;
   }
   if (p.uniquePairs) for (let k = 0; k < n; k++) { usedA[s.r[k]!] = 0; usedB[s.c[k]!] = 0; }

@@ -1,6 +1,7 @@
 /**
  * Fingerprint matcher: Minutia Cylinder-Code (bit-based local structures) + LSS-R consolidation, then global pairing
- * (pairing.ts), the two scores fused.
+ * (pairing.ts), the two scores fused. When both templates carry orientation descriptors, the local similarities the
+ * two stages use are weighted by the agreement of the two minutiae's descriptors (similarity.ts descriptorWeight).
  *
  *   const a = prepareFingerprint(decodeFingerprintTemplate(bytesA));   // once per template: cylinders, geometry
  *   const r = compareFingerprints(a, prepareFingerprint(...), { threshold });
@@ -8,14 +9,16 @@
  * Score in [0, 1): f / (1 + f) with f = lssr / lssrScale + gate x pairing / pairingScale (params.ts): LSS-R says
  * whether some similar local structures agree with each other, pairing how many minutiae land on each other against
  * how many could have, which keeps the score's meaning steady from a small capacitive sensor to a large optical one.
- * The native measure reported is the LSS-R score ({ name: 'mcc-lssr', value }). Decision: score >= threshold.
+ * When both templates carry descriptors, f is multiplied by descriptorScale, which puts the pooled FMR-0.1% point of
+ * the tuning sets near where it is without them: one threshold for galleries enrolled before and after. The native
+ * measure reported is the LSS-R score ({ name: 'mcc-lssr', value }). Decision: score >= threshold.
  *
  * Threshold: `FINGERPRINT_DEFAULT_THRESHOLD` = 0.52 is calibrated on real captures: the four tuning sets of
  * BENCHMARKS.md (FVC2000 DB2/DB3, FVC2004 DB1/DB2, B sets) pooled, all cross-finger impostor pairs (11,520), where
- * FMR <= 0.1% from 0.513 up; each set alone puts that point between 0.48 and 0.55. The sets held out from tuning and
- * calibration check it (`npm run bench -- --only=fingerprint-real --data DIR`). Pass `threshold` per call (and in the
- * verifier's settings: `--fingerprint-threshold`) to override; recalibrate with that bench when the extractor or the
- * matcher change. The synthetic sets (bench/fingerprint-accuracy.ts) remain regression checks only.
+ * FMR <= 0.1% from 0.509 up with descriptors (as templates are now made) and from 0.514 up without; each set alone
+ * puts that point between 0.46 and 0.56. The sets held out from tuning and calibration check it (`npm run bench --
+ * --only=fingerprint-real --data DIR`). Pass `threshold` per call (and in the verifier's settings:
+ * `--fingerprint-threshold`) to override; recalibrate with that bench when the extractor or the matcher change. The synthetic sets (bench/fingerprint-accuracy.ts) remain regression checks only.
  *
  * Resolution: all matcher lengths are pixels at 500 dpi; minutiae of templates at other resolutions are scaled to
  * 500 dpi here, per axis, so templates from different sensors remain comparable.
@@ -29,7 +32,8 @@ import { convexHull } from './hull.ts';
 import { pairingSide, pairMinutiae, type PairingResult, type PairingSide } from './pairing.ts';
 import { compatTables, consolidate, type CompatTables, type TopPairs } from './lssr.ts';
 import { MCC_DEFAULTS, type MccParams } from './params.ts';
-import { localSimilarities, similarityList, type SimilarityList } from './similarity.ts';
+import { descriptorVectors, localSimilarities, similarityList, type DescriptorPair, type DescriptorVectors, type SimilarityList } from './similarity.ts';
+import { DESCRIPTOR_SAMPLES } from '../descriptor.ts';
 
 export const FINGERPRINT_DEFAULT_THRESHOLD = 0.52;
 
@@ -46,6 +50,8 @@ export interface PreparedFingerprint {
   readonly radRel: Uint8Array;
   /** Every minutia (with or without a cylinder), for the pairing stage. */
   readonly all: PairingSide;
+  /** Orientation descriptors of the cylinders' minutiae, in cylinder order, when the template has them (similarity.ts). */
+  readonly desc: DescriptorVectors | undefined;
   readonly model?: { name: string; sha256: string };
 }
 
@@ -97,7 +103,8 @@ export function prepareFingerRecord(record: FingerRecord, params: MccParams = MC
     convexHull(planar.map((m) => [m.X, m.Y] as const)),
     cylinderOf,
   );
-  return { params, minutiae: record.minutiae.length, count: n, cyl, angleQ, dist, dirRel, radRel, all, ...(model ? { model } : {}) };
+  const desc = n > 0 && record.minutiae.every((m) => m.descriptor?.length === DESCRIPTOR_SAMPLES) ? descriptorVectors(Array.from(cyl.index, (i) => record.minutiae[i]!.descriptor!)) : undefined;
+  return { params, minutiae: record.minutiae.length, count: n, cyl, angleQ, dist, dirRel, radRel, all, desc, ...(model ? { model } : {}) };
 }
 
 export function prepareFingerprint(t: FingerprintTemplate, params: MccParams = MCC_DEFAULTS): PreparedFingerprint {
@@ -144,6 +151,8 @@ export function mccScore(a: PreparedFingerprint, b: PreparedFingerprint): number
 }
 
 const scratchPairing: PairingResult = { weight: 0, pairs: 0, overlapA: 0, overlapB: 0, score: 0 };
+// Reused for every comparison of two described templates (no allocation per comparison).
+const descriptorScratch: DescriptorPair = { a: { vectors: new Float32Array(0), mask: new Uint32Array(0) }, b: { vectors: new Float32Array(0), mask: new Uint32Array(0) } };
 let lastLssr = 0;
 
 function fusedScore(a: PreparedFingerprint, b: PreparedFingerprint, pairing: PairingResult): number {
@@ -162,14 +171,17 @@ function fusedScore(a: PreparedFingerprint, b: PreparedFingerprint, pairing: Pai
   localSimilarities(a, b, c.layout, c.maxRotationQ, c.minCommon, simList);
   const cap = Math.min(a.count, b.count, p.maxRelaxPairs);
   if (top.a.length < cap) top = { a: new Int32Array(cap), b: new Int32Array(cap), similarity: new Float64Array(cap), relaxed: new Float64Array(cap), count: 0 };
-  const lssr = consolidate(a, b, simList, p, tables, top);
+  const descriptors = a.desc && b.desc ? ((descriptorScratch.a = a.desc), (descriptorScratch.b = b.desc), descriptorScratch) : null;
+  const lssr = consolidate(a, b, simList, p, tables, top, descriptors);
   lastLssr = lssr;
   // Pairing only counts once LSS-R has found some structure in common (a ramp, so the score stays continuous);
   // below the ramp, where most impostor comparisons end, it is not computed at all.
   const gate = Math.min(1, Math.max(0, (lssr - p.pairingGate[0]) / (p.pairingGate[1] - p.pairingGate[0])));
-  if (gate > 0) pairStage(a, b, simList, top, p, pairing);
+  if (gate > 0) pairStage(a, b, simList, top, p, pairing, descriptors);
   else pairing.weight = pairing.pairs = pairing.overlapA = pairing.overlapB = pairing.score = 0;
-  const f = lssr / p.lssrScale + (gate * pairing.score) / p.pairingScale;
+  // Descriptors lower most local similarities, impostors' more than genuine ones: the scale puts the fused score of
+  // two described templates back on the scale of undescribed ones, so one threshold serves both.
+  const f = (lssr / p.lssrScale + (gate * pairing.score) / p.pairingScale) * (a.desc && b.desc ? p.descriptorScale : 1);
   return f / (1 + f);
 }
 
@@ -177,7 +189,7 @@ function fusedScore(a: PreparedFingerprint, b: PreparedFingerprint, pairing: Pai
  * The pairing stage's inputs: the local similarities as a dense cylinder x cylinder matrix, and the anchors: the
  * pairs LSS-R selected for its relaxation, in the order of their relaxed values, as minutia indices.
  */
-function pairStage(a: PreparedFingerprint, b: PreparedFingerprint, list: SimilarityList, top: TopPairs, p: MccParams, out: PairingResult): PairingResult {
+function pairStage(a: PreparedFingerprint, b: PreparedFingerprint, list: SimilarityList, top: TopPairs, p: MccParams, out: PairingResult, descriptors: DescriptorPair | null): PairingResult {
   const cells = a.count * b.count;
   if (dense.length < cells) dense = new Float32Array(cells);
   // The list's pair index is i * b.count + j: the dense matrix's own index. Only the entries set here are cleared
@@ -198,7 +210,7 @@ function pairStage(a: PreparedFingerprint, b: PreparedFingerprint, list: Similar
     anchorB[k] = ib[top.b[best]!]!;
   }
   picked.fill(0, 0, top.count);
-  pairMinutiae(a.all, b.all, dense, b.count, anchorA, anchorB, anchors, p, out);
+  pairMinutiae(a.all, b.all, dense, b.count, anchorA, anchorB, anchors, p, out, descriptors);
   for (let e = 0; e < len; e++) dense[index[e]!] = 0;
   return out;
 }

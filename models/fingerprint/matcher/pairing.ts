@@ -17,6 +17,7 @@
  */
 import type { Point } from './hull.ts';
 import type { MccParams } from './params.ts';
+import { descriptorWeight, type DescriptorPair } from './similarity.ts';
 
 /** All minutiae of a template in the matcher's right-handed frame, and A-side lookup structures. */
 export interface PairingSide {
@@ -78,7 +79,8 @@ let usedA = new Uint8Array(64), usedB = new Uint8Array(64);
 
 /**
  * `sim`: the local similarities of the cylinders, row-major (A's cylinders x B's, `simColumns` columns, 0 where
- * none was computed); `anchorA`/`anchorB`: the anchor pairs (minutia indices), best first. The result is written into `out` (the matcher passes a reused object: no allocation).
+ * none was computed), each weighted by `descriptors` when given; `anchorA`/`anchorB`: the anchor pairs (minutia
+ * indices), best first. The result is written into `out` (the matcher passes a reused object: no allocation).
  */
 export function pairMinutiae(
   a: PairingSide,
@@ -90,6 +92,7 @@ export function pairMinutiae(
   anchors: number,
   p: MccParams,
   out: PairingResult = { weight: 0, pairs: 0, overlapA: 0, overlapB: 0, score: 0 },
+  descriptors: DescriptorPair | null = null,
 ): PairingResult {
   const nA = a.X.length, nB = b.X.length;
   out.weight = out.pairs = out.overlapA = out.overlapB = out.score = 0;
@@ -151,7 +154,10 @@ export function pairMinutiae(
       uA[pa] = 1;
       uB[qb] = 1;
       const ca = cylA[pa]!, cb = cylB[qb]!;
-      if (ca >= 0 && cb >= 0) weight += sim[ca * simColumns + cb]!;
+      if (ca >= 0 && cb >= 0) {
+        const v = sim[ca * simColumns + cb]!;
+        if (v > 0) weight += descriptors ? v * descriptorWeight(descriptors, ca, cb, v, p) : v;
+      }
       pairs++;
     }
     for (let e = 0; e < nc; e++) (uA[cA[e]!] = 0), (uB[cB[e]!] = 0);

@@ -25,7 +25,13 @@
  * 16 instead of 4 and 12, so a template with a handful of minutiae cannot reach a high score from four lucky pairs
  * (those were the highest impostor scores of every set); and a second stage, global pairing (pairing.ts), whose
  * score is fused with LSS-R's: score = f / (1 + f), f = lssr / lssrScale + pairing / pairingScale. The scales put
- * the two on the same footing (their impostor scores reach about 0.05 and 0.1 respectively).
+ * the two on the same footing (their impostor scores reach about 0.05 and 0.1 respectively). Orientation
+ * descriptors (descriptor.ts; issue 12, same tuning sets), when both templates have them: the local similarities
+ * that decide (LSS-R's candidates, 6 instead of 3 times its relaxation pairs, ranked again after weighting, and the
+ * pairs the pairing stage counts) times the agreement of the two minutiae's descriptors (clipped at 0; 0.5 when they
+ * share fewer than 4 points on the finger, and below a local similarity of 0.3); weighing every similarity instead
+ * gained nothing measurable and halved the comparisons per second (BENCHMARKS.md). f is then multiplied by 1.045,
+ * which keeps the default threshold's FMR.
  */
 export interface MccParams {
   /** Cylinder radius (px). */
@@ -81,6 +87,18 @@ export interface MccParams {
   lssrScale: number;
   pairingScale: number;
   pairingGate: readonly [number, number];
+  /**
+   * Orientation descriptors (when both templates carry them; similarity.ts weighByDescriptors): the fewest points on
+   * the finger in both for an agreement, the weight when there are fewer, and the factor on f that keeps the score
+   * scale (and the default threshold) of templates without descriptors.
+   */
+  descriptorMinSamples: number;
+  descriptorUnknown: number;
+  /** Local similarities below this take the neutral weight descriptorUnknown without comparing descriptors (speed). */
+  descriptorFrom: number;
+  /** With descriptors, how many candidates (x the relaxation pairs) LSS-R weighs and ranks again (3 without). */
+  descriptorCandidates: number;
+  descriptorScale: number;
 }
 
 export const MCC_DEFAULTS: Readonly<MccParams> = Object.freeze({
@@ -115,6 +133,11 @@ export const MCC_DEFAULTS: Readonly<MccParams> = Object.freeze({
   lssrScale: 0.05,
   pairingScale: 0.1,
   pairingGate: [0.014, 0.02] as const,
+  descriptorMinSamples: 4,
+  descriptorUnknown: 0.5,
+  descriptorFrom: 0.3,
+  descriptorCandidates: 6,
+  descriptorScale: 1.045,
 });
 
 /** The sigmoid Z(v; mu, tau) of the paper. */

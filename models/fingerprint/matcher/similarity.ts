@@ -11,7 +11,9 @@
  * both cylinders are valid everywhere, and popcount(a') computed as popcount(a) minus the (usually zero) bits of a in
  * cells invalid in b.
  */
+import { DESCRIPTOR, DESCRIPTOR_SAMPLES } from '../descriptor.ts';
 import type { CylinderLayout, CylinderSet } from './cylinders.ts';
+import type { MccParams } from './params.ts';
 
 function popcount(x: number): number {
   x = x - ((x >>> 1) & 0x55555555);
@@ -159,4 +161,56 @@ export function localSimilarities(a: SimilaritySide, b: SimilaritySide, layout: 
     }
   }
   out.length = nonZero;
+}
+
+/**
+ * Orientation descriptors (descriptor.ts) as the matcher compares them: per minutia and sample, the doubled-angle unit
+ * vector (cos 2t, sin 2t) of its bin centre t ((0, 0) off the finger), interleaved, and a bit per sample on the
+ * finger. The agreement of two descriptors, the mean cos(2 (t - u)) over the samples on the finger in both, is then
+ * a dot product over the popcount of the common bits.
+ */
+export interface DescriptorVectors {
+  /** 2 x DESCRIPTOR_SAMPLES floats per minutia: cos, sin, cos, sin, ... */
+  vectors: Float32Array;
+  mask: Uint32Array;
+}
+
+export function descriptorVectors(codes: readonly Uint8Array[]): DescriptorVectors {
+  const n = codes.length;
+  const out = { vectors: new Float32Array(n * 2 * DESCRIPTOR_SAMPLES), mask: new Uint32Array(n) };
+  for (let t = 0; t < n; t++) {
+    for (let s = 0; s < DESCRIPTOR_SAMPLES; s++) {
+      const c = codes[t]![s]!;
+      if (c === 0) continue;
+      const doubled = (2 * Math.PI * (c - 1)) / DESCRIPTOR.levels;
+      out.vectors[(t * DESCRIPTOR_SAMPLES + s) * 2] = Math.cos(doubled);
+      out.vectors[(t * DESCRIPTOR_SAMPLES + s) * 2 + 1] = Math.sin(doubled);
+      out.mask[t]! |= 1 << s;
+    }
+  }
+  return out;
+}
+
+/** The two templates' descriptors, when both have them: what consolidation and pairing weigh similarities with. */
+export interface DescriptorPair {
+  a: DescriptorVectors;
+  b: DescriptorVectors;
+}
+
+/**
+ * The weight of local similarity `v` between cylinder i of A and cylinder j of B: how well the ridge flow around the
+ * two minutiae agrees, clipped at 0; `descriptorUnknown` where the two descriptors share fewer than
+ * descriptorMinSamples points on the finger, and for similarities below descriptorFrom (weak cylinder matches decide
+ * little: not worth a comparison). Cylinders alike in flow that disagrees are chance coincidences of minutiae, common
+ * between different fingers with few of them. Consolidation and pairing ask it only for the similarities they use.
+ */
+export function descriptorWeight(d: DescriptorPair, i: number, j: number, v: number, p: MccParams): number {
+  if (v < p.descriptorFrom) return p.descriptorUnknown;
+  const common = popcount(d.a.mask[i]! & d.b.mask[j]!);
+  if (common < p.descriptorMinSamples) return p.descriptorUnknown;
+  const va = d.a.vectors, vb = d.b.vectors;
+  const V = 2 * DESCRIPTOR_SAMPLES;
+  let dot = 0;
+  for (let x = i * V, y = j * V, end = x + V; x < end; x++, y++) dot += va[x]! * vb[y]!;
+  return dot > 0 ? dot / common : 0;
 }
