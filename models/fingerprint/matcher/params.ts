@@ -29,9 +29,9 @@
  * descriptors (descriptor.ts; issue 12, same tuning sets), when both templates have them: the local similarities
  * that decide (LSS-R's candidates, 6 instead of 3 times its relaxation pairs, ranked again after weighting, and the
  * pairs the pairing stage counts) times the agreement of the two minutiae's descriptors (clipped at 0; 0.5 when they
- * share fewer than 4 points on the finger, and below a local similarity of 0.3); weighing every similarity instead
- * gained nothing measurable and halved the comparisons per second (BENCHMARKS.md). f is then multiplied by 1.045,
- * which keeps the default threshold's FMR.
+ * share fewer than 4 points on the finger, and below a local similarity of 0.3). Weighing every similarity instead
+ * did a little better, within the noise of 40 fingers, at 0.6x the comparisons per second (BENCHMARKS.md). f is
+ * then multiplied by 1.045, which keeps the default threshold's FMR.
  */
 export interface MccParams {
   /** Cylinder radius (px). */
