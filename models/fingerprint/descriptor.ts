@@ -24,6 +24,9 @@ export const DESCRIPTOR = Object.freeze({
   bits: 4,
 });
 
+// Every code the bits can hold is a valid one, so a template's codes never need checking when read.
+if (DESCRIPTOR.levels + 1 !== 1 << DESCRIPTOR.bits) throw new Error('descriptor levels + 1 must be 2^bits');
+
 export const DESCRIPTOR_SAMPLES = DESCRIPTOR.rings.length * DESCRIPTOR.directions;
 export const DESCRIPTOR_BYTES = Math.ceil((DESCRIPTOR_SAMPLES * DESCRIPTOR.bits) / 8);
 
@@ -71,7 +74,7 @@ export function packDescriptors(codes: Uint8Array): Uint8Array {
   return out;
 }
 
-/** The inverse of packDescriptors, for `count` minutiae; codes above DESCRIPTOR.levels are refused as corrupt. */
+/** The inverse of packDescriptors, for `count` minutiae. */
 export function unpackDescriptors(bytes: Uint8Array, count: number): Uint8Array {
   if (bytes.length !== count * DESCRIPTOR_BYTES) {
     throw new BadTemplateError(`orientation descriptors: ${bytes.length} bytes for ${count} minutiae (expected ${count * DESCRIPTOR_BYTES})`);
@@ -82,7 +85,6 @@ export function unpackDescriptors(bytes: Uint8Array, count: number): Uint8Array 
     for (let s = 0; s < DESCRIPTOR_SAMPLES; s++) {
       let c = 0;
       for (let b = 0; b < DESCRIPTOR.bits; b++, bit++) c = (c << 1) | ((bytes[m * DESCRIPTOR_BYTES + (bit >> 3)]! >> (7 - (bit & 7))) & 1);
-      if (c > DESCRIPTOR.levels) throw new BadTemplateError(`orientation descriptor of minutia ${m}: code ${c} is above ${DESCRIPTOR.levels}`);
       out[m * DESCRIPTOR_SAMPLES + s] = c;
     }
   }

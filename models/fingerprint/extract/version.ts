@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 7;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = 'a642cb23a28cf0337519e4d497b851a1f69266a4f21f978f3ad2aaf3d3f54392';
+export const EXTRACTOR_SOURCE_DIGEST = 'cc1d0c0b6d548e195fbda37fb79d7d19818a0fdb34f3e220f9a69289be8162e7';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [

@@ -122,6 +122,33 @@ export interface TopPairs {
 }
 
 /**
+ * The entries whose key falls in the highest histogram bins (1/1024 wide) that together hold at least `want` of them,
+ * written to `out` best bin first, so that an insertion sort of them only reorders within bins; returns how many.
+ * `entries` lists the entries to consider (null: 0 .. n - 1). The walk down the bins starts at the highest in use
+ * (local similarities rarely come near 1).
+ */
+function bucketBest(key: ArrayLike<number>, entries: Int32Array | null, n: number, want: number, out: Int32Array): number {
+  hist.fill(0);
+  let top = 0;
+  for (let q = 0; q < n; q++) {
+    const b = (key[entries ? entries[q]! : q]! * 1024) | 0;
+    hist[b]!++;
+    if (b > top) top = b;
+  }
+  let cut = top, acc = 0;
+  while (cut > 0 && acc + hist[cut]! < want) acc += hist[cut--]!;
+  binStart[top] = 0;
+  for (let b = top; b > cut; b--) binStart[b - 1] = binStart[b]! + hist[b]!;
+  const count = binStart[cut]! + hist[cut]!;
+  for (let q = 0; q < n; q++) {
+    const e = entries ? entries[q]! : q;
+    const b = (key[e]! * 1024) | 0;
+    if (b >= cut) out[binStart[b]!++] = e;
+  }
+  return count;
+}
+
+/**
  * Score in [0, 1] from the pairs of positive local similarity (`list`, indices i * b.count + j). When `top` is given,
  * it receives the pairs selected for the relaxation (the pairing stage anchors on them).
  */
@@ -134,59 +161,24 @@ export function consolidate(a: GeometrySide, b: GeometrySide, list: SimilarityLi
   const s = ensure(nR, len, na, nb);
   const vals = list.value, idxs = list.index;
 
-  // Top nR pairs by local similarity, each minutia used at most once (greedy, best first): histogram the values to
-  // find a cut that leaves a few times nR candidates, sort those exactly, then take them in order.
-  hist.fill(0);
-  let top1 = 0;
-  for (let i = 0; i < len; i++) {
-    const b = (vals[i]! * 1024) | 0;
-    hist[b]!++;
-    if (b > top1) top1 = b;
-  }
-  // With descriptors more candidates are taken, as weighting them reorders them.
-  const want = (descriptors ? p.descriptorCandidates : p.uniquePairs ? 3 : 1) * nR;
-  // The walk down the bins starts at the highest one in use (local similarities rarely come near 1).
-  let cut = top1, acc = 0;
-  while (cut > 0 && acc + hist[cut]! < want) acc += hist[cut--]!;
-  // Bucket the candidates by histogram bin, best bin first: the insertion sort then only reorders within bins.
+  // Top nR pairs by local similarity, each minutia used at most once (greedy, best first): a histogram cut leaves a
+  // few times nR candidates, sorted exactly, then taken in order. With descriptors more candidates are taken, weighted
+  // by them, and the best of those by weight cut again the same way.
+  const want = (p.uniquePairs ? 3 : 1) * nR;
   const cand = s.cand;
-  binStart[top1] = 0;
-  for (let b = top1; b > cut; b--) binStart[b - 1] = binStart[b]! + hist[b]!;
-  const nc = cut >= 0 ? binStart[cut]! + hist[cut]! : 0;
-  for (let i = 0; i < len; i++) {
-    const b = (vals[i]! * 1024) | 0;
-    if (b >= cut) cand[binStart[b]!++] = i;
-  }
-  // With descriptors, the candidates (the highest local similarities) are weighted by them, and the best of those by
-  // weight are bucketed again the same way, so the insertion sort still only reorders within bins.
+  const nc = bucketBest(vals, null, len, descriptors ? p.descriptorCandidates * nR : want, cand);
   let key: ArrayLike<number> = vals;
   let ranked = cand, count = nc;
   if (descriptors) {
     const k = s.key;
-    hist.fill(0);
-    let top2 = 0;
     for (let q = 0; q < nc; q++) {
       const e = cand[q]!;
       const idx = idxs[e]!;
       const r = (idx / nb) | 0;
-      const w = vals[e]! * descriptorWeight(descriptors, r, idx - r * nb, vals[e]!, p);
-      k[e] = w;
-      const bin = (w * 1024) | 0;
-      hist[bin]!++;
-      if (bin > top2) top2 = bin;
+      k[e] = vals[e]! * descriptorWeight(descriptors, r, idx - r * nb, vals[e]!, p);
     }
-    const want2 = (p.uniquePairs ? 3 : 1) * nR;
-    let cut2 = top2, acc2 = 0;
-    while (cut2 > 0 && acc2 + hist[cut2]! < want2) acc2 += hist[cut2--]!;
-    binStart[top2] = 0;
-    for (let b = top2; b > cut2; b--) binStart[b - 1] = binStart[b]! + hist[b]!;
-    count = binStart[cut2]! + hist[cut2]!;
     ranked = s.cand2;
-    for (let q = 0; q < nc; q++) {
-      const e = cand[q]!;
-      const bin = (k[e]! * 1024) | 0;
-      if (bin >= cut2) ranked[binStart[bin]!++] = e;
-    }
+    count = bucketBest(k, cand, nc, want, ranked);
     key = k;
   }
   sortDesc(ranked, count, key);

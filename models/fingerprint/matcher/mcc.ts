@@ -18,7 +18,8 @@
  * FMR <= 0.1% from 0.509 up with descriptors (as templates are now made) and from 0.514 up without; each set alone
  * puts that point between 0.46 and 0.56. The sets held out from tuning and calibration check it (`npm run bench --
  * --only=fingerprint-real --data DIR`). Pass `threshold` per call (and in the verifier's settings:
- * `--fingerprint-threshold`) to override; recalibrate with that bench when the extractor or the matcher change. The synthetic sets (bench/fingerprint-accuracy.ts) remain regression checks only.
+ * `--fingerprint-threshold`) to override; recalibrate with that bench when the extractor or the matcher change. The
+ * synthetic sets (bench/fingerprint-accuracy.ts) remain regression checks only.
  *
  * Resolution: all matcher lengths are pixels at 500 dpi; minutiae of templates at other resolutions are scaled to
  * 500 dpi here, per axis, so templates from different sensors remain comparable.
