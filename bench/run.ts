@@ -3,6 +3,8 @@
  * to BENCHMARKS.md with the date, the machine and the command.
  *
  * `-- --only=startup`: start-up of the CLI, compiled against tsx (bench/startup-worker.ts).
+ * `-- --only=fingerprint-real --data DIR` and `-- --only=fingerprint-dpi --data DIR`: fingerprints on real captures
+ * (a folder of sets), at their own resolution with NBIS beside, and resampled to other resolutions.
  *
  * Face extraction: a 640x480 frame with one face, median of >= 50 runs after warm-up, model load, peak RSS, and,
  * side by side in the same run, face-api on TF.js WASM with the same nets on the same frame (ratio of medians).
@@ -439,6 +441,24 @@ if (only === 'fingerprint-real') {
 - Extraction medians by image size (one pass per image, decoding included, JIT not warmed; the speed benchmark is \`--only=fingerprint\`): ${Object.entries(r.extractMsMedianBySize).map(([k, v]) => `${k} ${v} ms`).join(', ')}
 
 ${lines.join('\n')}
+`;
+}
+
+// Other resolutions, from the same real captures resampled: also needs --data.
+if (only === 'fingerprint-dpi') {
+  const data = process.argv.find((a) => a.startsWith('--data='))?.slice(7) ?? (process.argv.includes('--data') ? process.argv[process.argv.indexOf('--data') + 1] : undefined);
+  if (!data) {
+    process.stderr.write('--only=fingerprint-dpi needs --data FOLDER (a folder of sets of {finger}_{impression} images at 500 dpi)\n');
+    process.exit(2);
+  }
+  const out = await run(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'fingerprint-dpi.ts'), '--data', data], { cwd: ROOT, maxBuffer: 1 << 26 });
+  report += `
+## ${date}: fingerprints at other resolutions, from real captures (issue 12)
+
+- Machine: ${machine}
+- Command: \`npm run bench -- --only=fingerprint-dpi --data ${data}\` (bench/fingerprint-dpi.ts: each 500 dpi image resampled with sharp's Lanczos 3, extracted with that \`--dpi\`)
+
+${out.stdout.trim()}
 `;
 }
 
