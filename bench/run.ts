@@ -421,9 +421,13 @@ Regression goals (issue 5): EER <= 1% (FVC protocol); FNMR <= 3% at FMR 1e-4 (al
 `;
 }
 
+/** `--data DIR` or `--data=DIR`: the folder of real sets the fingerprint-real and fingerprint-dpi parts read. */
+const dataArg = (): string | undefined =>
+  process.argv.find((a) => a.startsWith('--data='))?.slice(7) ?? (process.argv.includes('--data') ? process.argv[process.argv.indexOf('--data') + 1] : undefined);
+
 // Real captures: needs a folder of sets (e.g. ../shared/data/fingerprint), so it runs only when asked for.
 if (only === 'fingerprint-real') {
-  const data = process.argv.find((a) => a.startsWith('--data='))?.slice(7) ?? (process.argv.includes('--data') ? process.argv[process.argv.indexOf('--data') + 1] : undefined);
+  const data = dataArg();
   if (!data) {
     process.stderr.write('--only=fingerprint-real needs --data FOLDER (a folder of sets of {finger}_{impression} images)\n');
     process.exit(2);
@@ -446,7 +450,7 @@ ${lines.join('\n')}
 
 // Other resolutions, from the same real captures resampled: also needs --data.
 if (only === 'fingerprint-dpi') {
-  const data = process.argv.find((a) => a.startsWith('--data='))?.slice(7) ?? (process.argv.includes('--data') ? process.argv[process.argv.indexOf('--data') + 1] : undefined);
+  const data = dataArg();
   if (!data) {
     process.stderr.write('--only=fingerprint-dpi needs --data FOLDER (a folder of sets of {finger}_{impression} images at 500 dpi)\n');
     process.exit(2);
