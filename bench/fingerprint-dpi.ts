@@ -22,12 +22,8 @@ import { loadDataset } from '../models/evaluation/dataset.ts';
 import { errorRates } from '../models/evaluation/metrics.ts';
 import { FingerprintEngine } from '../models/fingerprint/engine.ts';
 import { FINGERPRINT_DEFAULT_THRESHOLD } from '../models/fingerprint/matcher/mcc.ts';
+import { arg, pct } from './report-helpers.ts';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
-};
-const pct = (v: number | null | undefined, digits = 2) => (v === null || v === undefined ? 'n/a' : `${(100 * v).toFixed(digits)}%`);
 
 interface Pool {
   genuine: number[];

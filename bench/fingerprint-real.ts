@@ -33,14 +33,11 @@ import { decodeGray } from '../models/fingerprint/extract/index.ts';
 import { RETRY_BELOW } from '../models/fingerprint/extract/quality.ts';
 import { FINGERPRINT_DEFAULT_THRESHOLD } from '../models/fingerprint/matcher/mcc.ts';
 import { CALIBRATION_SETS, TUNED_SETS } from './fingerprint-sets.ts';
+import { arg, pct } from './report-helpers.ts';
 
 const run = promisify(execFile);
 
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : process.argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
-};
 
 interface Capture {
   finger: string;
@@ -64,7 +61,6 @@ const median = (a: number[]) => {
   const s = [...a].sort((x, y) => x - y);
   return s.length ? (s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) : NaN;
 };
-const pct = (v: number | null | undefined, digits = 2) => (v === null || v === undefined ? 'n/a' : `${(100 * v).toFixed(digits)}%`);
 
 function rates(s: Scores, threshold: number) {
   const r = errorRates(Float64Array.from(s.genuine), Float64Array.from(s.impostor), [1e-2, 1e-3]);

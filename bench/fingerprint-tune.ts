@@ -21,11 +21,8 @@ import { FingerprintEngine } from '../models/fingerprint/engine.ts';
 import { EXTRACTOR_SOURCES } from '../models/fingerprint/extract/version.ts';
 import { FINGERPRINT_DEFAULT_THRESHOLD } from '../models/fingerprint/matcher/mcc.ts';
 import { TUNED_SETS } from './fingerprint-sets.ts';
+import { arg, pct } from './report-helpers.ts';
 
-const arg = (name: string): string | undefined => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
 
 interface CachedCapture {
   finger: string;
@@ -34,7 +31,6 @@ interface CachedCapture {
   template: string | null;
 }
 
-const pct = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : `${(100 * v).toFixed(2)}%`);
 
 /** The extractor's identity and its sources as they are now: what the cached templates were made by. */
 async function extractorKey(engine: FingerprintEngine): Promise<string> {
