@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildFingerprintGraphs, GABOR, gaborKernel } from '../models/fingerprint/build.ts';
 import { decodeGray, FingerprintExtractor, type ExtractedMinutia, type FingerprintExtraction } from '../models/fingerprint/extract/index.ts';
+import { PARAMS } from '../models/fingerprint/extract/params.ts';
 import { blur, makePattern, type Pattern, type PatternMinutia } from '../models/fingerprint/extract/test-pattern.ts';
 import { axialDifference, normalFromGraph, orientationFromGraph } from '../models/fingerprint/extract/orientation.ts';
 import { atan2, atan2Approx } from '../models/fingerprint/extract/atan2.ts';
@@ -282,6 +283,42 @@ describe('fingerprint extraction: the refinement', () => {
     const rerun = await extractor.extract(gray(creased), { keepResponses: false });
     expect(rerun.minutiae).toEqual(kept.minutiae);
     expect(rerun.quality).toEqual(kept.quality);
+  });
+});
+
+describe("fingerprint extraction at a sensor's frame", () => {
+  // Ridges fill the image up to a saturated frame, as the trapezoid of an optical sensor's window does. It starts 7
+  // pixels into a 16-pixel block, which is then finger as a whole: without the trim, the mask ran 9 pixels into the
+  // frame and the ridges ending at it gave false endings. A flat disc inside the finger stands for a wet blob.
+  const FRAME = 199;
+  const blob = { x: 100, y: 150, r: 12 };
+  const base = makePattern({ minutiae: TRUTH, noise: 6, seed: 3, ellipse: null });
+  const framed = Uint8Array.from(base.data);
+  for (let y = 0; y < base.height; y++) {
+    for (let x = 0; x < base.width; x++) {
+      if (x >= FRAME) framed[y * base.width + x] = 255;
+      else if (Math.hypot(x - blob.x, y - blob.y) <= blob.r) framed[y * base.width + x] = 128;
+    }
+  }
+  let r: FingerprintExtraction;
+  beforeAll(async () => {
+    r = await extractor.extract(gray(base, framed));
+  });
+
+  it('leaves the flat frame out of the mask, to within the texture window of its edge', () => {
+    let inFrame = 0;
+    for (let y = 0; y < base.height; y++) for (let x = FRAME + PARAMS.flatRadius + 1; x < base.width; x++) inFrame += r.mask.data[y * base.width + x]!;
+    expect(inFrame).toBe(0);
+  });
+
+  it('finds no false endings where the ridges meet the frame', () => {
+    const atFrame = r.minutiae.filter((m) => m.x >= FRAME - base.period);
+    expect(atFrame).toEqual([]);
+    expect(r.minutiae.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('keeps a flat spot inside the finger in the mask', () => {
+    expect(r.mask.data[blob.y * base.width + blob.x]).toBe(1);
   });
 });
 

@@ -12,8 +12,9 @@
  *                 and smudges misled the raw image's gradients), and the same bank responses selected again with
  *                 that orientation
  *  segmentation   per block: ridge score (clarity of the enhanced wave + orientation certainty) against a threshold
- *                 that adapts to the image, and a contrast floor; morphological cleanup -> foreground mask; the period
- *                 field is completed again over the foreground only
+ *                 that adapts to the image, and a contrast floor; morphological cleanup -> foreground mask, less
+ *                 the flat margin beyond the print's edge (a sensor's frame); the period field is completed again
+ *                 over the foreground only
  *  binarisation   sign of the Gabor output, 3x3 majority
  *  thinning       Zhang-Suen (lookup tables) + staircase cleanup
  *  minutiae       crossing number, ridge tracing for direction

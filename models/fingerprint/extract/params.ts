@@ -24,6 +24,17 @@ export const PARAMS = Object.freeze({
    */
   minRidgeScore: 0.75,
   minSeparation: 0.2,
+  /**
+   * Pixel-level trim of the block mask: a mask pixel whose neighbourhood (radius flatRadius) has a gray deviation below
+   * flatContrast x the block contrast floor is flat, with no ridge texture. Flat pixels reached from the background (a
+   * sensor's frame, a saturated margin within a border block) leave the mask, with flatGrowBack pixels more towards
+   * the print (the flat windows start up to flatRadius beyond a sharp edge; growing back by the whole radius also cut
+   * the faded edges of pressed prints), so ridges cut by the edge end at the mask's border and the border rule drops
+   * them. Flat spots inside the finger (wet blobs, dry gaps) stay.
+   */
+  flatRadius: 6,
+  flatContrast: 0.5,
+  flatGrowBack: 3,
   /** Background cut off before the heavy stages: blocks this far (in blocks) beyond the last contrasted one are kept. */
   cropMarginBlocks: 2,
   /** Local normalisation window radius and the smallest deviation divided by (flat areas are not amplified). */

@@ -9,7 +9,7 @@
  * shows two clearly different populations, and never falls below a floor that sensor noise does not reach. Then
  * morphological cleanup on the block grid: closing, filling of enclosed holes (cores and deltas have low certainty),
  * keeping the largest component, and an opening against thin appendages. The pixel mask interpolates the block mask
- * bilinearly.
+ * bilinearly, then loses the flat pixels that a border block holds beyond the print's edge (trimFlatMargin).
  */
 import { blockColumns, blockDeviation, blockGrid, type BlockGrid } from './fields.ts';
 import { PARAMS } from './params.ts';
@@ -66,6 +66,7 @@ export function segment(gray: Float32Array, certainty: Float32Array, clarity: Fl
   blocks = dilate(erode(blocks, grid), grid);
   keepLargest(blocks, grid);
   const mask = blocksToMask(blocks, grid, width, height);
+  trimFlatMargin(mask, gray, width, height, contrast);
   return { grid, blocks, mask, blockStd, blockCoherence, ridgeScore, threshold };
 }
 
@@ -96,6 +97,115 @@ function blocksToMask(blocks: Uint8Array, grid: BlockGrid, width: number, height
     }
   }
   return mask;
+}
+
+/**
+ * Removes from `mask` the flat pixels (local gray deviation under a floor, see PARAMS.flatRadius) that are connected to
+ * the background or the image edge through flat mask pixels, and the pixels within PARAMS.flatGrowBack of them. A
+ * block straddling the print's edge is finger as a whole; without this, the ridges that stop at a sensor's frame or a
+ * saturated margin would end inside the mask and give a row of false endings.
+ */
+export function trimFlatMargin(mask: Uint8Array, gray: Float32Array, width: number, height: number, contrast: number): void {
+  const isFlat = flatTest(gray, width, height, PARAMS.flatRadius, PARAMS.flatContrast * contrast);
+  // Flatness is only looked at where the flood can go: mask pixels on the mask's border, then their flat neighbours.
+  const removed = new Uint8Array(mask.length);
+  const stack: number[] = [];
+  let x0 = width, y0 = height, x1 = -1, y1 = -1;
+  const take = (i: number) => {
+    mask[i] = 0;
+    removed[i] = 1;
+    stack.push(i);
+    const x = i % width, y = (i - x) / width;
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+  };
+  for (let y = 0; y < height; y++) {
+    for (let x = 0, i = y * width; x < width; x++, i++) {
+      if (!mask[i]) continue;
+      const onEdge = x === 0 || y === 0 || x === width - 1 || y === height - 1 || !mask[i - 1] || !mask[i + 1] || !mask[i - width] || !mask[i + width];
+      if (onEdge && !removed[i] && isFlat(x, y)) take(i);
+    }
+  }
+  while (stack.length) {
+    const i = stack.pop()!;
+    const x = i % width, y = (i - x) / width;
+    if (x > 0 && mask[i - 1] && isFlat(x - 1, y)) take(i - 1);
+    if (x < width - 1 && mask[i + 1] && isFlat(x + 1, y)) take(i + 1);
+    if (y > 0 && mask[i - width] && isFlat(x, y - 1)) take(i - width);
+    if (y < height - 1 && mask[i + width] && isFlat(x, y + 1)) take(i + width);
+  }
+  if (x1 < 0) return;
+  // A window is flat only once it has (nearly) left the texture: at a sharp frame the flat region found starts up to
+  // flatRadius pixels beyond the print's edge, so it is grown back towards the edge (within the mask, never from the
+  // block mask's own border).
+  const r = PARAMS.flatGrowBack;
+  const bx0 = Math.max(0, x0 - r), bx1 = Math.min(width - 1, x1 + r), by0 = Math.max(0, y0 - r), by1 = Math.min(height - 1, y1 + r);
+  const grown = boxDilate(removed, width, bx0, bx1, by0, by1, r);
+  for (let y = by0; y <= by1; y++) for (let x = bx0, i = y * width + bx0; x <= bx1; x++, i++) if (grown[i]) mask[i] = 0;
+}
+
+/**
+ * Whether the gray deviation over the (2r+1)^2 window around (x, y), clipped at the image edge, is below `floor`:
+ * summed-area tables, built once, answer it for any pixel in constant time.
+ */
+function flatTest(gray: Float32Array, width: number, height: number, r: number, floor: number): (x: number, y: number) => boolean {
+  const W = width + 1;
+  const s1 = new Float64Array(W * (height + 1));
+  const s2 = new Float64Array(W * (height + 1));
+  for (let y = 0; y < height; y++) {
+    let a = 0;
+    let b = 0;
+    for (let x = 0; x < width; x++) {
+      const v = gray[y * width + x]!;
+      a += v;
+      b += v * v;
+      s1[(y + 1) * W + x + 1] = s1[y * W + x + 1]! + a;
+      s2[(y + 1) * W + x + 1] = s2[y * W + x + 1]! + b;
+    }
+  }
+  const floor2 = floor * floor;
+  return (x, y) => {
+    const ya = Math.max(0, y - r), yb = Math.min(height, y + r + 1);
+    const xa = Math.max(0, x - r), xb = Math.min(width, x + r + 1);
+    const n = (yb - ya) * (xb - xa);
+    const a = s1[yb * W + xb]! - s1[ya * W + xb]! - s1[yb * W + xa]! + s1[ya * W + xa]!;
+    const b = s2[yb * W + xb]! - s2[ya * W + xb]! - s2[yb * W + xa]! + s2[ya * W + xa]!;
+    const m = a / n;
+    return b / n - m * m < floor2;
+  };
+}
+
+/** Square (Chebyshev) dilation by r pixels of a 0/1 plane, computed over the box [x0, x1] x [y0, y1] only, as two 1-D passes. */
+function boxDilate(plane: Uint8Array, width: number, x0: number, x1: number, y0: number, y1: number, r: number): Uint8Array {
+  const rows = new Uint8Array(plane.length);
+  for (let y = y0; y <= y1; y++) {
+    let last = -Infinity;
+    for (let x = x0; x <= x1; x++) {
+      if (plane[y * width + x]) last = x;
+      if (x - last <= r) rows[y * width + x] = 1;
+    }
+    last = Infinity;
+    for (let x = x1; x >= x0; x--) {
+      if (plane[y * width + x]) last = x;
+      if (last - x <= r) rows[y * width + x] = 1;
+    }
+  }
+  const out = new Uint8Array(plane.length);
+  for (let x = x0; x <= x1; x++) {
+    let last = -Infinity;
+    for (let y = y0; y <= y1; y++) {
+      if (rows[y * width + x]) last = y;
+      if (y - last <= r) out[y * width + x] = 1;
+    }
+    last = Infinity;
+    for (let y = y1; y >= y0; y--) {
+      if (rows[y * width + x]) last = y;
+      if (last - y <= r) out[y * width + x] = 1;
+    }
+  }
+  return out;
 }
 
 /**

@@ -5,10 +5,10 @@
  * below is bumped and the digest updated (the test prints the new digest). Comment-only edits count too: the rule is
  * simple and errs on the safe side.
  */
-export const EXTRACTOR_CODE_VERSION = 7;
+export const EXTRACTOR_CODE_VERSION = 8;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = 'cc1d0c0b6d548e195fbda37fb79d7d19818a0fdb34f3e220f9a69289be8162e7';
+export const EXTRACTOR_SOURCE_DIGEST = 'e58f6679fafa5cbc5178e4b906da27641936d270892c3bd54fbda9138258bb48';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
