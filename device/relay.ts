@@ -220,17 +220,39 @@ export class Relay extends EventEmitter<RelayEvents> {
     void this.pump();
   }
 
+  /**
+   * Publishes the offline status and disconnects. The broker is waited for at most STOP_GRACE_MS at each step: one
+   * that is hung, or that has just dropped this client (a decommission deletes its login), would otherwise keep the
+   * kiosk from closing for ever. Nothing is lost by not waiting: what was not acknowledged stays in the outbox, and
+   * the last will says offline when the connection is cut.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     const client = this.client;
-    if (client) {
-      if (client.connected) {
-        const offline = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).offline;
-        await new Promise<void>((resolve) => client.publish(offline.topic, offline.payload, { qos: 1, retain: true }, () => resolve()));
-      }
-      // Not connected yet: no handshake left to wait for (a CONNACK arriving later is ignored above).
-      await client.endAsync(!client.connected);
+    if (!client) return;
+    let acknowledged = false;
+    if (client.connected) {
+      const offline = statusPublishes(this.o.ueid, this.o.version, Math.floor(Date.now() / 1000)).offline;
+      const published = new Promise<boolean>((resolve) => client.publish(offline.topic, offline.payload, { qos: 1, retain: true }, (err) => resolve(!err)));
+      acknowledged = await settledWithin(published, STOP_GRACE_MS, false);
+    }
+    // Graceful (a DISCONNECT, so no last will) only with a broker that just answered; not connected yet, there is no
+    // handshake left to wait for (a CONNACK arriving later is ignored above).
+    const ended = client.endAsync(!acknowledged).catch(() => {});
+    if (!(await settledWithin(ended.then(() => true), STOP_GRACE_MS, false))) {
+      client.stream.destroy();
+      await ended;
     }
   }
+}
+
+/** How long stop() waits for the broker, at each of its two steps. */
+export const STOP_GRACE_MS = 2000;
+
+/** The promise's value, or `fallback` once `ms` have passed without one. */
+function settledWithin<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

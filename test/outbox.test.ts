@@ -7,7 +7,8 @@ import { mulberry32 } from '../models/common/prng.ts';
 import Database from 'better-sqlite3';
 import { backoffDelay, Outbox, OutboxFullError } from '../device/outbox.ts';
 import { SqliteSeqCounter } from '../device/seq-counter.ts';
-import { Relay, type VerdictInfo } from '../device/relay.ts';
+import { Relay, STOP_GRACE_MS, type VerdictInfo } from '../device/relay.ts';
+import { Mosquitto } from './helpers/mosquitto.ts';
 import { newAttestationId } from '../protocol/attestation.ts';
 import { encodeEnvelope, ENVELOPE_VERSION } from '../protocol/envelope.ts';
 import { deviceTopics } from '../protocol/topics.ts';
@@ -157,4 +158,39 @@ describe('the relay settling verdicts', () => {
     expect(box.get(attId)).toBeUndefined();
     box.close();
   });
+});
+
+describe('the relay closing', () => {
+  it('closes within its grace when the broker hangs, keeping the attestation it had sent', async () => {
+    const broker = await Mosquitto.start();
+    const box = new Outbox(join(await tmp(), 'o.db'));
+    const relay = new Relay({
+      brokerUrl: broker.url,
+      clientId: 'kiosk-hung',
+      topics: deviceTopics('kiosk-hung'),
+      outbox: box,
+      ueid: 'kiosk-hung',
+      version: 'test',
+      checkVerdict: async () => {
+        throw new Error('no verdict is expected');
+      },
+    });
+    try {
+      const connected = new Promise<void>((resolve) => relay.once('connected', () => resolve()));
+      relay.start();
+      await connected;
+      const attId = newAttestationId();
+      box.enqueue(attId, 1, new Uint8Array([1, 2, 3]));
+      // Frozen, the broker takes the offline status and the DISCONNECT into its socket buffers and never answers.
+      broker.freeze(true);
+      const closed = await Promise.race([relay.stop().then(() => 'closed'), new Promise((r) => setTimeout(() => r('still waiting'), 4 * STOP_GRACE_MS))]);
+      expect(closed).toBe('closed');
+      expect(relay.connected).toBe(false);
+      expect(box.get(attId)?.attId).toBe(attId);
+    } finally {
+      broker.freeze(false);
+      box.close();
+      await broker.stop();
+    }
+  }, 30_000);
 });

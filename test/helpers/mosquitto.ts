@@ -125,6 +125,14 @@ export class Mosquitto {
     this.child = null;
   }
 
+  /**
+   * Freezes the broker (SIGSTOP) or lets it run again (SIGCONT): a hung broker, whose connections stay open and whose
+   * kernel still takes bytes, but which answers nothing.
+   */
+  freeze(frozen: boolean): void {
+    this.child?.kill(frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** Starts the process again after stop(). */
   async resume(): Promise<void> {
     if (this.child && this.child.exitCode === null) return;
