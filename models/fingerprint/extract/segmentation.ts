@@ -177,35 +177,27 @@ function flatTest(gray: Float32Array, width: number, height: number, r: number, 
   };
 }
 
-/** Square (Chebyshev) dilation by r pixels of a 0/1 plane, computed over the box [x0, x1] x [y0, y1] only, as two 1-D passes. */
+/** Square (Chebyshev) dilation by r pixels of a 0/1 plane, computed over the box [x0, x1] x [y0, y1] only: rows, then columns. */
 function boxDilate(plane: Uint8Array, width: number, x0: number, x1: number, y0: number, y1: number, r: number): Uint8Array {
   const rows = new Uint8Array(plane.length);
-  for (let y = y0; y <= y1; y++) {
-    let last = -Infinity;
-    for (let x = x0; x <= x1; x++) {
-      if (plane[y * width + x]) last = x;
-      if (x - last <= r) rows[y * width + x] = 1;
-    }
-    last = Infinity;
-    for (let x = x1; x >= x0; x--) {
-      if (plane[y * width + x]) last = x;
-      if (last - x <= r) rows[y * width + x] = 1;
-    }
-  }
+  for (let y = y0; y <= y1; y++) dilateLine(plane, rows, y * width + x0, x1 - x0 + 1, 1, r);
   const out = new Uint8Array(plane.length);
-  for (let x = x0; x <= x1; x++) {
-    let last = -Infinity;
-    for (let y = y0; y <= y1; y++) {
-      if (rows[y * width + x]) last = y;
-      if (y - last <= r) out[y * width + x] = 1;
-    }
-    last = Infinity;
-    for (let y = y1; y >= y0; y--) {
-      if (rows[y * width + x]) last = y;
-      if (last - y <= r) out[y * width + x] = 1;
-    }
-  }
+  for (let x = x0; x <= x1; x++) dilateLine(rows, out, y0 * width + x, y1 - y0 + 1, width, r);
   return out;
+}
+
+/** 1-D dilation by r of `count` cells `stride` apart from `start`: a cell is set within r of a set one, either way. */
+function dilateLine(src: Uint8Array, dst: Uint8Array, start: number, count: number, stride: number, r: number): void {
+  let last = -Infinity;
+  for (let k = 0, i = start; k < count; k++, i += stride) {
+    if (src[i]) last = k;
+    if (k - last <= r) dst[i] = 1;
+  }
+  last = Infinity;
+  for (let k = count - 1, i = start + (count - 1) * stride; k >= 0; k--, i -= stride) {
+    if (src[i]) last = k;
+    if (last - k <= r) dst[i] = 1;
+  }
 }
 
 /**

@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 8;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = 'e58f6679fafa5cbc5178e4b906da27641936d270892c3bd54fbda9138258bb48';
+export const EXTRACTOR_SOURCE_DIGEST = 'e6a7bc9f3dc09aa33c188860be05e9320d7c46394c5512d11a54e7408d9d901c';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
