@@ -237,9 +237,9 @@ export class Relay extends EventEmitter<RelayEvents> {
       const published = new Promise<boolean>((resolve) => client.publish(offline.topic, offline.payload, { qos: 1, retain: true }, (err) => resolve(!err)));
       acknowledged = await settledWithin(published, STOP_GRACE_MS, false);
     }
-    // Graceful (a DISCONNECT, so no last will) only with a broker that just answered; not connected yet, there is no
-    // handshake left to wait for (a CONNACK arriving later is ignored above).
-    const ended = client.endAsync(!acknowledged).catch(() => {});
+    // Graceful (a DISCONNECT, so no last will) only with a broker that just answered and is still there; not
+    // connected, there is no handshake left to wait for (a CONNACK arriving later is ignored above).
+    const ended = client.endAsync(!(acknowledged && client.connected)).catch(() => {});
     if (!(await settledWithin(ended.then(() => true), STOP_GRACE_MS, false))) {
       client.stream.destroy();
       await ended;
