@@ -29,7 +29,7 @@
 import { BadImageError, UsageError } from '../../../protocol/errors.ts';
 import { describeMinutia } from '../descriptor.ts';
 import { GABOR } from '../build.ts';
-import { blockDeviation, blockGrid, blockValueAt, distanceToBackground } from './fields.ts';
+import { blockDeviation, blockGrid, blockValueAt, distanceToBackground, graySums } from './fields.ts';
 import { binarise } from './binarise.ts';
 import { selectResponses } from './enhance.ts';
 import { removeSpurious } from './filter.ts';
@@ -107,7 +107,9 @@ export class FingerprintExtractor {
     const field = orientationFromGraph(await runOrientation(this.graphs.orientation, unit, width, height), width, height);
     lap('orientation');
 
-    const norm = normalise(gray, width, height);
+    // One summed-area table of the gray plane serves the normalisation and the segmentation's flat-margin trim.
+    const sums = graySums(gray, width, height);
+    const norm = normalise(gray, width, height, sums);
     lap('normalisation');
 
     const grid = blockGrid(width, height, PARAMS.block);
@@ -140,7 +142,7 @@ export class FingerprintExtractor {
     lap('refinement');
 
     const clarity = blockClarity(norm, enhanced, everywhere, grid, width, height);
-    const seg = segment(gray, field.certainty, clarity, width, height, contrast);
+    const seg = segment(gray, field.certainty, clarity, width, height, contrast, sums);
     for (let i = 0; i < norm.length; i++) if (!seg.mask[i]) (norm[i] = 0), (enhanced[i] = 0);
     const freq = completeFrequency(periods, seg.blocks, seg.grid);
     // Later stages look the final period up only at candidate minutiae: no per-pixel field unless it is asked for.

@@ -106,6 +106,31 @@ export function blocksToPixels(values: Float32Array, grid: BlockGrid, width: num
   return out;
 }
 
+/**
+ * Summed-area table of a gray plane: sums and sums of squares interleaved, (width + 1) x (height + 1) entries of two
+ * (row and column 0 are zeros), so the image is read once for any window's mean and deviation. Squares are rounded to
+ * float32 (normalisation's output depends on it bit for bit). Built once per extraction, read by normalisation and
+ * by the segmentation's flat-margin trim.
+ */
+export function graySums(gray: Float32Array, width: number, height: number): Float64Array {
+  const W = width + 1;
+  const sat = new Float64Array(2 * W * (height + 1));
+  for (let y = 0; y < height; y++) {
+    let row = 0;
+    let row2 = 0;
+    const up = 2 * (y * W + 1);
+    const here = 2 * ((y + 1) * W + 1);
+    for (let x = 0, i = y * width; x < width; x++, i++) {
+      const v = gray[i]!;
+      row += v;
+      row2 += Math.fround(v * v);
+      sat[here + 2 * x] = sat[up + 2 * x]! + row;
+      sat[here + 2 * x + 1] = sat[up + 2 * x + 1]! + row2;
+    }
+  }
+  return sat;
+}
+
 export const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
 /** Chamfer (3-4) distance in pixels to the nearest 0 of `mask`, with the image edge counted as background. */

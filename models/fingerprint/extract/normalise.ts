@@ -7,27 +7,13 @@
 import { PARAMS } from './params.ts';
 
 /**
- * One summed-area table holds both the sums and the sums of squares (interleaved), so the image is read once; the
- * window means are rounded to float32 as stored planes of them were, which keeps the output bit for bit.
+ * `sat`: graySums of the same plane (fields.ts). The window means are rounded to float32 as stored planes of them
+ * were, which keeps the output bit for bit.
  */
-export function normalise(gray: Float32Array, width: number, height: number): Float32Array {
+export function normalise(gray: Float32Array, width: number, height: number, sat: Float64Array): Float32Array {
   const r = PARAMS.normRadius;
   const minStd = PARAMS.normMinStd;
   const W = width + 1;
-  const sat = new Float64Array(2 * W * (height + 1));
-  for (let y = 0; y < height; y++) {
-    let row = 0;
-    let row2 = 0;
-    const up = 2 * (y * W + 1);
-    const here = 2 * ((y + 1) * W + 1);
-    for (let x = 0, i = y * width; x < width; x++, i++) {
-      const v = gray[i]!;
-      row += v;
-      row2 += Math.fround(v * v);
-      sat[here + 2 * x] = sat[up + 2 * x]! + row;
-      sat[here + 2 * x + 1] = sat[up + 2 * x + 1]! + row2;
-    }
-  }
   const out = new Float32Array(gray.length);
   for (let y = 0; y < height; y++) {
     const y0 = Math.max(0, y - r);

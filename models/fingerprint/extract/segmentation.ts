@@ -30,9 +30,10 @@ export interface Segmentation {
 
 /**
  * `clarity`: per block of PARAMS.block, over every block (see quality.ts blockClarity); `contrast`: the gray
- * deviation a finger block needs (from the whole image, before any crop: see the extractor).
+ * deviation a finger block needs (from the whole image, before any crop: see the extractor); `sums`: graySums of
+ * `gray` (fields.ts).
  */
-export function segment(gray: Float32Array, certainty: Float32Array, clarity: Float32Array, width: number, height: number, contrast: number): Segmentation {
+export function segment(gray: Float32Array, certainty: Float32Array, clarity: Float32Array, width: number, height: number, contrast: number, sums: Float64Array): Segmentation {
   const grid = blockGrid(width, height, PARAMS.block);
   const n = grid.cols * grid.rows;
   const blockStd = blockDeviation(gray, width, height, grid);
@@ -66,7 +67,7 @@ export function segment(gray: Float32Array, certainty: Float32Array, clarity: Fl
   blocks = dilate(erode(blocks, grid), grid);
   keepLargest(blocks, grid);
   const mask = blocksToMask(blocks, grid, width, height);
-  trimFlatMargin(mask, gray, width, height, contrast);
+  trimFlatMargin(mask, sums, width, height, contrast);
   return { grid, blocks, mask, blockStd, blockCoherence, ridgeScore, threshold };
 }
 
@@ -105,8 +106,8 @@ function blocksToMask(blocks: Uint8Array, grid: BlockGrid, width: number, height
  * block straddling the print's edge is finger as a whole; without this, the ridges that stop at a sensor's frame or a
  * saturated margin would end inside the mask and give a row of false endings.
  */
-export function trimFlatMargin(mask: Uint8Array, gray: Float32Array, width: number, height: number, contrast: number): void {
-  const isFlat = flatTest(gray, width, height, PARAMS.flatRadius, PARAMS.flatContrast * contrast);
+function trimFlatMargin(mask: Uint8Array, sums: Float64Array, width: number, height: number, contrast: number): void {
+  const isFlat = flatTest(sums, width, height, PARAMS.flatRadius, PARAMS.flatContrast * contrast);
   // Flatness is only looked at where the flood can go: mask pixels on the mask's border, then their flat neighbours.
   const removed = new Uint8Array(mask.length);
   const stack: number[] = [];
@@ -125,7 +126,7 @@ export function trimFlatMargin(mask: Uint8Array, gray: Float32Array, width: numb
     for (let x = 0, i = y * width; x < width; x++, i++) {
       if (!mask[i]) continue;
       const onEdge = x === 0 || y === 0 || x === width - 1 || y === height - 1 || !mask[i - 1] || !mask[i + 1] || !mask[i - width] || !mask[i + width];
-      if (onEdge && !removed[i] && isFlat(x, y)) take(i);
+      if (onEdge && isFlat(x, y)) take(i);
     }
   }
   while (stack.length) {
@@ -147,33 +148,20 @@ export function trimFlatMargin(mask: Uint8Array, gray: Float32Array, width: numb
 }
 
 /**
- * Whether the gray deviation over the (2r+1)^2 window around (x, y), clipped at the image edge, is below `floor`:
- * summed-area tables, built once, answer it for any pixel in constant time.
+ * Whether the gray deviation over the (2r+1)^2 window around (x, y), clipped at the image edge, is below `floor`, from
+ * the plane's summed-area table (graySums) in constant time.
  */
-function flatTest(gray: Float32Array, width: number, height: number, r: number, floor: number): (x: number, y: number) => boolean {
+function flatTest(sums: Float64Array, width: number, height: number, r: number, floor: number): (x: number, y: number) => boolean {
   const W = width + 1;
-  const s1 = new Float64Array(W * (height + 1));
-  const s2 = new Float64Array(W * (height + 1));
-  for (let y = 0; y < height; y++) {
-    let a = 0;
-    let b = 0;
-    for (let x = 0; x < width; x++) {
-      const v = gray[y * width + x]!;
-      a += v;
-      b += v * v;
-      s1[(y + 1) * W + x + 1] = s1[y * W + x + 1]! + a;
-      s2[(y + 1) * W + x + 1] = s2[y * W + x + 1]! + b;
-    }
-  }
   const floor2 = floor * floor;
   return (x, y) => {
     const ya = Math.max(0, y - r), yb = Math.min(height, y + r + 1);
-    const xa = Math.max(0, x - r), xb = Math.min(width, x + r + 1);
-    const n = (yb - ya) * (xb - xa);
-    const a = s1[yb * W + xb]! - s1[ya * W + xb]! - s1[yb * W + xa]! + s1[ya * W + xa]!;
-    const b = s2[yb * W + xb]! - s2[ya * W + xb]! - s2[yb * W + xa]! + s2[ya * W + xa]!;
-    const m = a / n;
-    return b / n - m * m < floor2;
+    const top = 2 * ya * W, bottom = 2 * yb * W;
+    const xa = 2 * Math.max(0, x - r), xb = 2 * Math.min(width, x + r + 1);
+    const n = (yb - ya) * ((xb - xa) >> 1);
+    const m = (sums[bottom + xb]! - sums[top + xb]! - sums[bottom + xa]! + sums[top + xa]!) / n;
+    const m2 = (sums[bottom + xb + 1]! - sums[top + xb + 1]! - sums[bottom + xa + 1]! + sums[top + xa + 1]!) / n;
+    return m2 - m * m < floor2;
   };
 }
 

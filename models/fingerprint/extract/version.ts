@@ -8,7 +8,7 @@
 export const EXTRACTOR_CODE_VERSION = 8;
 
 /** sha256 over EXTRACTOR_SOURCES (each as `path\n` + its bytes), at EXTRACTOR_CODE_VERSION. */
-export const EXTRACTOR_SOURCE_DIGEST = 'e6a7bc9f3dc09aa33c188860be05e9320d7c46394c5512d11a54e7408d9d901c';
+export const EXTRACTOR_SOURCE_DIGEST = '82ef1e3c23c69bc014fa9a2bd264459c692c15a318874300a89fd61209e62caa';
 
 /** Repository paths of the code that turns an image into a template. */
 export const EXTRACTOR_SOURCES: readonly string[] = [
